@@ -1,0 +1,49 @@
+# bertbot: `make run` sets everything up and starts bertbot locally; `make test` runs the tests.
+# Every target is safe to re-run: finished steps are skipped (stamp files in .venv/).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test test-fast lint format lock clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install bertbot with its dev tools
+
+run: install  ## set up and start bertbot locally
+	$(BIN)/bertbot db upgrade
+	$(BIN)/bertbot doctor
+
+test: install  ## run the whole test suite (PostgreSQL tests need BERTBOT_TEST_POSTGRES_URL; .ci/run sets it)
+	$(BIN)/python -m pytest
+
+test-fast: install  ## the tests that need no downloads and no slow training
+	$(BIN)/python -m pytest -m "not slow and not encoder and not data"
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: install  ## rewrite constraints.txt from the installed environment
+	{ echo '# Exact versions bertbot is tested with (make lock rewrites this file). make install uses it as pip constraints.'; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable --exclude bertbot --exclude pip; } > constraints.txt
+
+clean:  ## remove the venv and caches (keeps var/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,304 @@
+"""The one settings object, built once at the entry point and passed down.
+
+Every value comes from an environment variable (or a ``.env`` file in the working
+directory). Nothing below the entry point reads ``os.environ``. A bad value stops
+start-up with a :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
+
+ENV_PREFIX = "BERTBOT_"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+_SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+# Fields whose environment variable is not ENV_PREFIX + NAME.
+_ENV_NAMES = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+}
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a valid configuration."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class GateSettings(BaseModel):
+    """When a retrained candidate may replace production (``BERTBOT_GATE__*``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_delta: float = Field(0.005, ge=0.0, le=1.0)
+    confidence: float = Field(0.90, gt=0.0, lt=1.0)
+    max_class_drop: float = Field(0.05, ge=0.0, le=1.0)
+    min_eval: int = Field(200, ge=1)
+    bootstrap_resamples: int = Field(1000, ge=100)
+    min_new_labels: int = Field(20, ge=0)
+    seed: int = 0
+
+
+class RetrainSettings(BaseModel):
+    """The retrain schedule and its resource limits (``BERTBOT_RETRAIN__*``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedule: str = "0 3 * * *"
+    timezone: str = "UTC"
+    max_minutes: float = Field(30.0, gt=0)
+    misfire_grace_seconds: int = Field(3600, ge=1)
+    threads: int = Field(1, ge=1, le=64)
+    keep_rejected_artifacts: int = Field(3, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a 5-field crontab expression ({exc})") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class SlackSettings(BaseModel):
+    """Slack credentials and the Web API address, derived from the flat variables."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bot_token: SecretStr | None
+    signing_secret: SecretStr | None
+    app_token: SecretStr | None
+    api_url: str
+
+    @property
+    def mode(self) -> Literal["http", "local"]:
+        """``http`` when real Slack credentials are set, else ``local`` (the emulator)."""
+        return "http" if self.bot_token and self.signing_secret else "local"
+
+    @property
+    def socket_mode_available(self) -> bool:
+        return bool(self.bot_token and self.app_token)
+
+
+class Settings(BaseSettings):
+    """bertbot's configuration. See ``.env.example`` and the README for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    home: Path = Path("var")
+    database_url: str | None = None
+    tasks: Annotated[list[str], NoDecode] = ["spam", "sentiment"]
+    tasks_file: Path | None = None
+    admins: Annotated[list[str], NoDecode] = []
+    moderators: Annotated[list[str], NoDecode] = []
+    encoder: str = "all-MiniLM-L6-v2"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+
+    gate: GateSettings = GateSettings()
+    retrain: RetrainSettings = RetrainSettings()
+
+    @field_validator("tasks", "admins", "moderators", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("admins", "moderators")
+    @classmethod
+    def _slack_user_ids(cls, value: list[str]) -> list[str]:
+        bad = [item for item in value if not _SLACK_USER_ID.match(item)]
+        if bad:
+            raise ValueError(f"not Slack user ids (like U012ABCDEF): {', '.join(bad)}")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp-")
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("a bot token starts with xoxb-")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("postgres://", "postgresql://")):
+            # psycopg 3 is the driver we ship; SQLAlchemy defaults to psycopg2.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> Settings:
+        known = self.task_specs_available()
+        unknown = [name for name in self.tasks if name not in known]
+        if unknown:
+            raise ValueError(
+                f"BERTBOT_TASKS names unknown task(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        if not self.tasks:
+            raise ValueError("BERTBOT_TASKS must name at least one task")
+        return self
+
+    def task_specs_available(self) -> dict[str, TaskSpec]:
+        """Built-in tasks plus those defined in ``BERTBOT_TASKS_FILE``."""
+        specs = dict(BUILTIN_TASKS)
+        if self.tasks_file is not None:
+            try:
+                specs.update(load_task_file(self.tasks_file))
+            except TaskError as exc:
+                raise ValueError(str(exc)) from exc
+        return specs
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def task_specs(self) -> dict[str, TaskSpec]:
+        """The active tasks, in the order of ``BERTBOT_TASKS``."""
+        available = self.task_specs_available()
+        return {name: available[name] for name in self.tasks}
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'bertbot.db'}"
+
+    @property
+    def encoders_dir(self) -> Path:
+        return self.home_dir / "encoders"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home_dir / "models"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home_dir / "data"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_dir / "cache"
+
+    @property
+    def slack(self) -> SlackSettings:
+        return SlackSettings(
+            bot_token=self.slack_bot_token,
+            signing_secret=self.slack_signing_secret,
+            app_token=self.slack_app_token,
+            api_url=self.slack_api_url,
+        )
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a validation error location."""
+    names = [str(part) for part in loc if not isinstance(part, int)]
+    if not names:
+        return ENV_PREFIX + "*"
+    if names[0] in _ENV_NAMES:
+        return _ENV_NAMES[names[0]]
+    if names[0] in {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"}:
+        return names[0]
+    return ENV_PREFIX + "__".join(name.upper() for name in names)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, failing fast with readable messages.
+
+    Args:
+        **overrides: Field values that take precedence over the environment (tests, CLI flags).
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        SettingsError: One line per invalid variable, each naming the variable.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = env_name(error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            if name == ENV_PREFIX + "*":
+                lines.append(message)
+            else:
+                lines.append(f"{name}: {message}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,234 @@
+"""Annotations (labels), the stable train/eval assignment, and effective labels.
+
+Annotations are append-only. The effective label of a text for a task is the latest
+human annotation (moderator correction or admin), else the latest seed/import label.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage._convert import to_record
+from storage.errors import NotFoundError
+from storage.models import Annotation, AnnotationSource, Prediction, Split, SplitAssignment
+from storage.records import AnnotationRecord, LabelledExample
+from storage.texts import DEFAULT_EVAL_FRACTION, split_for_hash, text_hash
+
+HUMAN_SOURCES = (AnnotationSource.CORRECTION, AnnotationSource.ADMIN)
+
+
+@dataclass(frozen=True)
+class NewAnnotation:
+    """One label to store in bulk (see :func:`add_annotations`)."""
+
+    text: str
+    label: str
+
+
+def assign_split(
+    *, session: Session, hash_hex: str, eval_fraction: float = DEFAULT_EVAL_FRACTION
+) -> Split:
+    """The side of a text hash, assigned now if it has none; never changed afterwards."""
+    values: dict[str, Any] = {
+        "text_hash": hash_hex,
+        "split": Split(split_for_hash(hash_hex, eval_fraction)),
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(
+            postgresql.insert(SplitAssignment).values(**values).on_conflict_do_nothing()
+        )
+    elif dialect == "sqlite":
+        session.execute(sqlite.insert(SplitAssignment).values(**values).on_conflict_do_nothing())
+    else:  # pragma: no cover - only the two supported backends
+        raise NotImplementedError(f"unsupported database {dialect}")
+    split = session.scalar(
+        select(SplitAssignment.split).where(SplitAssignment.text_hash == hash_hex)
+    )
+    assert split is not None
+    return Split(split)
+
+
+def add_annotation(
+    *,
+    session: Session,
+    task: str,
+    text: str,
+    label: str,
+    annotator: str,
+    source: AnnotationSource,
+    message_id: int | None = None,
+    prediction_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[AnnotationRecord, bool]:
+    """Store a label, linked to the prediction it corrects.
+
+    Args:
+        session: The caller's unit of work.
+        task: The task the label belongs to.
+        text: The labelled text (copied, so the label survives an edit or deletion).
+        label: The label given.
+        annotator: Slack user id, or ``seed``/``cli:<name>`` for bulk labels.
+        source: seed, correction, admin or import.
+        message_id: The channel message labelled, if any.
+        prediction_id: The prediction this label corrects; its label and model version are
+            recorded with the annotation.
+        idempotency_key: A key unique to the user's action (e.g. the button click); a repeat
+            returns the first annotation instead of storing another.
+
+    Returns:
+        The annotation and whether it was created now (False for an idempotent repeat).
+    """
+    predicted_label = predicted_version = None
+    if prediction_id is not None:
+        prediction = session.get(Prediction, prediction_id)
+        if prediction is None:
+            raise NotFoundError(f"no prediction {prediction_id}")
+        predicted_label, predicted_version = prediction.label, prediction.model_version
+    hash_hex = text_hash(text)
+    row = Annotation(
+        task=task,
+        message_id=message_id,
+        text=text,
+        text_hash=hash_hex,
+        label=label,
+        annotator=annotator,
+        source=source,
+        prediction_id=prediction_id,
+        predicted_label=predicted_label,
+        predicted_model_version=predicted_version,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = session.scalars(
+            select(Annotation).where(Annotation.idempotency_key == idempotency_key)
+        ).one()
+        return to_record(AnnotationRecord, existing), False
+    assign_split(session=session, hash_hex=hash_hex)
+    return to_record(AnnotationRecord, row), True
+
+
+def add_annotations(
+    *,
+    session: Session,
+    task: str,
+    items: list[NewAnnotation],
+    annotator: str,
+    source: AnnotationSource,
+) -> int:
+    """Store many labels at once (seed data, imports); returns how many were stored."""
+    hashes = [text_hash(item.text) for item in items]
+    session.add_all(
+        Annotation(
+            task=task,
+            text=item.text,
+            text_hash=hash_hex,
+            label=item.label,
+            annotator=annotator,
+            source=source,
+        )
+        for item, hash_hex in zip(items, hashes, strict=True)
+    )
+    session.flush()
+    for hash_hex in dict.fromkeys(hashes):
+        assign_split(session=session, hash_hex=hash_hex)
+    return len(items)
+
+
+def list_annotations(
+    *,
+    session: Session,
+    task: str | None = None,
+    message_id: int | None = None,
+    source: AnnotationSource | None = None,
+    limit: int | None = None,
+) -> list[AnnotationRecord]:
+    """Annotations, oldest first, filtered by task, message and source."""
+    query = select(Annotation).order_by(Annotation.created_at, Annotation.id)
+    if task is not None:
+        query = query.where(Annotation.task == task)
+    if message_id is not None:
+        query = query.where(Annotation.message_id == message_id)
+    if source is not None:
+        query = query.where(Annotation.source == source)
+    if limit is not None:
+        query = query.limit(limit)
+    return [to_record(AnnotationRecord, row) for row in session.scalars(query)]
+
+
+def effective_labels(*, session: Session, task: str) -> list[LabelledExample]:
+    """The effective label of every labelled text of a task, ordered by text hash.
+
+    The latest correction/admin annotation wins; otherwise the latest seed/import one.
+    """
+    is_human = Annotation.source.in_([source.value for source in HUMAN_SOURCES])
+    ranked = (
+        select(
+            Annotation.id,
+            func.row_number()
+            .over(
+                partition_by=Annotation.text_hash,
+                order_by=(
+                    is_human.desc(),
+                    Annotation.created_at.desc(),
+                    Annotation.id.desc(),
+                ),
+            )
+            .label("rank"),
+        )
+        .where(Annotation.task == task)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Annotation, SplitAssignment.split)
+        .join(ranked, ranked.c.id == Annotation.id)
+        .join(SplitAssignment, SplitAssignment.text_hash == Annotation.text_hash)
+        .where(ranked.c.rank == 1)
+        .order_by(Annotation.text_hash)
+    )
+    return [
+        LabelledExample(
+            text=annotation.text,
+            text_hash=annotation.text_hash,
+            label=annotation.label,
+            source=annotation.source,
+            annotator=annotation.annotator,
+            annotation_id=annotation.id,
+            created_at=annotation.created_at,
+            split=Split(split),
+        )
+        for annotation, split in rows
+    ]
+
+
+def label_counts(*, session: Session, task: str) -> dict[str, dict[str, int]]:
+    """Effective labels counted by label and by source: ``{"label": {...}, "source": {...}}``."""
+    examples = effective_labels(session=session, task=task)
+    return {
+        "label": dict(sorted(Counter(example.label for example in examples).items())),
+        "source": dict(sorted(Counter(str(example.source) for example in examples).items())),
+    }
+
+
+def count_corrections_since(*, session: Session, task: str, since: datetime | None) -> int:
+    """Human annotations (corrections and admin labels) made after ``since`` (all if None)."""
+    query = select(func.count(Annotation.id)).where(
+        Annotation.task == task,
+        Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
+    )
+    if since is not None:
+        query = query.where(Annotation.created_at > since)
+    return int(session.scalar(query) or 0)

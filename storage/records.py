@@ -1,0 +1,128 @@
+"""Frozen dataclasses that repositories return instead of ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from storage.models import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    team_id: str
+    channel_id: str
+    ts: str
+    user_id: str | None
+    text: str
+    thread_ts: str | None
+    received_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    id: int
+    message_id: int | None
+    text: str | None
+    task: str
+    model_version: str
+    label: str
+    scores: dict[str, float]
+    latency_ms: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    id: int
+    task: str
+    message_id: int | None
+    text: str
+    text_hash: str
+    label: str
+    annotator: str
+    source: AnnotationSource
+    prediction_id: int | None
+    predicted_label: str | None
+    predicted_model_version: str | None
+    idempotency_key: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LabelledExample:
+    """The effective label of one text for a task, with where it came from."""
+
+    text: str
+    text_hash: str
+    label: str
+    source: AnnotationSource
+    annotator: str
+    annotation_id: int
+    created_at: datetime
+    split: Split
+
+
+@dataclass(frozen=True)
+class ModelVersionRecord:
+    id: int
+    task: str
+    version: str
+    status: VersionStatus
+    artifact_uri: str
+    sha256: str
+    base_encoder: str
+    hyperparameters: dict[str, Any]
+    data_snapshot: dict[str, Any]
+    metrics: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    artifact_deleted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    task: str
+    alias: str
+    model_version_id: int
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TrainingRunRecord:
+    id: int
+    task: str
+    trigger: RunTrigger
+    requested_by: str
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    candidate_version_id: int | None
+    gate_decision: dict[str, Any] | None
+    progress: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    name: str
+    holder: str
+    run_id: int | None
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+    created_at: datetime

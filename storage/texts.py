@@ -1,0 +1,37 @@
+"""Text identity: normalisation, the content hash and the stable train/eval side.
+
+Each labelled text is assigned to ``train`` or ``eval`` once, by a hash of its
+normalised text, so duplicates land together and an example never changes sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+DEFAULT_EVAL_FRACTION = 0.2
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, case-folded, whitespace collapsed and stripped."""
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def text_hash(text: str) -> str:
+    """sha256 (hex) of the normalised text: the identity of a labelled example."""
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+def split_for_hash(hash_hex: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> str:
+    """``eval`` for a stable ``eval_fraction`` share of hashes, else ``train``."""
+    if not 0.0 < eval_fraction < 1.0:
+        raise ValueError("eval_fraction must be between 0 and 1")
+    bucket = int(hash_hex[:8], 16) / 0x1_0000_0000
+    return "eval" if bucket < eval_fraction else "train"
+
+
+def split_of(text: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> str:
+    """The stable side (``train`` or ``eval``) of a text."""
+    return split_for_hash(text_hash(text), eval_fraction)

@@ -1,0 +1,159 @@
+"""The ``bertbot`` command line, run in-process against a temporary home."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bertbot.cli import build_parser, main
+from bertbot.doctor import encoder_present
+from storage import registry
+from storage.db import Database
+from storage.models import VersionStatus
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("BERTBOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("BERTBOT_HOME", str(home))
+    return home
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    paths = [[]]
+    seen = []
+    while paths:
+        path = paths.pop()
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([*path, "--help"])
+        assert exit_.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: bertbot")
+        seen.append(" ".join(path))
+        # Find sub-commands listed in this help text's positional choices.
+        for action in _subparsers(parser, path):
+            paths.extend([*path, name] for name in action)
+    assert {"", "db", "db upgrade", "db downgrade", "db current", "doctor"} <= set(seen)
+
+
+def _subparsers(parser, path):  # type: ignore[no-untyped-def]
+    import argparse
+
+    current = parser
+    for name in path:
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                current = action.choices[name]
+                break
+    for action in current._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield list(action.choices)
+
+
+def test_doctor_on_an_empty_home_names_each_missing_piece(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 1
+    assert "MISSING database" in out and "fix: bertbot db upgrade" in out
+    assert "MISSING encoder all-MiniLM-L6-v2" in out and "fix: bertbot encoder import" in out
+    assert "MISSING model spam" in out and "MISSING model sentiment" in out
+    assert "ok      slack" in out and "local mode" in out
+    assert not home.exists(), "doctor must not create anything"
+
+
+def test_doctor_on_a_complete_setup_exits_0(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(capsys, "db", "upgrade")[0] == 0
+    encoder = home / "encoders" / "all-MiniLM-L6-v2"
+    for name in encoder_present(encoder):  # every piece doctor looks for
+        (encoder / name).parent.mkdir(parents=True, exist_ok=True)
+        (encoder / name).write_bytes(b"x")
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 1 and "no production model" in out and "MISSING encoder" not in out
+
+    database = Database.connect(f"sqlite:///{home / 'bertbot.db'}")
+    for task in ["spam", "sentiment"]:
+        artifact = home / "models" / task / "1"
+        artifact.mkdir(parents=True)
+        (artifact / "saved_model.pb").write_bytes(b"model")
+        with database.begin() as session:
+            version = registry.add_model_version(
+                session=session,
+                task=task,
+                version="1",
+                status=VersionStatus.ACCEPTED,
+                artifact_uri=f"models/{task}/1",
+                sha256=hashlib.sha256(b"model").hexdigest(),
+                base_encoder="all-MiniLM-L6-v2",
+                hyperparameters={},
+                data_snapshot={},
+                metrics={},
+                created_by="test",
+            )
+            registry.set_alias(session=session, task=task, version_id=version.id, updated_by="t")
+    database.dispose()
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 0, out
+    assert "everything is in place" in out
+
+    # A production pointer whose files are gone is reported, not trusted.
+    (home / "models" / "spam" / "1" / "saved_model.pb").unlink()
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 1 and "artifact" in out and "is missing" in out
+
+
+def test_doctor_reports_half_configured_slack(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-123")
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 1 and "MISSING slack" in out and "SLACK_SIGNING_SECRET is not set" in out
+
+
+def test_db_upgrade_current_downgrade(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "db", "current")
+    assert code == 1 and "empty" in out and "bertbot db upgrade" in out
+    code, out, _ = _run(capsys, "db", "upgrade")
+    assert code == 0 and "empty -> 0001" in out
+    code, out, _ = _run(capsys, "db", "current")
+    assert code == 0 and "at head" in out
+    code, out, _ = _run(capsys, "db", "downgrade", "base")
+    assert code == 0 and "0001 -> empty" in out
+    code, out, _ = _run(capsys, "db", "downgrade", "nonsense")
+    assert code == 1
+
+
+def test_bad_setting_stops_start_up_naming_the_variable(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BERTBOT_GATE__MIN_EVAL", "-3")
+    code, _, err = _run(capsys, "doctor")
+    assert code == 2 and "BERTBOT_GATE__MIN_EVAL" in err
+
+
+def test_console_script_starts_without_tensorflow(home: Path) -> None:
+    """`bertbot --help` and `db current` must not import TensorFlow (slow start-up)."""
+    code = (
+        "import sys; from bertbot.cli import main; main(['db', 'current']); "
+        "print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bertbot.settings import SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer .env or exported variable leaks into these tests."""
+    monkeypatch.chdir(tmp_path)
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("BERTBOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_local_sqlite_and_both_tasks(tmp_path: Path) -> None:
+    settings = load_settings()
+    assert settings.home_dir == tmp_path / "var"
+    assert settings.db_url == f"sqlite:///{tmp_path / 'var' / 'bertbot.db'}"
+    assert list(settings.task_specs) == ["spam", "sentiment"]
+    assert settings.task_specs["sentiment"].labels == ("negative", "neutral", "positive")
+    assert settings.slack.mode == "local"
+    assert settings.gate.min_delta == 0.005 and settings.gate.confidence == 0.90
+    assert settings.gate.max_class_drop == 0.05 and settings.gate.min_eval == 200
+    assert settings.gate.min_new_labels == 20
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BERTBOT_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("BERTBOT_DATABASE_URL", "postgresql://u@db:5432/bertbot")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    monkeypatch.setenv("BERTBOT_SLACK_API_URL", "http://127.0.0.1:9999/api")
+    monkeypatch.setenv("BERTBOT_ADMINS", "U01ADMIN, U02ADMIN")
+    monkeypatch.setenv("BERTBOT_MODERATORS", "W0MOD")
+    monkeypatch.setenv("BERTBOT_TASKS", "sentiment")
+    monkeypatch.setenv("BERTBOT_GATE__MIN_DELTA", "0.01")
+    monkeypatch.setenv("BERTBOT_RETRAIN__SCHEDULE", "30 2 * * 1")
+    settings = load_settings()
+    assert settings.home_dir == tmp_path / "h"
+    assert settings.db_url == "postgresql+psycopg://u@db:5432/bertbot"
+    assert settings.slack.mode == "http"
+    assert settings.slack.api_url == "http://127.0.0.1:9999/api/"
+    assert settings.admins == ["U01ADMIN", "U02ADMIN"] and settings.moderators == ["W0MOD"]
+    assert list(settings.task_specs) == ["sentiment"]
+    assert settings.gate.min_delta == 0.01 and settings.retrain.schedule == "30 2 * * 1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BERTBOT_GATE__MIN_DELTA", "lots", "valid number"),
+        ("BERTBOT_GATE__CONFIDENCE", "1.5", "less than 1"),
+        ("BERTBOT_RETRAIN__SCHEDULE", "nightly", "crontab"),
+        ("BERTBOT_RETRAIN__TIMEZONE", "Mars/Olympus", "time zone"),
+        ("BERTBOT_ADMINS", "alice", "Slack user ids"),
+        ("BERTBOT_TASKS", "spam,toxicity", "unknown task"),
+        ("BERTBOT_DATABASE_URL", "mysql://x/y", "sqlite"),
+        ("SLACK_BOT_TOKEN", "xoxp-user-token", "xoxb-"),
+        ("SLACK_APP_TOKEN", "xoxb-1", "xapp-"),
+        ("BERTBOT_SLACK_API_URL", "slack.com", "http"),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    text = str(caught.value)
+    assert message in text
+    if variable != "BERTBOT_TASKS":
+        assert f"{variable}:" in text
+    else:
+        assert "BERTBOT_TASKS" in text
+
+
+def test_tasks_file_defines_more_tasks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps({"toxicity": {"labels": ["ok", "toxic"], "alert_label": "toxic"}}))
+    monkeypatch.setenv("BERTBOT_TASKS_FILE", str(path))
+    monkeypatch.setenv("BERTBOT_TASKS", "spam,toxicity")
+    settings = load_settings()
+    assert settings.task_specs["toxicity"].alert_label == "toxic"
+    path.write_text(json.dumps({"bad": {"labels": ["only"]}}))
+    with pytest.raises(SettingsError, match="at least two labels"):
+        load_settings()
+
+
+def test_dotenv_file_is_read_and_empty_values_mean_unset(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BERTBOT_TASKS=spam\nSLACK_BOT_TOKEN=\nBERTBOT_DATABASE_URL=\n")
+    settings = load_settings()
+    assert settings.tasks == ["spam"] and settings.slack_bot_token is None
+    assert settings.db_url.startswith("sqlite:///")
+
+
+def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "very-secret-value")
+    assert "very-secret-value" not in repr(load_settings())
