@@ -9,92 +9,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from bertbot.settings import Settings, SettingsError, load_settings
-from storage.db import Database
+from bertbot.commands import CommandError, Handler
+from bertbot.commands import classify as classify_commands
+from bertbot.commands import data as data_commands
+from bertbot.commands import db as db_commands
+from bertbot.commands import doctor as doctor_commands
+from bertbot.commands import encoder as encoder_commands
+from bertbot.commands import train as train_commands
+from bertbot.settings import SettingsError, load_settings
 from storage.errors import StorageError
 
-logger = logging.getLogger("bertbot")
-
-Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-class CommandError(Exception):
-    """A command cannot go on; the message tells the user why and what to do."""
-
-
-def _open_database(settings: Settings, *, check_schema: bool = True) -> Database:
-    from storage.schema import check_schema as check
-
-    database = Database.connect(settings.db_url)
-    if database.sqlite_path is not None:
-        database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    if check_schema:
-        check(database)
-    return database
-
-
-# db -------------------------------------------------------------------------------------
-
-
-def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import schema
-
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
-    database = _open_database(settings, check_schema=False)
-    before = schema.current_revision(database)
-    schema.upgrade(database, args.revision)
-    after = schema.current_revision(database)
-    print(f"database {database.url}: {before or 'empty'} -> {after}")
-    return 0
-
-
-def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import schema
-
-    database = _open_database(settings, check_schema=False)
-    before = schema.current_revision(database)
-    schema.downgrade(database, args.revision)
-    after = schema.current_revision(database)
-    print(f"database {database.url}: {before or 'empty'} -> {after or 'empty (base)'}")
-    return 0
-
-
-def _db_current(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import schema
-
-    database = _open_database(settings, check_schema=False)
-    current = schema.current_revision(database)
-    head = schema.head_revision()
-    state = "at head" if current == head else f"behind head {head}: run `bertbot db upgrade`"
-    print(f"{database.url}: {current or 'empty'} ({state})")
-    return 0 if current == head else 1
-
-
-# doctor ---------------------------------------------------------------------------------
-
-
-def _doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from bertbot.doctor import run_checks
-
-    database = Database.connect(settings.db_url)  # doctor creates nothing
-    checks = run_checks(settings, database)
-    width = max(len(check.name) for check in checks)
-    for check in checks:
-        mark = "ok  " if check.ok else "MISSING"
-        print(f"{mark:7} {check.name:<{width}}  {check.detail}")
-        if check.fix:
-            print(f"{'':7} {'':<{width}}  fix: {check.fix}")
-    failed = [check.name for check in checks if not check.ok]
-    if failed:
-        print(f"\n{len(failed)} problem(s): {', '.join(failed)}")
-        return 1
-    print("\neverything is in place")
-    return 0
-
-
-# parser ---------------------------------------------------------------------------------
+GROUPS = [
+    db_commands,
+    doctor_commands,
+    encoder_commands,
+    data_commands,
+    train_commands,
+    classify_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,37 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    db = commands.add_parser(
-        "db", help="manage the database schema", description="Manage the database schema."
-    )
-    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    upgrade = db_commands.add_parser(
-        "upgrade", help="migrate to the latest schema (or REV)", description="Apply migrations."
-    )
-    upgrade.add_argument("revision", nargs="?", default="head", help="target (default: head)")
-    upgrade.set_defaults(handler=_db_upgrade)
-    downgrade = db_commands.add_parser(
-        "downgrade",
-        help="revert migrations down to REV",
-        description="Revert migrations down to REV ('base' removes every table).",
-    )
-    downgrade.add_argument("revision", help="target revision, e.g. base or 0001")
-    downgrade.set_defaults(handler=_db_downgrade)
-    current = db_commands.add_parser(
-        "current",
-        help="show the schema revision",
-        description="Show the revision; exit 1 if it is not at head.",
-    )
-    current.set_defaults(handler=_db_current)
-
-    doctor = commands.add_parser(
-        "doctor",
-        help="check settings, database, encoder, models and Slack credentials",
-        description="Check that everything needed to serve is in place; exit 1 and name "
-        "the fix for each missing piece.",
-    )
-    doctor.set_defaults(handler=_doctor)
+    for group in GROUPS:
+        group.register(commands)
     return parser
 
 
@@ -153,9 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bertbot: {exc}", file=sys.stderr)
         return 2
     if not args.verbose:
-        logging.getLogger().setLevel(settings.log_level)
-        # Migrations report through print(); Alembic's per-step INFO lines are noise here.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        # Commands report through print() and progress lines; INFO logs would repeat them.
+        # Long-running services (serve, scheduler) raise this to BERTBOT_LOG_LEVEL.
+        logging.getLogger().setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

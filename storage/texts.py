@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Literal
 
 DEFAULT_EVAL_FRACTION = 0.2
 _WHITESPACE = re.compile(r"\s+")
@@ -24,14 +25,17 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
 
 
-def split_for_hash(hash_hex: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> str:
-    """``eval`` for a stable ``eval_fraction`` share of hashes, else ``train``."""
-    if not 0.0 < eval_fraction < 1.0:
-        raise ValueError("eval_fraction must be between 0 and 1")
-    bucket = int(hash_hex[:8], 16) / 0x1_0000_0000
-    return "eval" if bucket < eval_fraction else "train"
+def split_for_hash(
+    hash_hex: str, eval_fraction: float = DEFAULT_EVAL_FRACTION
+) -> Literal["train", "eval"]:
+    """``eval`` when the hash's first 8 bytes, as a fraction of 2**64, are below
+    ``eval_fraction``; else ``train``. Raising the fraction only moves texts to eval."""
+    if not 0.0 <= eval_fraction <= 1.0:
+        raise ValueError(f"eval_fraction must be between 0 and 1, got {eval_fraction!r}")
+    position = int(hash_hex[:16], 16) / 2**64
+    return "eval" if position < eval_fraction else "train"
 
 
-def split_of(text: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> str:
+def split_of(text: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Literal["train", "eval"]:
     """The stable side (``train`` or ``eval``) of a text."""
     return split_for_hash(text_hash(text), eval_fraction)

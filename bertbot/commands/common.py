@@ -1,0 +1,100 @@
+"""Helpers shared by commands: the database, tasks, paths, progress output."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bertbot.commands import CommandError
+from bertbot.settings import Settings
+from storage.db import Database
+from trainer.tasks import TaskSpec
+
+
+def open_database(settings: Settings, *, check_schema: bool = True) -> Database:
+    """Connect; unless told otherwise, refuse a schema that is not at head."""
+    from storage.schema import check_schema as check
+
+    database = Database.connect(settings.db_url)
+    if database.sqlite_path is not None:
+        database.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    if check_schema:
+        check(database)
+    return database
+
+
+def task_spec(settings: Settings, name: str) -> TaskSpec:
+    specs = settings.task_specs_available()
+    if name not in specs:
+        raise CommandError(f"unknown task {name!r}; known: {', '.join(sorted(specs))}")
+    return specs[name]
+
+
+def encoder_dir(settings: Settings) -> Path:
+    return settings.encoders_dir / settings.encoder
+
+
+def require_encoder(settings: Settings) -> Path:
+    from bertbot.doctor import encoder_present
+
+    path = encoder_dir(settings)
+    missing = encoder_present(path)
+    if missing:
+        raise CommandError(
+            f"the base encoder {settings.encoder} is not imported ({path} lacks "
+            f"{', '.join(missing)}); run `bertbot encoder import`"
+        )
+    return path
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    """A progress line on stderr (stdout stays for results)."""
+    print(message, file=stream or sys.stderr, flush=True)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds:  # NaN
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ProgressBar:
+    """A one-line progress bar with ETA on a terminal; periodic log lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every_s = every_s
+        self._last = 0.0
+
+    def update(self, done: int, total: int, detail: str = "", eta_s: float | None = None) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self._last < self.every_s and done < total:
+            return
+        self._last = now
+        share = 0.0 if total <= 0 else min(1.0, done / total)
+        width = 30
+        filled = int(share * width)
+        bar = "#" * filled + "-" * (width - filled)
+        line = f"[{bar}] {share * 100:5.1f}% {done}/{total} {detail} ETA {format_duration(eta_s)}"
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(120))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 120 + "\r")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

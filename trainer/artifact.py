@@ -1,0 +1,91 @@
+"""Model artifacts on disk: the sha256 manifest, and verification on load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(ValueError):
+    """An artifact is incomplete or its files do not match their manifest."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(artifact_dir: Path, extra: Mapping[str, Any] | None = None) -> str:
+    """Hash every file of an artifact into ``manifest.json``.
+
+    Returns:
+        The artifact's sha256: the hash of the manifest's file list (stable across machines).
+    """
+    files = {
+        path.relative_to(artifact_dir).as_posix(): sha256_file(path)
+        for path in sorted(artifact_dir.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    digest = artifact_digest(files)
+    body = {"sha256": digest, "files": files, **dict(extra or {})}
+    (artifact_dir / MANIFEST).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
+    return digest
+
+
+def artifact_digest(files: Mapping[str, str]) -> str:
+    canonical = json.dumps(dict(sorted(files.items())), separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def verify_artifact(artifact_dir: Path, expected_sha256: str | None = None) -> dict[str, Any]:
+    """Check every file against the manifest (and the manifest against the registry's hash).
+
+    Args:
+        artifact_dir: The artifact's directory.
+        expected_sha256: The hash recorded in the registry, if any.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        ArtifactError: A file is missing, extra, or changed, or the hash differs.
+    """
+    manifest_path = artifact_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files: dict[str, str] = manifest["files"]
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{artifact_dir} has no {MANIFEST}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{manifest_path} is not a valid manifest: {exc}") from exc
+    digest = artifact_digest(files)
+    if digest != manifest.get("sha256"):
+        raise ArtifactError(
+            f"{manifest_path} was edited: its file list does not hash to its sha256"
+        )
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ArtifactError(
+            f"{artifact_dir} has sha256 {digest[:12]}…, "
+            f"the registry expects {expected_sha256[:12]}…"
+        )
+    present = {
+        path.relative_to(artifact_dir).as_posix()
+        for path in artifact_dir.rglob("*")
+        if path.is_file() and path.name != MANIFEST
+    }
+    missing = sorted(set(files) - present)
+    if missing:
+        raise ArtifactError(f"{artifact_dir} is missing {', '.join(missing[:5])}")
+    for name, expected in files.items():
+        actual = sha256_file(artifact_dir / name)
+        if actual != expected:
+            raise ArtifactError(f"{artifact_dir / name} is corrupt (sha256 {actual[:12]}…)")
+    return dict(manifest)

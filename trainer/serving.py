@@ -1,0 +1,201 @@
+"""Serving: load an exported classifier and predict labels for raw texts.
+
+The bot depends on the :class:`Classifier` protocol only, so a remote backend (e.g.
+TensorFlow Serving over the same ``serving_default`` signature) can replace the
+in-process :class:`SavedModelClassifier`, and tests of other layers use a small fake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from trainer.artifact import ArtifactError, verify_artifact
+
+logger = logging.getLogger(__name__)
+
+WARMUP_TEXTS = ("warm-up", "a slightly longer warm-up message to trace a second length")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's prediction.
+
+    Attributes:
+        label: The most probable label.
+        probabilities: Probability per label (sums to 1).
+        model_version: The model version that predicted it.
+        latency_ms: Time of the model call that produced it (its batch).
+        num_tokens: Word pieces including [CLS] and [SEP], before truncation.
+        truncated: True when the text was longer than the model's window.
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    model_version: str
+    latency_ms: float
+    num_tokens: int
+    truncated: bool
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+
+class Classifier(Protocol):
+    """What the rest of bertbot needs from a model."""
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+
+class ServingError(RuntimeError):
+    """A model could not be loaded or could not predict."""
+
+
+class SavedModelClassifier:
+    """An exported bertbot model, loaded in this process.
+
+    Thread-safe: TensorFlow functions may be called from several threads at once.
+    """
+
+    def __init__(
+        self,
+        signature: Any,
+        *,
+        task: str,
+        version: str,
+        labels: Sequence[str],
+        max_seq_length: int,
+        batch_size: int,
+        path: Path,
+    ) -> None:
+        self._signature = signature
+        self._task = task
+        self._version = version
+        self._labels = tuple(labels)
+        self._max_seq_length = max_seq_length
+        self._batch_size = batch_size
+        self.path = path
+        self._lock = threading.Lock()
+        self.calls = 0
+        self._keep_alive: Any = None  # the loaded object graph the signature needs
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        *,
+        task: str | None = None,
+        version: str | None = None,
+        expected_sha256: str | None = None,
+        batch_size: int = 32,
+        warm_up: bool = True,
+    ) -> SavedModelClassifier:
+        """Verify an artifact's checksums, load it and warm it up.
+
+        Args:
+            path: The artifact directory written by :func:`trainer.train.train`.
+            task: The task name (default: from the artifact).
+            version: The version name (default: from the artifact).
+            expected_sha256: The registry's hash of the artifact, if known.
+            batch_size: Texts per model call.
+            warm_up: Run a prediction before returning, so the first real one is fast.
+
+        Raises:
+            ServingError: Missing or corrupt files, or a model that fails to load or predict.
+        """
+        try:
+            manifest = verify_artifact(path, expected_sha256)
+            labels = json.loads((path / "labels.json").read_text())
+            training = json.loads((path / "training.json").read_text())
+        except (ArtifactError, OSError, ValueError) as exc:
+            raise ServingError(f"refusing model at {path}: {exc}") from exc
+        from trainer.tf_runtime import tf
+
+        try:
+            loaded = tf.saved_model.load(str(path))
+            signature = loaded.signatures["serving_default"]
+        except Exception as exc:  # noqa: BLE001 - TensorFlow raises many types; report one
+            raise ServingError(f"cannot load the SavedModel at {path}: {exc}") from exc
+        encoder = training.get("base_encoder", {})
+        classifier = cls(
+            signature,
+            task=task or manifest.get("task") or training.get("task", "task"),
+            version=version or manifest.get("version") or training.get("version", "0"),
+            labels=labels,
+            max_seq_length=int(encoder.get("max_seq_length", 128)),
+            batch_size=batch_size,
+            path=path,
+        )
+        classifier._keep_alive = loaded
+        if warm_up:
+            try:
+                classifier.predict(list(WARMUP_TEXTS))
+            except Exception as exc:  # noqa: BLE001 - any failure means: do not serve this
+                raise ServingError(f"model at {path} failed its warm-up: {exc}") from exc
+        return classifier
+
+    @property
+    def task(self) -> str:
+        return self._task
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Predict each text's label; texts are batched by length, results keep input order."""
+        from trainer.tf_runtime import tf
+
+        if not texts:
+            return []
+        results: list[Prediction | None] = [None] * len(texts)
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        for start in range(0, len(order), self._batch_size):
+            index = order[start : start + self._batch_size]
+            started = time.perf_counter()
+            outputs = self._signature(text=tf.constant([texts[i] for i in index]))
+            probabilities = outputs["probabilities"].numpy()
+            num_tokens = outputs["num_tokens"].numpy()
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            for row, i in enumerate(index):
+                probs = probabilities[row]
+                best = int(probs.argmax())
+                results[i] = Prediction(
+                    label=self._labels[best],
+                    probabilities={
+                        label: float(p) for label, p in zip(self._labels, probs, strict=True)
+                    },
+                    model_version=self._version,
+                    latency_ms=latency_ms,
+                    num_tokens=int(num_tokens[row]),
+                    truncated=int(num_tokens[row]) > self._max_seq_length,
+                )
+        with self._lock:
+            self.calls += 1
+        return [result for result in results if result is not None]

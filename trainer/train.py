@@ -1,0 +1,742 @@
+"""Fine-tuning: a function of data and config, writing one self-contained artifact.
+
+``train(examples, config, out_dir) -> TrainResult``: no Slack, no database, no scheduler.
+The model is ``hub.KerasLayer(preprocessor) -> hub.KerasLayer(encoder, trainable=True) ->
+dropout -> dense``; the exported SavedModel maps raw strings to per-label probabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from trainer.artifact import write_manifest
+from trainer.datasets import Example
+from trainer.metrics import classification_metrics, model_card, plot_confusion_matrix
+
+logger = logging.getLogger(__name__)
+
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+TRAINING_FILE = "training.json"
+CARD_FILE = "model_card.md"
+CONFUSION_FILE = "confusion_matrix.png"
+MIN_EXAMPLES = 20
+
+
+class TrainingError(RuntimeError):
+    """Training could not produce an artifact; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a model is trained (validated on creation).
+
+    Attributes:
+        labels: The task's labels, in output order.
+        encoder_dir: An imported encoder (``preprocessor/`` and ``encoder/`` SavedModels).
+        preprocessor_handle: A TF Hub handle (URL or path) instead of ``encoder_dir``.
+        encoder_handle: A TF Hub handle of the encoder, with ``preprocessor_handle``.
+        batch_size: Examples per step.
+        learning_rate: Peak learning rate of AdamW.
+        epochs: Passes over the training data (early stopping may end sooner).
+        warmup_fraction: Share of steps with a linear warm-up; then linear decay to 0.
+        weight_decay: Decoupled weight decay (not on biases and LayerNorm).
+        dropout: Dropout before the classification layer.
+        pooling: ``mean`` (masked mean of ``sequence_output``) or ``cls`` (``pooled_output``).
+        class_weighting: ``balanced`` weighs each class by n / (k * count), else ``none``.
+        validation_fraction: Share of the training examples held back for early stopping.
+        evaluations_per_epoch: Validation passes per epoch (early stopping checkpoints).
+        patience: Validations without improvement before stopping.
+        max_minutes: Wall-clock budget for the training loop; the schedule shrinks to fit.
+        seed: Seeds shuffling, the validation split, dropout and the head's initialisation.
+        threads: TensorFlow intra-op threads (None: TensorFlow's default).
+        bucket_batches: Batches per length bucket (each batch is padded to its longest text).
+        label_smoothing: Label smoothing of the cross-entropy.
+        mixed_precision: Train with the encoder's bfloat16 variant (``encoder_bf16/``) and
+            export with the float32 encoder; None: whenever the encoder has that variant.
+    """
+
+    labels: tuple[str, ...]
+    encoder_dir: str | None = None
+    preprocessor_handle: str | None = None
+    encoder_handle: str | None = None
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    epochs: float = 3.0
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    pooling: Literal["mean", "cls"] = "mean"
+    class_weighting: Literal["balanced", "none"] = "balanced"
+    validation_fraction: float = 0.1
+    evaluations_per_epoch: int = 1
+    patience: int = 2
+    max_minutes: float | None = None
+    seed: int = 0
+    threads: int | None = None
+    bucket_batches: int = 50
+    label_smoothing: float = 0.0
+    mixed_precision: bool | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
+            problems.append("labels must be at least two distinct names")
+        if (self.encoder_dir is None) == (self.preprocessor_handle is None):
+            problems.append("give either encoder_dir or preprocessor_handle + encoder_handle")
+        if (self.preprocessor_handle is None) != (self.encoder_handle is None):
+            problems.append("preprocessor_handle and encoder_handle go together")
+        checks = [
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (0 < self.learning_rate < 1, "learning_rate must be in (0, 1)"),
+            (self.epochs > 0, "epochs must be > 0"),
+            (0 <= self.warmup_fraction < 1, "warmup_fraction must be in [0, 1)"),
+            (0 <= self.weight_decay < 1, "weight_decay must be in [0, 1)"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.pooling in ("mean", "cls"), "pooling must be mean or cls"),
+            (self.class_weighting in ("balanced", "none"), "class_weighting: balanced|none"),
+            (0 < self.validation_fraction < 0.5, "validation_fraction must be in (0, 0.5)"),
+            (self.evaluations_per_epoch >= 1, "evaluations_per_epoch must be >= 1"),
+            (self.patience >= 1, "patience must be >= 1"),
+            (self.max_minutes is None or self.max_minutes > 0, "max_minutes must be > 0"),
+            (self.threads is None or self.threads >= 1, "threads must be >= 1"),
+            (self.bucket_batches >= 1, "bucket_batches must be >= 1"),
+            (0 <= self.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)"),
+        ]
+        problems += [message for ok, message in checks if not ok]
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+    @classmethod
+    def from_file(cls, path: Path, **defaults: Any) -> TrainConfig:
+        """Read a JSON config; keys are this class's fields. ``defaults`` fill the rest."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ValueError(f"config file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"config file {path} is not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"config file {path} must hold a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(
+                f"config file {path} has unknown keys {unknown}; known: {sorted(known)}"
+            )
+        if "labels" in raw:
+            raw["labels"] = tuple(raw["labels"])
+        return cls(**{**defaults, **raw})
+
+    def hyperparameters(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["labels"] = list(self.labels)
+        return values
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What a long training run reports, for progress bars and logs."""
+
+    phase: Literal["train", "validate", "export", "done"]
+    step: int
+    total_steps: int
+    epoch: float
+    elapsed_s: float
+    eta_s: float | None
+    loss: float | None = None
+    examples_per_s: float | None = None
+    validation_macro_f1: float | None = None
+    message: str = ""
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced."""
+
+    artifact_dir: Path
+    sha256: str
+    labels: tuple[str, ...]
+    metrics: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    best_step: int = 0
+    train_seconds: float = 0.0
+    examples_per_second: float = 0.0
+    stopped_by: str = "epochs"
+
+
+# --------------------------------------------------------------------------------------------
+# Data preparation (pure Python, no TensorFlow)
+# --------------------------------------------------------------------------------------------
+
+
+def validation_split(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """Split off a stable validation share by a seeded hash of the text (duplicates together)."""
+    train_part: list[Example] = []
+    validation: list[Example] = []
+    for example in examples:
+        digest = hashlib.sha256(f"{seed}:{example.text}".encode()).digest()
+        bucket = int.from_bytes(digest[:4], "big") / 0x1_0000_0000
+        (validation if bucket < fraction else train_part).append(example)
+    return train_part, validation
+
+
+def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
+    """Balanced weights n / (k * count_c); classes absent from the data get weight 1."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    weights = np.ones(num_classes, dtype=np.float32)
+    present = counts > 0
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, bucket_batches: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Shuffled batches of indices in which texts have similar lengths.
+
+    The data are shuffled, cut into buckets of ``bucket_batches`` batches, sorted by length
+    inside each bucket and cut into batches; the batch order is shuffled again. Each batch
+    is then padded only to its own longest text.
+    """
+    order = rng.permutation(len(lengths))
+    lengths_array = np.asarray(lengths)
+    batches: list[np.ndarray] = []
+    bucket = batch_size * bucket_batches
+    for start in range(0, len(order), bucket):
+        chunk = order[start : start + bucket]
+        chunk = chunk[np.argsort(lengths_array[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+# --------------------------------------------------------------------------------------------
+# TensorFlow parts
+# --------------------------------------------------------------------------------------------
+
+
+def configure_threads(threads: int | None) -> None:
+    """Cap TensorFlow's threads (must happen before TensorFlow runs its first op)."""
+    if threads is None:
+        return
+    from trainer.tf_runtime import tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        logger.warning("TensorFlow is already running; cannot cap its threads to %d", threads)
+
+
+def _handles(config: TrainConfig, *, for_training: bool) -> tuple[str, str]:
+    """Preprocessor and encoder handles; training may use the bfloat16 encoder variant."""
+    if config.encoder_dir is not None:
+        root = Path(config.encoder_dir)
+        preprocessor, encoder = root / "preprocessor", root / "encoder"
+        for path in (preprocessor, encoder):
+            if not (path / "saved_model.pb").is_file():
+                raise TrainingError(
+                    f"{path} is not a SavedModel; import an encoder with `bertbot encoder import`"
+                )
+        mixed = root / "encoder_bf16"
+        available = (mixed / "saved_model.pb").is_file()
+        if config.mixed_precision and not available:
+            raise TrainingError(f"mixed_precision needs {mixed}; re-import the encoder")
+        if for_training and available and config.mixed_precision is not False:
+            encoder = mixed
+        return str(preprocessor), str(encoder)
+    assert config.preprocessor_handle and config.encoder_handle
+    if config.mixed_precision:
+        raise TrainingError("mixed_precision needs an imported encoder (encoder_dir)")
+    return config.preprocessor_handle, config.encoder_handle
+
+
+def build_classifier(config: TrainConfig, *, for_training: bool = True) -> Any:
+    """The Keras model: strings -> logits, with the encoder fine-tuned."""
+    from trainer.tf_runtime import hub, tf, tf_keras
+
+    preprocessor_handle, encoder_handle = _handles(config, for_training=for_training)
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    preprocessor = hub.KerasLayer(preprocessor_handle, name="preprocessor")
+    encoder = hub.KerasLayer(encoder_handle, trainable=True, name="encoder")
+    encoder_inputs = preprocessor(text)
+    outputs = encoder(encoder_inputs)
+    if config.pooling == "cls":
+        pooled = outputs["pooled_output"]
+    else:
+        from trainer.layers import MaskedMean
+
+        pooled = MaskedMean(name="mean_pool")(
+            [outputs["sequence_output"], encoder_inputs["input_mask"]]
+        )
+    hidden = tf_keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    logits = tf_keras.layers.Dense(
+        len(config.labels),
+        kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02, seed=config.seed),
+        name="classifier",
+    )(hidden)
+    return tf_keras.Model(text, logits, name="bertbot_classifier")
+
+
+class _Trainer:
+    """The training loop's state: model, optimizer, compiled steps."""
+
+    def __init__(self, config: TrainConfig, planned_steps: int) -> None:
+        from trainer.tf_runtime import tf, tf_keras
+
+        self.tf = tf
+        self.config = config
+        self.model = build_classifier(config)
+        self.total_steps = tf.Variable(float(planned_steps), trainable=False, dtype=tf.float32)
+        from trainer.layers import WarmupLinearDecay
+
+        warmup = int(round(config.warmup_fraction * planned_steps))
+        schedule = WarmupLinearDecay(config.learning_rate, warmup, self.total_steps)
+        self.optimizer = tf_keras.optimizers.AdamW(
+            learning_rate=schedule,
+            weight_decay=config.weight_decay,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-6,
+            global_clipnorm=1.0,
+        )
+        self.optimizer.exclude_from_weight_decay(
+            var_names=["bias", "LayerNorm", "layer_norm", "layernorm", "gamma", "beta"]
+        )
+        num_classes = len(config.labels)
+        smoothing = config.label_smoothing
+        model, optimizer = self.model, self.optimizer
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.string),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None], tf.float32),
+            ],
+            reduce_retracing=True,
+        )
+        def train_step(texts: Any, labels: Any, weights: Any) -> Any:
+            targets = tf.one_hot(labels, num_classes)
+            if smoothing:
+                targets = targets * (1.0 - smoothing) + smoothing / num_classes
+            with tf.GradientTape() as tape:
+                logits = model(texts, training=True)
+                per_example = tf.nn.softmax_cross_entropy_with_logits(targets, logits)
+                loss = tf.reduce_sum(per_example * weights) / tf.reduce_sum(weights)
+            variables = model.trainable_variables
+            gradients = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            return loss
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
+        def predict_step(texts: Any) -> Any:
+            return tf.nn.softmax(model(texts, training=False), axis=-1)
+
+        self.train_step = train_step
+        self.predict_step = predict_step
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        probabilities = np.zeros((len(texts), len(self.config.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = self.tf.constant([texts[i] for i in index])
+            probabilities[index] = self.predict_step(batch).numpy()
+        return probabilities
+
+
+def _evaluate(
+    trainer: _Trainer, examples: Sequence[Example], labels: Sequence[str], batch_size: int
+) -> dict[str, Any]:
+    probabilities = trainer.predict_proba([e.text for e in examples], batch_size * 2)
+    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
+    return classification_metrics([e.label for e in examples], predicted, labels)
+
+
+def train(
+    examples: Sequence[Example],
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    eval_examples: Sequence[Example] | None = None,
+    progress: ProgressFn | None = None,
+    task: str = "task",
+    version: str = "0",
+    data_description: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fine-tune a classifier and export it as one self-contained artifact.
+
+    Args:
+        examples: Training examples (a validation share is split off for early stopping).
+        config: Hyper-parameters and the encoder.
+        out_dir: Where the artifact goes; must not exist yet (it is written atomically).
+        eval_examples: A held-out set scored after training (``metrics["eval"]``).
+        progress: Called with a :class:`ProgressEvent` as training goes.
+        task: The task name, for the model card.
+        version: The version name, recorded in the artifact.
+        data_description: What the data were (source, counts, hash), for the model card.
+
+    Returns:
+        The artifact's location, sha256, metrics and training history.
+
+    Raises:
+        ValueError: The examples carry unknown labels or are too few.
+        TrainingError: The encoder is missing or the artifact could not be written.
+    """
+    started = time.monotonic()
+    report = progress or (lambda event: None)
+    labels = list(config.labels)
+    label_index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({e.label for e in examples} - set(labels))
+    if unknown:
+        raise ValueError(f"examples have labels {unknown} that are not in {labels}")
+    if eval_examples:
+        unknown = sorted({e.label for e in eval_examples} - set(labels))
+        if unknown:
+            raise ValueError(f"eval examples have labels {unknown} that are not in {labels}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise TrainingError(f"{out_dir} exists and is not empty; choose another --out")
+
+    train_part, validation = validation_split(examples, config.validation_fraction, config.seed)
+    if len(examples) < MIN_EXAMPLES or not validation:
+        raise ValueError(
+            f"{len(examples)} examples are too few to train and validate; "
+            f"give at least {MIN_EXAMPLES}"
+        )
+    train_counts = Counter(e.label for e in train_part)
+    if len(train_counts) < 2:
+        raise ValueError(f"training data hold only one label ({next(iter(train_counts))})")
+
+    configure_threads(config.threads)
+    from trainer.tf_runtime import tf, tf_keras
+
+    tf_keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    texts = [e.text for e in train_part]
+    targets = np.array([label_index[e.label] for e in train_part], dtype=np.int32)
+    weights_per_class = (
+        class_weights(targets, len(labels))
+        if config.class_weighting == "balanced"
+        else np.ones(len(labels), dtype=np.float32)
+    )
+    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
+    planned_steps = max(1, int(math.ceil(steps_per_epoch * config.epochs)))
+    evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
+    trainer = _Trainer(config, planned_steps)
+    lengths = [len(text) for text in texts]
+    budget_s = None if config.max_minutes is None else config.max_minutes * 60.0
+
+    history: list[dict[str, Any]] = []
+    best_f1, best_step, best_weights = -1.0, 0, None
+    evaluations_without_gain = 0
+    step = 0
+    seen = 0
+    loop_started = time.monotonic()
+    stopped_by = "epochs"
+    batches: list[np.ndarray] = []
+    losses: list[float] = []
+
+    def validate() -> float:
+        nonlocal best_f1, best_step, best_weights, evaluations_without_gain
+        metrics = _evaluate(trainer, validation, labels, config.batch_size)
+        f1 = metrics["macro_f1"]
+        elapsed = time.monotonic() - loop_started
+        history.append(
+            {
+                "step": step,
+                "epoch": round(step / steps_per_epoch, 3),
+                "loss": float(np.mean(losses[-evaluate_every:])) if losses else None,
+                "validation_macro_f1": f1,
+                "validation_accuracy": metrics["accuracy"],
+                "elapsed_s": round(elapsed, 1),
+            }
+        )
+        if f1 > best_f1:
+            best_f1, best_step = f1, step
+            best_weights = trainer.model.get_weights()
+            evaluations_without_gain = 0
+        else:
+            evaluations_without_gain += 1
+        report(
+            ProgressEvent(
+                "validate",
+                step,
+                planned_steps,
+                step / steps_per_epoch,
+                elapsed,
+                None,
+                validation_macro_f1=f1,
+                message=f"validation macro-F1 {f1:.4f} (best {best_f1:.4f} at step {best_step})",
+            )
+        )
+        return float(f1)
+
+    while step < planned_steps:
+        if not batches:
+            batches = length_bucketed_batches(
+                lengths, config.batch_size, config.bucket_batches, rng
+            )
+        index = batches.pop()
+        batch_texts = tf.constant([texts[i] for i in index])
+        batch_labels = targets[index]
+        loss = trainer.train_step(
+            batch_texts, tf.constant(batch_labels), tf.constant(weights_per_class[batch_labels])
+        )
+        losses.append(float(loss))
+        step += 1
+        seen += len(index)
+        elapsed = time.monotonic() - loop_started
+        if budget_s is not None and step == min(20, planned_steps // 4 + 1):
+            # Shrink the schedule so that the learning rate reaches 0 inside the budget.
+            per_step = elapsed / step
+            fits = int(budget_s * 0.9 / per_step)
+            if fits < planned_steps:
+                logger.info(
+                    "time budget %.1f min fits ~%d of %d steps; shortening the schedule",
+                    config.max_minutes,
+                    fits,
+                    planned_steps,
+                )
+                planned_steps = max(step + 1, fits)
+                trainer.total_steps.assign(float(planned_steps))
+                evaluate_every = max(1, min(evaluate_every, planned_steps // 2))
+        rate = seen / elapsed if elapsed > 0 else None
+        eta = (planned_steps - step) * elapsed / step
+        report(
+            ProgressEvent(
+                "train",
+                step,
+                planned_steps,
+                step / steps_per_epoch,
+                elapsed,
+                eta,
+                loss=losses[-1],
+                examples_per_s=rate,
+            )
+        )
+        if not math.isfinite(losses[-1]):
+            raise TrainingError(f"the loss diverged at step {step} ({losses[-1]})")
+        if step % evaluate_every == 0 or step == planned_steps:
+            validate()
+            if evaluations_without_gain >= config.patience and step < planned_steps:
+                stopped_by = "early_stopping"
+                break
+        if budget_s is not None and time.monotonic() - loop_started >= budget_s:
+            stopped_by = "time_budget"
+            if not history or history[-1]["step"] != step:
+                validate()
+            break
+
+    train_seconds = time.monotonic() - loop_started
+    if best_weights is not None:
+        trainer.model.set_weights(best_weights)
+    metrics: dict[str, Any] = {
+        "validation": _evaluate(trainer, validation, labels, config.batch_size),
+    }
+    if eval_examples:
+        metrics["eval"] = _evaluate(trainer, eval_examples, labels, config.batch_size)
+
+    hyperparameters = config.hyperparameters()
+    training_info = {
+        "steps": step,
+        "planned_steps": planned_steps,
+        "best_step": best_step,
+        "stopped_by": stopped_by,
+        "train_seconds": round(train_seconds, 1),
+        "examples_per_second": round(seen / train_seconds, 2) if train_seconds else None,
+        "train_examples": len(train_part),
+        "validation_examples": len(validation),
+        "eval_examples": len(eval_examples or []),
+        "train_label_counts": dict(sorted(train_counts.items())),
+        "class_weights": {
+            label: float(w) for label, w in zip(labels, weights_per_class, strict=True)
+        },
+    }
+    report(
+        ProgressEvent(
+            "export",
+            step,
+            planned_steps,
+            step / steps_per_epoch,
+            time.monotonic() - started,
+            None,
+            message=f"exporting to {out_dir}",
+        )
+    )
+    sha256 = export_classifier(
+        trainer.model,
+        out_dir,
+        labels=labels,
+        task=task,
+        version=version,
+        metrics=metrics,
+        hyperparameters=hyperparameters,
+        training=training_info | {"history": history},
+        data=data_description or {},
+        config=config,
+    )
+    report(
+        ProgressEvent(
+            "done",
+            step,
+            planned_steps,
+            step / steps_per_epoch,
+            time.monotonic() - started,
+            0.0,
+            message="done",
+        )
+    )
+    return TrainResult(
+        artifact_dir=out_dir,
+        sha256=sha256,
+        labels=tuple(labels),
+        metrics=metrics,
+        hyperparameters=hyperparameters,
+        history=history,
+        steps=step,
+        best_step=best_step,
+        train_seconds=train_seconds,
+        examples_per_second=seen / train_seconds if train_seconds else 0.0,
+        stopped_by=stopped_by,
+    )
+
+
+def _encoder_description(config: TrainConfig) -> dict[str, Any]:
+    if config.encoder_dir is not None:
+        info_path = Path(config.encoder_dir) / "encoder.json"
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            info = {}
+        return {"encoder_dir": config.encoder_dir, **info}
+    return {"preprocessor": config.preprocessor_handle, "encoder": config.encoder_handle}
+
+
+def export_classifier(
+    model: Any,
+    out_dir: Path,
+    *,
+    labels: Sequence[str],
+    task: str,
+    version: str,
+    metrics: dict[str, Any],
+    hyperparameters: dict[str, Any],
+    training: dict[str, Any],
+    data: dict[str, Any],
+    config: TrainConfig,
+) -> str:
+    """Write the serving SavedModel and its companions atomically; return the artifact sha256.
+
+    The SavedModel's ``serving_default`` maps ``text`` (a batch of strings) to
+    ``probabilities`` [batch, labels], ``label`` and ``num_tokens`` (word pieces plus [CLS]
+    and [SEP] before truncation, so callers can tell a truncated text).
+    """
+    from trainer.tf_runtime import tf, tf_keras
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp_dir.chmod(0o755)  # mkdtemp makes it private; the artifact is an ordinary directory
+    try:
+        if _handles(config, for_training=True) != _handles(config, for_training=False):
+            # Trained in mixed precision: serve the same weights through the float32 encoder.
+            trained = model
+            model = build_classifier(config, for_training=False)
+            model.set_weights(trained.get_weights())
+        # A fresh Model over the same layers: saving it does not write the AdamW slots.
+        probabilities = tf_keras.layers.Softmax(name="probabilities")(model.outputs[0])
+        serving = tf_keras.Model(model.inputs, probabilities, name=f"{task}_classifier")
+        preprocessor = model.get_layer("preprocessor")
+        label_table = tf.constant(list(labels))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text: Any) -> dict[str, Any]:
+            probs = serving(text, training=False)
+            pieces = preprocessor.resolved_object.tokenize(text)
+            while isinstance(pieces, tf.RaggedTensor) and pieces.ragged_rank > 1:
+                pieces = pieces.merge_dims(-2, -1)
+            return {
+                "probabilities": probs,
+                "label": tf.gather(label_table, tf.argmax(probs, axis=-1)),
+                "num_tokens": tf.cast(pieces.row_lengths(), tf.int32) + 2,
+            }
+
+        serving.save(
+            str(tmp_dir),
+            save_format="tf",
+            include_optimizer=False,
+            signatures={"serving_default": serve},
+        )
+        encoder = _encoder_description(config)
+        (tmp_dir / LABELS_FILE).write_text(json.dumps(list(labels)) + "\n")
+        (tmp_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (tmp_dir / TRAINING_FILE).write_text(
+            json.dumps(
+                {
+                    "task": task,
+                    "version": version,
+                    "hyperparameters": hyperparameters,
+                    "training": training,
+                    "data": data,
+                    "base_encoder": encoder,
+                },
+                indent=2,
+                sort_keys=True,
+                default=str,
+            )
+            + "\n"
+        )
+        shown = metrics.get("eval") or metrics["validation"]
+        plot_confusion_matrix(
+            shown,
+            tmp_dir / CONFUSION_FILE,
+            title=f"{task} v{version}: macro-F1 {shown['macro_f1']:.3f} (n={shown['n']})",
+        )
+        (tmp_dir / CARD_FILE).write_text(
+            model_card(
+                task=task,
+                version=version,
+                labels=labels,
+                base_encoder=encoder,
+                hyperparameters=hyperparameters,
+                data=data,
+                metrics=metrics,
+                training={k: v for k, v in training.items() if k != "history"},
+            )
+        )
+        sha256 = write_manifest(tmp_dir, extra={"task": task, "version": version})
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked by train); a non-empty one is never replaced
+        tmp_dir.rename(out_dir)
+        return sha256
+    except OSError as exc:
+        raise TrainingError(f"could not write the model to {out_dir}: {exc}") from exc
+    finally:
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    """A copy of ``config`` with the non-None overrides applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
