@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test test-fast lint format lock clean help
+.PHONY: install run test test-fast lint format lock clean help bench bench-peer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,8 +22,8 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install bertbot with its dev tools
 
-run: install  ## set up and start bertbot locally
-	$(BIN)/bertbot db upgrade
+run: install  ## set up (encoder, data, first models) and check bertbot locally; FAST=1 for small models
+	$(BIN)/bertbot setup $(if $(FAST),--fast,)
 	$(BIN)/bertbot doctor
 
 test: install  ## run the whole test suite (PostgreSQL tests need BERTBOT_TEST_POSTGRES_URL; .ci/run sets it)
@@ -45,5 +45,23 @@ lock: install  ## rewrite constraints.txt from the installed environment
 	{ echo '# Exact versions bertbot is tested with (make lock rewrites this file). make install uses it as pip constraints.'; \
 	  $(BIN)/python -m pip freeze --all --exclude-editable --exclude bertbot --exclude pip; } > constraints.txt
 
-clean:  ## remove the venv and caches (keeps var/)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+PEER := .venv-peer
+$(PEER)/.installed:
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet 'torch==2.13.0' 'transformers==5.24.0' 'accelerate>=1.0' numpy
+	touch $@
+
+bench-peer: $(PEER)/.installed  ## the bench-only venv with PyTorch + transformers (never a product dependency)
+
+bench: install bench-peer  ## every benchmark; figures go to bench/results/ and bench/RESULTS.md
+	$(BIN)/bertbot data fetch
+	$(BIN)/bertbot encoder import
+	$(BIN)/python bench/quality.py --task spam --max-minutes 15 --epochs 4 --learning-rate 8e-5
+	$(BIN)/python bench/quality.py --task sentiment --max-minutes 30 --epochs 3 --learning-rate 6e-5
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/report.py
+
+clean:  ## remove the venvs and caches (keeps var/)
+	rm -rf $(VENV) $(PEER) .pytest_cache .mypy_cache .ruff_cache

@@ -41,15 +41,7 @@ def assign_split(
         "text_hash": hash_hex,
         "split": Split(split_for_hash(hash_hex, eval_fraction)),
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        session.execute(
-            postgresql.insert(SplitAssignment).values(**values).on_conflict_do_nothing()
-        )
-    elif dialect == "sqlite":
-        session.execute(sqlite.insert(SplitAssignment).values(**values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only the two supported backends
-        raise NotImplementedError(f"unsupported database {dialect}")
+    session.execute(_insert_ignoring_duplicates(session).values(**values))
     split = session.scalar(
         select(SplitAssignment.split).where(SplitAssignment.text_hash == hash_hex)
     )
@@ -143,9 +135,22 @@ def add_annotations(
         for item, hash_hex in zip(items, hashes, strict=True)
     )
     session.flush()
-    for hash_hex in dict.fromkeys(hashes):
-        assign_split(session=session, hash_hex=hash_hex)
+    unique = list(dict.fromkeys(hashes))
+    if unique:
+        session.execute(
+            _insert_ignoring_duplicates(session),
+            [{"text_hash": h, "split": Split(split_for_hash(h))} for h in unique],
+        )
     return len(items)
+
+
+def _insert_ignoring_duplicates(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(SplitAssignment).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(SplitAssignment).on_conflict_do_nothing()
+    raise NotImplementedError(f"unsupported database {dialect}")  # pragma: no cover
 
 
 def list_annotations(

@@ -128,6 +128,7 @@ _PUNCTUATION = r"[!-/]|[:-@]|[\[-`]|[{-~]|\p{P}"
 
 ProgressFn = Callable[[str], None]
 BF16_ENCODER_SUBDIR = "encoder_bf16"
+BF16_SERVING_SUBDIR = "encoder_bf16_serving"
 
 
 def cpu_has_fast_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -166,7 +167,8 @@ class EncoderInfo:
             initialised to the identity (see ``POOLER_INIT_NOTE``).
         bfloat16_variant: True when ``encoder_bf16/`` holds the same encoder with its matrix
             multiplies in bfloat16 (variables, LayerNorm and softmax stay float32): mixed
-            precision for training on CPUs with AMX or AVX512-BF16. Serving uses ``encoder/``.
+            precision for training on CPUs with AMX or AVX512-BF16; and ``encoder_bf16_serving/``
+            one with its kernels stored in bfloat16, for serving (no per-call casts).
     """
 
     name: str
@@ -337,6 +339,10 @@ def import_hf_bert(
         if bfloat16_variant:
             report("Building the mixed-precision (bfloat16) encoder for training")
             _save_encoder(tmp_dir / BF16_ENCODER_SUBDIR, cfg, checkpoint.weights, "bfloat16")
+            report("Building the bfloat16 encoder for serving")
+            _save_encoder(
+                tmp_dir / BF16_SERVING_SUBDIR, cfg, checkpoint.weights, "bfloat16_weights"
+            )
         (tmp_dir / ENCODER_INFO_FILE).write_text(
             json.dumps(_info_to_json(info, checkpoint), indent=2, sort_keys=True) + "\n",
             encoding="utf-8",
@@ -1007,7 +1013,9 @@ def _save_encoder(
     from trainer.tf_runtime import tf
 
     low_precision = compute_dtype != "float32"
-    fast = tf.as_dtype(compute_dtype)
+    # "bfloat16_weights": kernels stored in bfloat16 (inference only: nothing is cast per call).
+    stored_low = compute_dtype == "bfloat16_weights"
+    fast = tf.bfloat16
 
     def matmul(a: Any, b: Any, **kwargs: Any) -> Any:
         # Mixed precision: inputs cast down for the multiply, the result back to float32, so
@@ -1018,6 +1026,10 @@ def _save_encoder(
 
     def variable(name: str, key: str, kernel: bool = False) -> Any:
         value = weights[key].T if kernel else weights[key]
+        if kernel and stored_low:
+            return tf.Variable(
+                tf.cast(np.ascontiguousarray(value), fast), name=name, trainable=False
+            )
         return tf.Variable(np.ascontiguousarray(value), name=name, trainable=True)
 
     emb = {
@@ -1154,7 +1166,8 @@ def _save_encoder(
     root.layers = layers
     root.pooler = pooler
     root.variables = all_variables
-    root.trainable_variables = list(all_variables)
+    # The serving variant's bfloat16 kernels are not trained (and not listed as trainable).
+    root.trainable_variables = [] if stored_low else list(all_variables)
     root.regularization_losses = []
     root.__call__ = call
     tf.saved_model.save(root, str(path), signatures={"serving_default": serve})

@@ -17,7 +17,10 @@ from sklearn.metrics import (
 
 
 def classification_metrics(
-    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    labels: Sequence[str],
+    sample_weight: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Per-class precision/recall/F1, macro and weighted F1, accuracy and the confusion matrix.
 
@@ -25,6 +28,7 @@ def classification_metrics(
         y_true: Gold labels.
         y_pred: Predicted labels, same length.
         labels: The task's label order (rows/columns of the confusion matrix).
+        sample_weight: Per-example weights (counts and the matrix are then weighted sums).
 
     Returns:
         A JSON-ready dict with ``macro_f1``, ``weighted_f1``, ``accuracy``, ``per_class``
@@ -36,25 +40,40 @@ def classification_metrics(
     if not y_true:
         raise ValueError("cannot compute metrics on an empty set")
     label_list = list(labels)
+    weight = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=label_list, zero_division=0
+        y_true, y_pred, labels=label_list, zero_division=0, sample_weight=weight
     )
     return {
         "n": len(y_true),
         "labels": label_list,
-        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "accuracy": float(accuracy_score(y_true, y_pred, sample_weight=weight)),
         "macro_f1": float(
-            f1_score(y_true, y_pred, labels=label_list, average="macro", zero_division=0)
+            f1_score(
+                y_true,
+                y_pred,
+                labels=label_list,
+                average="macro",
+                zero_division=0,
+                sample_weight=weight,
+            )
         ),
         "weighted_f1": float(
-            f1_score(y_true, y_pred, labels=label_list, average="weighted", zero_division=0)
+            f1_score(
+                y_true,
+                y_pred,
+                labels=label_list,
+                average="weighted",
+                zero_division=0,
+                sample_weight=weight,
+            )
         ),
         "per_class": {
             label: {
                 "precision": float(precision[i]),
                 "recall": float(recall[i]),
                 "f1": float(f1[i]),
-                "support": int(support[i]),
+                "support": int(support[i]) if weight is None else round(float(support[i]), 3),
             }
             for i, label in enumerate(label_list)
         },

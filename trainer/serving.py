@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -199,3 +199,141 @@ class SavedModelClassifier:
         with self._lock:
             self.calls += 1
         return [result for result in results if result is not None]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a task's production model is: what the registry's alias points at."""
+
+    task: str
+    version: str
+    path: Path
+    sha256: str
+
+
+Resolver = Callable[[str], "ModelRef | None"]
+Loader = Callable[[ModelRef], Classifier]
+
+
+def load_ref(ref: ModelRef) -> Classifier:
+    return SavedModelClassifier.load(
+        ref.path, task=ref.task, version=ref.version, expected_sha256=ref.sha256
+    )
+
+
+def registry_resolver(database: Any, home: Path) -> Resolver:
+    """Resolve ``production`` through the registry (storage) of a database."""
+    from storage import registry
+    from trainer.pipeline import resolve_artifact
+
+    def resolve(task: str) -> ModelRef | None:
+        with database.begin() as session:
+            version = registry.get_alias(session=session, task=task)
+        if version is None:
+            return None
+        return ModelRef(
+            task, version.version, resolve_artifact(home, version.artifact_uri), version.sha256
+        )
+
+    return resolve
+
+
+class ProductionModels:
+    """The production classifier of each task, swapped when the registry's alias moves.
+
+    A new model is loaded, verified and warmed up beside the old one, then one reference
+    is replaced: in-flight predictions finish on the model they started with. A model that
+    fails its checksum or warm-up is refused and logged; the old one keeps serving.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        resolve: Resolver,
+        *,
+        loader: Loader = load_ref,
+        poll_seconds: float = 30.0,
+    ) -> None:
+        self._tasks = list(tasks)
+        self._resolve = resolve
+        self._loader = loader
+        self._poll_seconds = poll_seconds
+        self._models: dict[str, Classifier] = {}
+        self._refused: dict[str, tuple[str, str]] = {}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, task: str) -> Classifier | None:
+        """The current production classifier of a task (None until one exists)."""
+        return self._models.get(task)
+
+    def versions(self) -> dict[str, str]:
+        return {task: model.version for task, model in self._models.items()}
+
+    def refresh(self, task: str | None = None) -> dict[str, str]:
+        """Check the alias of one task (or all) and swap in a moved production model.
+
+        Returns:
+            What happened per task: ``unchanged``, ``loaded <v>``, ``refused <v>: ...``,
+            ``none`` or ``error: ...``.
+        """
+        results = {}
+        with self._refresh_lock:
+            for name in [task] if task else self._tasks:
+                results[name] = self._refresh_one(name)
+        return results
+
+    def _refresh_one(self, task: str) -> str:
+        try:
+            ref = self._resolve(task)
+        except Exception as exc:  # noqa: BLE001 - a broken registry must not stop serving
+            logger.warning("cannot resolve production of %s: %s", task, exc)
+            return f"error: {exc}"
+        if ref is None:
+            return "none"
+        current = self._models.get(task)
+        if current is not None and current.version == ref.version:
+            return "unchanged"
+        if self._refused.get(task) == (ref.version, ref.sha256):
+            return f"refused {ref.version} (earlier)"
+        try:
+            model = self._loader(ref)
+        except Exception as exc:  # noqa: BLE001 - any failure: refuse it, keep the old one
+            self._refused[task] = (ref.version, ref.sha256)
+            logger.error(
+                "refusing %s v%s (keeping %s): %s",
+                task,
+                ref.version,
+                current.version if current else "nothing",
+                exc,
+            )
+            return f"refused {ref.version}: {exc}"
+        self._models[task] = model  # one reference swap
+        logger.info(
+            "%s: now serving v%s (was %s)",
+            task,
+            ref.version,
+            current.version if current else "nothing",
+        )
+        return f"loaded {ref.version}"
+
+    def notify(self, task: str) -> None:
+        """The alias moved in this process: reload now instead of at the next poll."""
+        self.refresh(task)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._poll, name="model-reload", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._poll_seconds):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

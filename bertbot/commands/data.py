@@ -113,3 +113,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="count the labels as moderator corrections (labels made in another tool)",
     )
     command.add_argument("--annotator", help="who made the labels (default: import:<file>)")
+
+    from bertbot.commands.models import register_data_export
+
+    register_data_export(actions)

@@ -96,3 +96,38 @@ def test_only_one_thread_gets_the_lease(empty_database: Database) -> None:
         return lease is not None
 
     assert _in_threads(take).count(True) == 1
+
+
+def _take_lease_in_process(url: str, holder: str, barrier: object, results: object) -> None:
+    database = Database.connect(url)
+    barrier.wait()  # type: ignore[attr-defined]
+    with database.begin() as session:
+        lease = runs.acquire_lease(
+            session=session, name="retrain:spam", holder=holder, ttl=timedelta(minutes=5)
+        )
+    results.put((holder, lease is not None))  # type: ignore[attr-defined]
+    database.dispose()
+
+
+def test_only_one_process_gets_the_lease(empty_database: Database) -> None:
+    import multiprocessing
+
+    schema.upgrade(empty_database)
+    url = empty_database.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    processes = [
+        context.Process(target=_take_lease_in_process, args=(url, f"p{i}", barrier, results))
+        for i in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    outcomes = dict(results.get(timeout=5) for _ in processes)
+    print(f"lease across processes: {outcomes}")
+    assert sorted(outcomes.values()) == [False, True]
+    with empty_database.begin() as session:
+        lease = runs.get_lease(session=session, name="retrain:spam")
+    assert lease is not None and outcomes[lease.holder] is True

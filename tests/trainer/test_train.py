@@ -227,3 +227,20 @@ def test_time_budget_stops_training_and_still_exports(
     assert result.stopped_by == "time_budget"
     assert result.train_seconds < 20
     assert (tmp_path / "m" / "saved_model.pb").is_file()
+
+
+def test_a_full_disk_while_exporting_fails_cleanly(
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import trainer.train as train_module
+
+    def no_space(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train_module, "write_manifest", no_space)
+    config = TrainConfig(labels=("neg", "pos"), encoder_dir=str(tiny_encoder_dir), epochs=1)
+    with pytest.raises(TrainingError, match="No space left on device"):
+        train(toy_examples(60), config, tmp_path / "models" / "m")
+    assert list((tmp_path / "models").iterdir()) == []  # no artifact, no temp files

@@ -1,0 +1,112 @@
+"""Scheduled retrains: APScheduler 3, one job per task, in exactly one process.
+
+The database lease (trainer.retrain) is what guarantees that no task trains twice at once
+across processes; the scheduler's own settings keep a single process from piling up runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bertbot.services import retrain_options
+from bertbot.settings import Settings
+from storage.db import Database
+from storage.errors import StorageError
+from storage.models import RunTrigger
+from trainer.retrain import AlreadyRunningError, RetrainError, retrain
+
+logger = logging.getLogger(__name__)
+
+
+def job_id(task: str) -> str:
+    return f"retrain:{task}"
+
+
+def scheduled_retrain(
+    settings: Settings,
+    database: Database,
+    task: str,
+    on_promoted: Callable[[str], None] | None = None,
+) -> str:
+    """One scheduled run; logs and returns its outcome, never raises into the scheduler."""
+    from trainer.train import TrainingError
+
+    spec = settings.task_specs[task]
+    try:
+        outcome = retrain(
+            database,
+            spec,
+            retrain_options(settings),
+            trigger=RunTrigger.SCHEDULE,
+            requested_by="scheduler",
+            on_promoted=on_promoted,
+        )
+    except AlreadyRunningError as exc:
+        logger.info("scheduled retrain of %s not started: %s", task, exc)
+        return f"{task}: {exc}"
+    except (RetrainError, TrainingError, StorageError, ValueError) as exc:
+        logger.error("scheduled retrain of %s failed: %s", task, exc)
+        return f"{task}: failed: {exc}"
+    logger.info(
+        "scheduled retrain of %s: run %d %s: %s",
+        task,
+        outcome.run.id,
+        outcome.status.value,
+        outcome.message,
+    )
+    return f"{task}: {outcome.status.value}: {outcome.message}"
+
+
+def build_scheduler(
+    settings: Settings,
+    database: Database,
+    on_promoted: Callable[[str], None] | None = None,
+    scheduler: Any | None = None,
+) -> Any:
+    """A (not yet started) scheduler with one retrain job per active task."""
+    scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
+    trigger = CronTrigger.from_crontab(
+        settings.retrain.schedule, timezone=settings.retrain.timezone
+    )
+    for task in settings.tasks:
+        scheduler.add_job(
+            scheduled_retrain,
+            trigger=trigger,
+            args=(settings, database, task, on_promoted),
+            id=job_id(task),
+            name=f"retrain {task}",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=settings.retrain.misfire_grace_seconds,
+        )
+    return scheduler
+
+
+def next_runs(scheduler: Any) -> dict[str, Any]:
+    return {job.id: job.next_run_time for job in scheduler.get_jobs()}
+
+
+def run_scheduler(settings: Settings, database: Database) -> None:
+    """Run until SIGINT/SIGTERM (``bertbot scheduler``)."""
+    scheduler = build_scheduler(settings, database)
+    stop = threading.Event()
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        logger.info("signal %d: stopping the scheduler", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    scheduler.start()
+    for job, when in next_runs(scheduler).items():
+        logger.info("%s: next run %s", job, when)
+    stop.wait()
+    scheduler.shutdown(wait=True)

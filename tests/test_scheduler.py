@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bertbot.scheduler import build_scheduler, job_id, scheduled_retrain
+from bertbot.settings import load_settings
+from storage import runs, schema
+from storage.db import Database
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("BERTBOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("BERTBOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BERTBOT_RETRAIN__SCHEDULE", "15 2 * * *")
+    monkeypatch.setenv("BERTBOT_RETRAIN__MISFIRE_GRACE_SECONDS", "900")
+    return load_settings()
+
+
+def test_one_job_per_task_with_safe_options(settings) -> None:  # type: ignore[no-untyped-def]
+    scheduler = BackgroundScheduler(timezone="UTC")
+    database = Database.connect("sqlite://")
+    build_scheduler(settings, database, scheduler=scheduler)
+    build_scheduler(settings, database, scheduler=scheduler)  # replace_existing: no duplicates
+    scheduler.start(paused=True)
+    try:
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        assert set(jobs) == {job_id("spam"), job_id("sentiment")}
+        for job in jobs.values():
+            assert job.max_instances == 1 and job.coalesce is True
+            assert job.misfire_grace_time == 900
+            assert (
+                str(job.trigger)
+                == "cron[month='*', day='*', day_of_week='*', hour='2', minute='15']"
+            )
+            assert job.next_run_time.hour == 2 and job.next_run_time.minute == 15
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_a_scheduled_run_never_raises_into_the_scheduler(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    database = Database.connect(f"sqlite:///{tmp_path / 's.db'}")
+    schema.upgrade(database)
+    with database.begin() as session:
+        runs.acquire_lease(
+            session=session, name="retrain:spam", holder="other", ttl=timedelta(minutes=5)
+        )
+    assert "already running" in scheduled_retrain(settings, database, "spam")
+    # No labels at all: the run fails with a clear message, recorded, not raised.
+    outcome = scheduled_retrain(settings, database, "sentiment")
+    assert "failed" in outcome and "import seed data" in outcome

@@ -1,0 +1,585 @@
+"""The retrain loop: snapshot labels, train a candidate, gate it against production, and
+move the ``production`` alias only if the candidate is measurably better.
+
+At most one retrain per task runs at a time across all processes (a database lease that
+expires if its holder dies). Nothing that goes wrong here changes production: the alias
+moves in the same unit of work that records the decision, or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from storage import annotations as label_store
+from storage import audit, registry, runs
+from storage.db import Database
+from storage.errors import StorageError
+from storage.models import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
+from storage.records import LabelledExample, ModelVersionRecord, TrainingRunRecord
+from trainer.datasets import Example
+from trainer.gate import GateConfig, GateDecision, decide
+from trainer.pipeline import artifact_uri, next_version, resolve_artifact
+from trainer.tasks import TaskSpec
+
+logger = logging.getLogger(__name__)
+
+HUMAN = {AnnotationSource.CORRECTION, AnnotationSource.ADMIN}
+TMP_MARKER = ".tmp-"
+
+
+class AlreadyRunningError(RuntimeError):
+    """Another process is retraining the task; the message says since when and which run."""
+
+
+class RetrainError(RuntimeError):
+    """The retrain could not run (no data, broken production artifact, ...)."""
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """Everything a retrain needs besides the database and the task (built from settings).
+
+    Attributes:
+        home: BERTBOT_HOME (artifacts live under ``home/models/<task>/<version>``).
+        encoder_dir: The imported base encoder.
+        base_encoder: Its name, recorded on versions.
+        gate: The promotion thresholds.
+        max_minutes: Wall-clock budget of the fine-tune.
+        min_new_labels: Corrections needed since production's snapshot (unless forced).
+        keep_rejected: Rejected candidates whose artifacts are kept per task.
+        threads: TensorFlow threads (None: all cores).
+        replay_examples: Seed examples replayed in a warm start from production.
+        correction_share: Target share of corrections in the training mix (by oversampling).
+        lease_ttl: How long the lease lasts without renewal (renewed every third of it).
+        train_overrides: TrainConfig fields to override (learning rate, epochs, ...).
+        seed: Seeds sampling and training.
+    """
+
+    home: Path
+    encoder_dir: Path
+    base_encoder: str
+    gate: GateConfig = field(default_factory=GateConfig)
+    max_minutes: float = 30.0
+    min_new_labels: int = 20
+    keep_rejected: int = 3
+    threads: int | None = None
+    replay_examples: int = 6000
+    correction_share: float = 0.25
+    lease_ttl: timedelta = timedelta(minutes=5)
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    run: TrainingRunRecord
+    status: RunStatus
+    message: str
+    version: ModelVersionRecord | None = None
+    decision: GateDecision | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The effective labels a retrain uses, and their summary stored on the version."""
+
+    examples: list[LabelledExample]
+    taken_at: datetime
+
+    @property
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        for example in self.examples:  # ordered by text hash
+            digest.update(f"{example.text_hash}\t{example.label}\n".encode())
+        return digest.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        def counts(split: Split | None) -> dict[str, Any]:
+            chosen = [e for e in self.examples if split is None or e.split == split]
+            return {
+                "n": len(chosen),
+                "label": dict(sorted(Counter(e.label for e in chosen).items())),
+                "source": dict(sorted(Counter(str(e.source) for e in chosen).items())),
+            }
+
+        return {
+            "taken_at": self.taken_at.isoformat(),
+            "content_hash": self.content_hash,
+            "all": counts(None),
+            "train": counts(Split.TRAIN),
+            "eval": counts(Split.EVAL),
+        }
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews the lease and saves the run's progress while the retrain works."""
+
+    def __init__(
+        self, database: Database, name: str, holder: str, ttl: timedelta, run_id: int
+    ) -> None:
+        super().__init__(name=f"lease-{name}", daemon=True)
+        self.database, self.lease, self.holder, self.ttl, self.run_id = (
+            database,
+            name,
+            holder,
+            ttl,
+            run_id,
+        )
+        self.progress: dict[str, Any] | None = None
+        self._saved: dict[str, Any] | None = None
+        self._stop_event = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        interval = min(10.0, self.ttl.total_seconds() / 3)
+        while not self._stop_event.wait(interval):
+            self.beat()
+
+    def beat(self) -> None:
+        try:
+            with self.database.begin() as session:
+                if not runs.renew_lease(
+                    session=session, name=self.lease, holder=self.holder, ttl=self.ttl
+                ):
+                    self.lost = True
+                    logger.error("lost the lease %s; the retrain will not promote", self.lease)
+                if self.progress is not None and self.progress is not self._saved:
+                    runs.set_run_progress(
+                        session=session, run_id=self.run_id, progress=self.progress
+                    )
+                    self._saved = self.progress
+        except StorageError:
+            logger.warning("could not renew the lease %s", self.lease, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+
+def take_snapshot(database: Database, task: str) -> Snapshot:
+    with database.begin() as session:
+        examples = label_store.effective_labels(session=session, task=task)
+    return Snapshot(examples=examples, taken_at=datetime.now(UTC))
+
+
+def retrain(
+    database: Database,
+    spec: TaskSpec,
+    options: RetrainOptions,
+    *,
+    trigger: RunTrigger,
+    requested_by: str,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    on_promoted: Callable[[str], None] | None = None,
+) -> RetrainOutcome:
+    """Retrain a task once, under its lease.
+
+    Args:
+        database: The store.
+        spec: The task.
+        options: Paths, thresholds, budgets.
+        trigger: schedule, admin or cli.
+        requested_by: Who asked (a Slack user id, ``scheduler``, ``cli``).
+        force: Retrain even if too few corrections arrived since production's snapshot.
+        progress: Called with a progress dict (phase, step, total, eta_s, ...) as it goes.
+        on_promoted: Called with the task name after the alias moved (hot reload here).
+
+    Returns:
+        How the run ended: succeeded (promoted), rejected, or skipped.
+
+    Raises:
+        AlreadyRunningError: The task is being retrained elsewhere; nothing was recorded.
+        RetrainError, TrainingError, StorageError: The run failed; it is recorded as failed
+            when the database allows, and production is unchanged.
+    """
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lease_name = f"retrain:{spec.name}"
+    with database.begin() as session:
+        lease = runs.acquire_lease(
+            session=session, name=lease_name, holder=holder, ttl=options.lease_ttl
+        )
+        if lease is None:
+            current = runs.get_lease(session=session, name=lease_name)
+            raise AlreadyRunningError(_already_running(session, current))
+        run = runs.create_run(
+            session=session,
+            task=spec.name,
+            trigger=trigger,
+            requested_by=requested_by,
+            status=RunStatus.QUEUED,
+        )
+        runs.acquire_lease(
+            session=session, name=lease_name, holder=holder, ttl=options.lease_ttl, run_id=run.id
+        )
+        stale = _fail_stale_runs(session, spec.name, run.id)
+        run = runs.start_run(session=session, run_id=run.id)
+    if stale:
+        logger.warning(
+            "marked %d abandoned run(s) of %s as failed: %s", len(stale), spec.name, stale
+        )
+    keeper = _LeaseKeeper(database, lease_name, holder, options.lease_ttl, run.id)
+    keeper.start()
+
+    def report(update: dict[str, Any]) -> None:
+        keeper.progress = update
+        if progress is not None:
+            progress(update)
+
+    try:
+        outcome = _retrain_locked(database, spec, options, run, keeper, report, force)
+    except BaseException as exc:
+        _record_failure(database, run.id, exc)
+        raise
+    finally:
+        keeper.stop()
+        try:
+            with database.begin() as session:
+                runs.release_lease(session=session, name=lease_name, holder=holder)
+        except StorageError:
+            logger.warning("could not release %s; it expires by itself", lease_name)
+    if outcome.status == RunStatus.SUCCEEDED and on_promoted is not None:
+        on_promoted(spec.name)
+    return outcome
+
+
+def _already_running(session: Any, lease: Any) -> str:
+    if lease is None:
+        return "a retrain is starting right now; try again in a moment"
+    since = lease.acquired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    detail = f"already running since {since}"
+    if lease.run_id is not None:
+        try:
+            other = runs.get_run(session=session, run_id=lease.run_id)
+            detail += f" (run {other.id}, requested by {other.requested_by} via {other.trigger})"
+        except StorageError:
+            detail += f" (run {lease.run_id})"
+    return detail
+
+
+def _fail_stale_runs(session: Any, task: str, current_run: int) -> list[int]:
+    """Runs left queued/running by a process that died: we hold the lease, so none is live."""
+    stale = [
+        r.id
+        for r in runs.list_runs(session=session, task=task, limit=50)
+        if r.id != current_run and r.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+    ]
+    for run_id in stale:
+        runs.finish_run(
+            session=session,
+            run_id=run_id,
+            status=RunStatus.FAILED,
+            error="abandoned: its process stopped before finishing (lease expired)",
+        )
+    return stale
+
+
+def _record_failure(database: Database, run_id: int, exc: BaseException) -> None:
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        with database.begin() as session:
+            runs.finish_run(
+                session=session, run_id=run_id, status=RunStatus.FAILED, error=message[:2000]
+            )
+    except StorageError:
+        logger.error("run %d failed (%s) and could not be recorded", run_id, message)
+
+
+def clean_temporary_files(task_dir: Path) -> list[Path]:
+    """Remove half-written artifacts of runs that died (``.<version>.tmp-*``)."""
+    removed = []
+    if task_dir.is_dir():
+        for path in task_dir.iterdir():
+            if path.name.startswith(".") and TMP_MARKER in path.name:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+def training_mix(
+    train_examples: Sequence[LabelledExample],
+    *,
+    warm_start: bool,
+    replay_examples: int,
+    correction_share: float,
+    seed: int,
+) -> tuple[list[Example], dict[str, Any]]:
+    """Seed examples (a replay sample when warm-starting) plus oversampled corrections.
+
+    Corrections are scarce and in-domain: each is repeated so that together they make up
+    about ``correction_share`` of the mix (at most 20 copies each).
+    """
+    rng = random.Random(seed)
+    seed_part = [e for e in train_examples if e.source not in HUMAN]
+    corrections = [e for e in train_examples if e.source in HUMAN]
+    if warm_start and len(seed_part) > replay_examples:
+        seed_part = rng.sample(seed_part, replay_examples)
+    copies = 1
+    if corrections and seed_part:
+        wanted = correction_share * len(seed_part) / (1 - correction_share)
+        copies = max(1, min(20, round(wanted / len(corrections))))
+    mix = [Example(e.text, e.label) for e in seed_part]
+    mix += [Example(e.text, e.label) for e in corrections for _ in range(copies)]
+    rng.shuffle(mix)
+    return mix, {
+        "seed_examples": len(seed_part),
+        "corrections": len(corrections),
+        "correction_copies": copies,
+        "warm_start": warm_start,
+        "mix_size": len(mix),
+    }
+
+
+def _retrain_locked(
+    database: Database,
+    spec: TaskSpec,
+    options: RetrainOptions,
+    run: TrainingRunRecord,
+    keeper: _LeaseKeeper,
+    report: ProgressFn,
+    force: bool,
+) -> RetrainOutcome:
+    from trainer.serving import SavedModelClassifier, ServingError
+    from trainer.train import TrainConfig, train
+
+    task_dir = options.home / "models" / spec.name
+    removed = clean_temporary_files(task_dir)
+    if removed:
+        logger.info("removed %d half-written artifact(s): %s", len(removed), removed)
+
+    report({"phase": "snapshot", "message": "taking the label snapshot"})
+    snapshot = take_snapshot(database, spec.name)
+    with database.begin() as session:
+        production = registry.get_alias(session=session, task=spec.name)
+        since = None
+        if production is not None:
+            taken = production.data_snapshot.get("taken_at")
+            since = datetime.fromisoformat(taken) if taken else production.created_at
+        new_labels = label_store.count_corrections_since(
+            session=session, task=spec.name, since=since
+        )
+    summary = snapshot.summary() | {"new_corrections": new_labels}
+    if production is not None and not force and new_labels < options.min_new_labels:
+        reason = (
+            f"skipped: {new_labels} new correction(s) since production {production.version}'s "
+            f"snapshot, fewer than {options.min_new_labels} (use --force to retrain anyway)"
+        )
+        with database.begin() as session:
+            finished = runs.finish_run(
+                session=session,
+                run_id=run.id,
+                status=RunStatus.SKIPPED,
+                gate_decision={"promote": False, "reason": reason, "snapshot": summary},
+            )
+        return RetrainOutcome(finished, RunStatus.SKIPPED, reason)
+
+    train_examples = [e for e in snapshot.examples if e.split == Split.TRAIN]
+    eval_examples = [e for e in snapshot.examples if e.split == Split.EVAL]
+    if len({e.label for e in train_examples}) < 2:
+        raise RetrainError(
+            f"{spec.name} has {len(train_examples)} training label(s) covering fewer than two "
+            "labels; import seed data first (`bertbot data import FILE --task ...`)"
+        )
+    if not eval_examples:
+        raise RetrainError(f"{spec.name} has no eval examples to compare models on")
+
+    production_dir = None
+    if production is not None:
+        production_dir = resolve_artifact(options.home, production.artifact_uri)
+    warm = production_dir is not None and (production_dir / "saved_model.pb").is_file()
+    mix, mix_info = training_mix(
+        train_examples,
+        warm_start=warm,
+        replay_examples=options.replay_examples,
+        correction_share=options.correction_share,
+        seed=options.seed,
+    )
+    summary["training_mix"] = mix_info
+    config = TrainConfig(
+        labels=spec.labels,
+        encoder_dir=str(options.encoder_dir),
+        max_minutes=options.max_minutes,
+        threads=options.threads,
+        seed=options.seed,
+        init_from=str(production_dir) if warm else None,
+    )
+    if warm:  # gentler and shorter: the model already knows the seed data
+        config = replace(config, learning_rate=3e-5, epochs=2.0)
+    config = replace(config, **options.train_overrides)
+    version = next_version(database, spec.name)
+    out_dir = task_dir / version
+    if out_dir.exists():
+        # Written by a run that died before registering it: we hold the lease, and the
+        # registry has no such version, so nothing refers to it.
+        logger.warning("removing %s, an unregistered artifact of a run that died", out_dir)
+        shutil.rmtree(out_dir)
+
+    def on_train_event(event: Any) -> None:
+        report(
+            {
+                "phase": event.phase,
+                "step": event.step,
+                "total_steps": event.total_steps,
+                "eta_s": event.eta_s,
+                "examples_per_s": event.examples_per_s,
+                "message": event.message,
+            }
+        )
+
+    report({"phase": "train", "message": f"training v{version} on {len(mix)} examples"})
+    result = train(
+        mix,
+        config,
+        out_dir,
+        progress=on_train_event,
+        task=spec.name,
+        version=version,
+        data_description=summary,
+    )
+
+    report({"phase": "evaluate", "message": f"scoring v{version} and production"})
+    texts = [e.text for e in eval_examples]
+    truth = [e.label for e in eval_examples]
+    candidate = SavedModelClassifier.load(
+        out_dir, task=spec.name, version=version, expected_sha256=result.sha256
+    )
+    candidate_pred = [p.label for p in candidate.predict(texts)]
+    production_pred = None
+    if production is not None:
+        try:
+            current = SavedModelClassifier.load(
+                resolve_artifact(options.home, production.artifact_uri),
+                task=spec.name,
+                version=production.version,
+                expected_sha256=production.sha256,
+            )
+        except ServingError as exc:
+            raise RetrainError(
+                f"production {production.version} cannot be loaded to compare against ({exc}); "
+                "roll back or promote by hand"
+            ) from exc
+        production_pred = [p.label for p in current.predict(texts)]
+    decision = decide(
+        truth,
+        candidate_pred,
+        production_pred,
+        spec.labels,
+        options.gate,
+        corrections_mask=[e.source in HUMAN for e in eval_examples],
+    )
+    if keeper.lost:
+        raise RetrainError("the lease was lost during training; not promoting")
+
+    decision_json = decision.to_json() | {"snapshot": summary}
+    with database.begin() as session:
+        record = registry.add_model_version(
+            session=session,
+            task=spec.name,
+            version=version,
+            status=VersionStatus.ACCEPTED if decision.promote else VersionStatus.REJECTED,
+            artifact_uri=artifact_uri(options.home, out_dir),
+            sha256=result.sha256,
+            base_encoder=options.base_encoder,
+            hyperparameters=result.hyperparameters,
+            data_snapshot=summary,
+            metrics={
+                "eval": decision.candidate,
+                "validation": result.metrics["validation"],
+                "production_eval": decision.production,
+                "corrections": decision.corrections,
+            },
+            created_by=run.requested_by,
+        )
+        subject = f"{spec.name}/{version}"
+        if decision.promote:
+            previous = registry.set_alias(
+                session=session,
+                task=spec.name,
+                version_id=record.id,
+                updated_by=run.requested_by,
+            )
+            audit.record_audit(
+                session=session,
+                actor=run.requested_by,
+                action="promote",
+                subject=subject,
+                details={
+                    "reason": decision.reason,
+                    "run": run.id,
+                    "previous_version_id": previous,
+                    "delta_macro_f1": decision.delta_macro_f1,
+                    "p_improvement": decision.p_improvement,
+                },
+            )
+        else:
+            audit.record_audit(
+                session=session,
+                actor=run.requested_by,
+                action="reject",
+                subject=subject,
+                details={
+                    "reason": decision.reason,
+                    "run": run.id,
+                    "delta_macro_f1": decision.delta_macro_f1,
+                    "p_improvement": decision.p_improvement,
+                },
+            )
+        status = RunStatus.SUCCEEDED if decision.promote else RunStatus.REJECTED
+        finished = runs.finish_run(
+            session=session,
+            run_id=run.id,
+            status=status,
+            candidate_version_id=record.id,
+            gate_decision=decision_json,
+        )
+    _apply_retention(database, spec.name, options)
+    report({"phase": "done", "message": decision.reason})
+    return RetrainOutcome(finished, status, decision.reason, record, decision)
+
+
+def _apply_retention(database: Database, task: str, options: RetrainOptions) -> None:
+    """Delete the artifacts of all but the newest ``keep_rejected`` rejected candidates."""
+    with database.begin() as session:
+        versions = registry.list_model_versions(session=session, task=task)
+        production = registry.get_alias(session=session, task=task)
+    rejected = [
+        v
+        for v in versions
+        if v.status == VersionStatus.REJECTED
+        and v.artifact_deleted_at is None
+        and (production is None or v.id != production.id)
+    ]
+    for version in rejected[: max(0, len(rejected) - options.keep_rejected)]:
+        shutil.rmtree(resolve_artifact(options.home, version.artifact_uri), ignore_errors=True)
+        with database.begin() as session:
+            registry.mark_artifact_deleted(session=session, version_id=version.id)
+        logger.info("deleted the artifact of rejected %s v%s", task, version.version)
+
+
+def wait_for_lease(database: Database, task: str, timeout_s: float = 60.0) -> bool:
+    """True once no retrain of ``task`` holds a live lease (for tests and shutdown)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with database.begin() as session:
+            lease = runs.get_lease(session=session, name=f"retrain:{task}")
+        if lease is None or lease.expires_at < datetime.now(UTC):
+            return True
+        time.sleep(0.2)
+    return False
