@@ -17,17 +17,23 @@ from bertbot.commands import data as data_commands
 from bertbot.commands import db as db_commands
 from bertbot.commands import doctor as doctor_commands
 from bertbot.commands import encoder as encoder_commands
+from bertbot.commands import models as models_commands
+from bertbot.commands import serve as serve_commands
+from bertbot.commands import setup as setup_commands
 from bertbot.commands import train as train_commands
 from bertbot.settings import SettingsError, load_settings
 from storage.errors import StorageError
 
 GROUPS = [
+    setup_commands,
     db_commands,
     doctor_commands,
     encoder_commands,
     data_commands,
     train_commands,
     classify_commands,
+    models_commands,
+    serve_commands,
 ]
 
 

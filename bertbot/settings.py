@@ -28,6 +28,9 @@ from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
 ENV_PREFIX = "BERTBOT_"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+_SLACK_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+_EMOJI_NAME = re.compile(r"^[a-z0-9_+'-]{1,100}$")
 
 # Fields whose environment variable is not ENV_PREFIX + NAME.
 _ENV_NAMES = {
@@ -59,6 +62,7 @@ class GateSettings(BaseModel):
     bootstrap_resamples: int = Field(1000, ge=100)
     min_new_labels: int = Field(20, ge=0)
     seed: int = 0
+    correction_share: float = Field(0.5, ge=0.0, lt=1.0)
 
 
 class RetrainSettings(BaseModel):
@@ -72,6 +76,8 @@ class RetrainSettings(BaseModel):
     misfire_grace_seconds: int = Field(3600, ge=1)
     threads: int = Field(1, ge=1, le=64)
     keep_rejected_artifacts: int = Field(3, ge=0)
+    lease_seconds: int = Field(300, ge=2)
+    train_overrides: dict[str, Any] = {}
 
     @field_validator("schedule")
     @classmethod
@@ -82,6 +88,19 @@ class RetrainSettings(BaseModel):
             CronTrigger.from_crontab(value, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"not a 5-field crontab expression ({exc})") from exc
+        return value
+
+    @field_validator("train_overrides")
+    @classmethod
+    def _known_training_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import fields
+
+        from trainer.train import TrainConfig
+
+        allowed = {f.name for f in fields(TrainConfig)} - {"labels", "encoder_dir"}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}; known: {sorted(allowed)}")
         return value
 
     @field_validator("timezone")
@@ -149,6 +168,9 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
     slack_api_url: str = DEFAULT_SLACK_API_URL
+    moderators_channel: str = "moderators"
+    alert_threshold: float = Field(0.8, gt=0.0, le=1.0)
+    alert_reaction: str | None = None
 
     gate: GateSettings = GateSettings()
     retrain: RetrainSettings = RetrainSettings()
@@ -172,6 +194,24 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("moderators_channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        value = value.strip().lstrip("#")
+        if not (_SLACK_CHANNEL_ID.match(value) or _SLACK_CHANNEL_NAME.match(value)):
+            raise ValueError("must be a channel id (like C012ABCDEF) or a channel name")
+        return value
+
+    @field_validator("alert_reaction")
+    @classmethod
+    def _reaction(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().strip(":")
+        if not _EMOJI_NAME.match(value):
+            raise ValueError("must be an emoji name such as rotating_light (colons optional)")
+        return value
 
     @field_validator("slack_app_token")
     @classmethod

@@ -1,0 +1,189 @@
+"""The Bolt app factory: an injected Web API client and services, no globals.
+
+``bertbot serve --http`` and the tests build the app the same way::
+
+    client = make_client(token, base_url=settings.slack.api_url)
+    app = create_app(BotConfig(signing_secret=secret), services, client)
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from bot import actions, blocks, commands, events
+from bot.services import BotServices
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """How the Bolt app runs.
+
+    Attributes:
+        signing_secret: Verifies that requests come from Slack (v0 HMAC-SHA256).
+        listener_threads: Threads running listeners after their ack (when no executor is given).
+        verify_token: Call ``auth.test`` when the app is built, failing fast on a bad token.
+    """
+
+    signing_secret: str
+    listener_threads: int = 8
+    verify_token: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.signing_secret:
+            raise ValueError("a signing secret is required to verify Slack's requests")
+        if self.listener_threads < 1:
+            raise ValueError("listener_threads must be at least 1")
+
+
+class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Waits out a 429 only when Slack's ``Retry-After`` is short.
+
+    Calls run on listener threads: sleeping there for a minute would starve the pool, so
+    a long ``Retry-After`` fails the call at once (and the error is logged) instead.
+    """
+
+    def __init__(self, max_retry_count: int = 2, max_wait_s: int = 5) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_s = max_wait_s
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        assert response is not None  # a 429 has a response
+        for name, values in response.headers.items():
+            if name.lower() == "retry-after":
+                try:
+                    return int(values[0]) <= self.max_wait_s
+                except (ValueError, IndexError):
+                    return True
+        return True
+
+
+def make_client(
+    token: str,
+    *,
+    base_url: str,
+    timeout: int = 10,
+    rate_limit_retries: int = 2,
+    max_rate_limit_wait_s: int = 5,
+) -> WebClient:
+    """A Web API client that waits out Slack's short rate limits (429 + Retry-After).
+
+    Args:
+        token: The bot token (``xoxb-...``).
+        base_url: The Web API base URL (``https://slack.com/api/`` or the fake's).
+        timeout: Seconds per HTTP call.
+        rate_limit_retries: How many 429 answers to wait out per call.
+        max_rate_limit_wait_s: The longest ``Retry-After`` worth waiting for on a listener
+            thread; a longer one fails the call.
+    """
+    client = WebClient(token=token, base_url=base_url, timeout=timeout)
+    client.retry_handlers.append(
+        ShortRateLimitRetryHandler(rate_limit_retries, max_wait_s=max_rate_limit_wait_s)
+    )
+    return client
+
+
+def create_app(
+    config: BotConfig,
+    services: BotServices,
+    client: WebClient,
+    *,
+    executor: Executor | None = None,
+) -> App:
+    """Build the Bolt app with every listener registered.
+
+    Listeners ack first; Bolt then runs the rest on ``executor`` (``process_before_response``
+    is off), so Slack gets its answer in milliseconds whatever the listener does next.
+
+    Args:
+        config: Signing secret and threading.
+        services: The business logic the listeners call.
+        client: The Web API client (see :func:`make_client`).
+        executor: Runs listeners after their ack; the caller shuts it down. Default: a
+            thread pool of ``config.listener_threads``.
+
+    Raises:
+        slack_bolt.error.BoltError: ``verify_token`` is on and Slack rejects the token.
+    """
+    app = App(
+        name="bertbot",
+        client=client,
+        signing_secret=config.signing_secret,
+        process_before_response=False,
+        request_verification_enabled=True,
+        token_verification_enabled=config.verify_token,
+        listener_executor=executor
+        or ThreadPoolExecutor(config.listener_threads, thread_name_prefix="bertbot-listener"),
+        logger=logging.getLogger("bot.listeners"),
+    )
+    commands.register(app, services)
+    events.register(app, services)
+    actions.register(app, services)
+    app.error(handle_error)
+    return app
+
+
+def handle_error(
+    error: Exception, body: dict[str, Any], logger: logging.Logger, respond: Respond | None
+) -> None:
+    """The one catch-all: log with context and a reference; tell the user only that."""
+    reference = uuid.uuid4().hex[:8]
+    logger.error(
+        "unhandled error %s (ref %s): %s",
+        type(error).__name__,
+        reference,
+        _describe(body),
+        exc_info=error,
+    )
+    if respond is None or not respond.response_url:
+        return
+    try:
+        respond(
+            text=blocks.error_text(reference),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    except (SlackClientError, OSError):
+        logger.warning("could not tell the user about error %s", reference, exc_info=True)
+
+
+def _describe(body: dict[str, Any]) -> str:
+    """Who, where and what a request was, for logs (never the message text)."""
+    if not isinstance(body, dict):
+        return "request without a body"
+    kind = body.get("type") or ("command " + str(body.get("command")) if "command" in body else "?")
+    user = body.get("user_id") or (body.get("user") or {}).get("id")
+    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    event = body.get("event") or {}
+    if event:
+        kind = f"event {event.get('type')}/{event.get('subtype') or '-'} {body.get('event_id')}"
+        user = user or event.get("user")
+        channel = channel or event.get("channel")
+    actions_ = body.get("actions") or []
+    if actions_:
+        kind = f"{kind} {actions_[0].get('action_id')}"
+    team = body.get("team_id") or (body.get("team") or {}).get("id")
+    return f"{kind} team={team} user={user} channel={channel}"
