@@ -1,0 +1,195 @@
+"""Rewrite bench/RESULTS.md from bench/results/*.json (run by `make bench` after the benches).
+
+python bench/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from common import RESULTS_DIR, ROOT
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _quality(lines: list[str]) -> None:
+    lines += ["## Quality (held-out splits)", ""]
+    lines += [
+        "| task | train / held out | fine-tuned BERT | TF-IDF + log. reg. | target | "
+        "training time | examples/s | stopped by |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    commands = []
+    for task, target in (
+        ("spam", "F1(spam) ≥ 0.96 within 15 min"),
+        ("sentiment", "macro-F1 ≥ 0.78 within 30 min"),
+    ):
+        data = _load(f"quality-{task}")
+        if data is None:
+            lines.append(f"| {task} | not run | | | {target} | | | |")
+            continue
+        bert, base = data["bert"], data["tfidf_logreg"]
+        if task == "spam":
+            spam_f1 = bert["per_class"]["spam"]["f1"]
+            ours = f"F1(spam) **{spam_f1:.4f}**, macro-F1 {bert['macro_f1']:.4f}"
+            theirs = (
+                f"F1(spam) {base['per_class']['spam']['f1']:.4f}, macro-F1 {base['macro_f1']:.4f}"
+            )
+        else:
+            ours = f"macro-F1 **{bert['macro_f1']:.4f}**"
+            theirs = f"macro-F1 {base['macro_f1']:.4f}"
+        lines.append(
+            f"| {task} | {data['train_examples']} / {data['held_out_examples']} | {ours} | "
+            f"{theirs} | {target} | {bert['train_seconds'] / 60:.1f} min | "
+            f"{bert['examples_per_second']} | {bert['stopped_by']} |"
+        )
+        commands.append((data["command"], data["machine"]["date"], bert.get("peak_rss_mb")))
+    lines.append("")
+    for command, date, rss in commands:
+        lines.append(f"- `python {command}` ({date}; training peak RSS {rss} MB)")
+    lines.append("")
+
+
+def _inference(lines: list[str]) -> None:
+    data = _load("inference")
+    lines += ["## Inference speed and memory", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({data['machine']['date']}), batch "
+        f"{data['batch']}, texts = the held-out splits.",
+        "",
+    ]
+    lines += [
+        "| task | model | batched msg/s | single p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, row in data["tasks"].items():
+        for name in (
+            "dynamic (bertbot)",
+            "dynamic float32",
+            "fixed 128 (tutorial)",
+            "tfidf_logreg (floor)",
+        ):
+            if name not in row:
+                continue
+            r = row[name]
+            lines.append(
+                f"| {task} ({row['texts']}) | {name} | {r['batched_per_s']} | "
+                f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |"
+            )
+        lines.append(
+            f"| {task} | **dynamic vs fixed** | **{row['speedup_batched']}x** | "
+            f"**{row['speedup_single_p50']}x faster** | | |"
+        )
+    rss = data["rss_mb"]
+    lines += [
+        "",
+        f"Load (checksums + load + warm-up): {data['load_seconds']} s. Resident "
+        f"memory: {rss['start']} MB at start, {rss['tensorflow_imported']} MB with "
+        f"TensorFlow, **{rss['both_models_loaded']} MB with both task models loaded** "
+        "(target ≤ 1,500 MB).",
+        "",
+    ]
+
+
+def _train_speed(lines: list[str]) -> None:
+    data = _load("train-speed")
+    lines += ["## Training speed against PyTorch + transformers", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    peer = data["pytorch"]
+    lines += [
+        f"Command: `make bench-peer && python {data['command']}` "
+        f"({data['machine']['date']}); same tweets, batch {data['batch_size']}, max "
+        f"{data['max_length']} tokens, dynamic padding on both sides.",
+        "",
+    ]
+    lines += [
+        "| trainer | examples/s | vs PyTorch |",
+        "|---|---|---|",
+        f"| PyTorch {peer['torch']} + transformers Trainer, DataCollatorWithPadding "
+        f"({peer['threads']} threads) | {peer['examples_per_second']:.1f} | 1.00x |",
+    ]
+    for row in data["bertbot"]:
+        lines.append(
+            f"| {row['variant']} | {row['examples_per_second']} | **{row['ratio_vs_pytorch']}x** |"
+        )
+    lines.append("")
+
+
+def _loop(lines: list[str]) -> None:
+    data = _load("loop")
+    lines += ["## The learning loop on real data", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({data['machine']['date']}). Seed: "
+        f"{data['seed']} non-airline tweets; {data['corrections']} airline tweets as "
+        f"moderator corrections; {data['held_out_airline']} held-out airline tweets.",
+        "",
+    ]
+    lines += [
+        "| step | outcome | gate numbers | production | airline held-out macro-F1 | time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in data["steps"]:
+        numbers = ""
+        if "delta_macro_f1" in row:
+            p = row.get("p_improvement")
+            numbers = f"delta {row['delta_macro_f1']:+.4f}" + (
+                f", P {p:.3f}" if p is not None else ""
+            )
+        lines.append(
+            f"| {row['step']} | {row['status']} | {numbers} | v{row['production_after']} "
+            f"| {row['airline_heldout_macro_f1']:.4f} | {row['seconds'] / 60:.1f} min |"
+        )
+    verdict = data["verdict"]
+    lines += [
+        "",
+        f"Verdict: promoted with corrections: {verdict['promoted_with_corrections']}; "
+        f"airline macro-F1 rise **{verdict['airline_rise']:+.4f}** (target ≥ +0.05); "
+        f"shuffled labels rejected: {verdict['shuffled_rejected']}; production unchanged "
+        f"after the shuffled batch: {verdict['production_unchanged_after_shuffled']}.",
+        "",
+    ]
+
+
+def main() -> int:
+    machine = None
+    for name in ("quality-sentiment", "quality-spam", "inference", "train-speed", "loop"):
+        data = _load(name)
+        if data:
+            machine = data["machine"]
+            break
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python bench/report.py` from `bench/results/*.json`; each section names "
+        "the command that produced it. Peers are measured in the same run.",
+        "",
+    ]
+    if machine:
+        lines += [
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}.",
+            "",
+        ]
+    _quality(lines)
+    _inference(lines)
+    _train_speed(lines)
+    _loop(lines)
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
