@@ -8,6 +8,7 @@ import logging
 import signal
 import urllib.parse
 from types import FrameType
+from typing import Any
 
 from bertbot.commands import CommandError, add_command
 from bertbot.commands.common import open_database
@@ -100,6 +101,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     client = make_client(token, base_url=settings.slack.api_url)
     executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
+    scheduler: Any = None
     try:
         try:
             app = create_app(BotConfig(signing_secret=secret), services, client, executor=executor)
@@ -115,6 +117,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
         signal.signal(signal.SIGTERM, _stop)
         print(f"bertbot: serving Slack requests on {server.events_url}", flush=True)
+        if args.with_scheduler:
+            from bertbot.scheduler import build_scheduler, next_runs
+
+            # Retrains here use BERTBOT_RETRAIN__THREADS TensorFlow threads, leaving the
+            # rest to serving; a promotion reloads this process's model at once.
+            scheduler = build_scheduler(settings, database, on_promoted=models.notify)
+            scheduler.start()
+            for job, when in next_runs(scheduler).items():
+                print(f"bertbot: {job} next at {when}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -123,6 +134,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             server.close()
         print("bertbot: stopped", flush=True)
     finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         models.stop()
         executor.shutdown(wait=True)
         database.dispose()
@@ -143,3 +156,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port; 0 picks a free one")
     serve.add_argument("--threads", type=int, default=8, help="HTTP and listener threads")
+    serve.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="also run the retrain schedule in this process (only one process per deployment)",
+    )

@@ -79,6 +79,7 @@ def served(
                 "0",
                 "--threads",
                 "2",
+                "--with-scheduler",
             ],
             cwd=tmp_path,
             env=env,
@@ -116,4 +117,6 @@ def test_serve_http_answers_signed_requests_and_stops_on_sigterm(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
-    assert "bertbot: stopped" in process.stdout.read()  # type: ignore[union-attr]
+    output = process.stdout.read()  # type: ignore[union-attr]
+    assert "bertbot: stopped" in output
+    assert "retrain:spam next at" in output and "retrain:sentiment next at" in output
