@@ -153,3 +153,43 @@ def test_commands_fail_clearly_without_their_inputs(
     assert "no production model" in capsys.readouterr().err
     assert main(["classify", "--task", "nope", "hi"]) == 1
     assert "unknown task" in capsys.readouterr().err
+
+
+def test_tune_picks_the_best_trial_by_validation_macro_f1(
+    home: Path, tmp_path: Path, tiny_hf_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["encoder", "import", "--from", str(tiny_hf_checkpoint), "--max-seq-length", "32"])
+        == 0
+    )
+    data = _write_csv(tmp_path / "toy.csv", [(e.text, e.label) for e in toy_examples(200)])
+    best = tmp_path / "best.json"
+    code = main(
+        [
+            "tune",
+            "--task",
+            "toy",
+            "--data",
+            str(data),
+            "--trials",
+            "2",
+            "--learning-rates",
+            "1e-6",
+            "3e-3",
+            "--epochs-grid",
+            "2",
+            "--dropouts",
+            "0.1",
+            "--batch-size",
+            "16",
+            "--write-config",
+            str(best),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 2 and float(rows[0][0]) >= float(rows[1][0])  # best first
+    chosen = json.loads(best.read_text())
+    assert chosen["learning_rate"] == 3e-3  # a learning rate of 1e-6 learns nothing in 2 epochs
+    assert not list((home / "models").glob("*")) if (home / "models").exists() else True
