@@ -105,3 +105,17 @@ def test_retrain_models_and_export(
     corrected = [r for r in exported if r["source"] == "correction"]
     assert len(corrected) == 200 and {r["annotator"] for r in corrected} == {"U0MOD"}
     assert {r["split"] for r in exported} == {"train", "eval"}
+
+
+def test_setup_trains_a_first_model_and_skips_what_is_done(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    seed = _csv(tmp_path / "seed.csv", [(e.text, e.label) for e in toy_examples(200)])
+    assert main(["data", "import", seed, "--task", "toy"]) == 0
+    assert main(["setup", "--fast"]) == 0
+    err = capsys.readouterr().err
+    assert "tiny already imported" in err and "toy: training the first model" in err
+    assert main(["setup"]) == 0
+    assert "toy: production is v1" in capsys.readouterr().err
+    assert main(["doctor"]) == 0
