@@ -254,6 +254,7 @@ def decide(
             len(labels),
             resamples=config.bootstrap_resamples,
             seed=config.seed,
+            example_weights=None if weights is None else np.asarray(weights),
         )
         if n
         else (0.0, 0.0, 0.0)

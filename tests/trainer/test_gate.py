@@ -196,4 +196,23 @@ def test_corrections_weigh_their_share_of_the_eval_set() -> None:
     )
     assert not equal.promote  # 60 of 3,060 examples: a small overall delta
     assert weighted.promote, weighted.reason
-    assert weighted.corrections["eval_weight"] == pytest.approx(0.5 * 3000 / (0.5 * 60))
+    weight = 0.5 * 3000 / (0.5 * 60)
+    assert weighted.corrections["eval_weight"] == pytest.approx(weight)
+    # The bootstrap resamples the same weighted set the point estimate uses.
+    index = {label: i for i, label in enumerate(LABELS)}
+    encode = lambda ys: np.array([index[y] for y in ys])  # noqa: E731
+    example_weights = np.array([weight if flag else 1.0 for flag in mask])
+    expected = paired_bootstrap(
+        encode(truth),
+        encode(candidate),
+        encode(production),
+        3,
+        resamples=1000,
+        seed=0,
+        example_weights=example_weights,
+    )
+    unweighted = paired_bootstrap(
+        encode(truth), encode(candidate), encode(production), 3, resamples=1000, seed=0
+    )
+    assert weighted.p_improvement == pytest.approx(expected[0])
+    assert expected[1] > unweighted[1]  # the weighted gain's interval sits higher
