@@ -161,6 +161,9 @@ def _loop(lines: list[str]) -> None:
         f"after the shuffled batch: {verdict['production_unchanged_after_shuffled']}.",
         "",
     ]
+    notes = RESULTS_DIR / "loop-notes.md"
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
 
 
 def main() -> int:
