@@ -10,6 +10,7 @@ from storage import registry
 from storage.db import Database
 from storage.errors import StorageError
 from storage.schema import check_schema
+from trainer.pipeline import resolve_artifact
 
 
 @dataclass(frozen=True)
@@ -18,13 +19,6 @@ class Check:
     ok: bool
     detail: str
     fix: str | None = None
-
-
-def artifact_path(settings: Settings, artifact_uri: str) -> Path:
-    """Resolve a model artifact URI: ``file://`` absolute, else relative to BERTBOT_HOME."""
-    if artifact_uri.startswith("file://"):
-        return Path(artifact_uri.removeprefix("file://"))
-    return settings.home_dir / artifact_uri
 
 
 def encoder_present(encoder_dir: Path) -> list[str]:
@@ -72,7 +66,7 @@ def run_checks(settings: Settings, database: Database) -> list[Check]:
         if production is None:
             checks.append(Check(name, False, "no production model", f"bertbot train --task {task}"))
             continue
-        path = artifact_path(settings, production.artifact_uri)
+        path = resolve_artifact(settings.home_dir, production.artifact_uri)
         if not (path / "saved_model.pb").is_file():
             checks.append(
                 Check(
