@@ -108,15 +108,16 @@ def main() -> int:
     held_texts = [r["text"] for r in airline_eval]
     held_truth = [r["label"] for r in airline_eval]
 
+    def held_out_f1(artifact_uri: str) -> float:
+        model = SavedModelClassifier.load(resolve_artifact(loop_home, artifact_uri))
+        predicted = [p.label for p in model.predict(held_texts)]
+        return float(classification_metrics(held_truth, predicted, spec.labels)["macro_f1"])
+
     def airline_f1() -> tuple[str, float]:
         with database.begin() as session:
             production = registry.get_alias(session=session, task="sentiment")
         assert production is not None
-        model = SavedModelClassifier.load(resolve_artifact(loop_home, production.artifact_uri))
-        predicted = [p.label for p in model.predict(held_texts)]
-        return production.version, classification_metrics(held_truth, predicted, spec.labels)[
-            "macro_f1"
-        ]
+        return production.version, held_out_f1(production.artifact_uri)
 
     steps = []
 
@@ -142,10 +143,22 @@ def main() -> int:
             "airline_heldout_macro_f1": round(f1, 4),
         }
         if outcome.decision is not None:
-            row["delta_macro_f1"] = round(outcome.decision.delta_macro_f1, 4)
-            row["p_improvement"] = outcome.decision.p_improvement
-            row["eval_size"] = outcome.decision.eval_size
-            row["corrections_eval"] = outcome.decision.corrections
+            decision = outcome.decision
+            row["gate_scope"] = decision.scope
+            row["delta_macro_f1"] = round(decision.delta_macro_f1, 4)
+            row["p_improvement"] = decision.p_improvement
+            row["eval_size"] = decision.eval_size
+            row["corrections_eval"] = decision.corrections
+            row["seed_eval"] = decision.rest
+            row["checks"] = {
+                c.name: {"passed": c.passed, "value": round(float(c.value), 4)}
+                for c in decision.checks
+            }
+        if outcome.version is not None:
+            row["candidate_version"] = outcome.version.version
+            row["candidate_airline_heldout_macro_f1"] = round(
+                held_out_f1(outcome.version.artifact_uri), 4
+            )
         print(f"  -> {row['status']}: {row['reason']}", flush=True)
         print(f"  production v{version}: airline held-out macro-F1 {f1:.4f}", flush=True)
         steps.append(row)

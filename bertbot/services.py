@@ -18,7 +18,8 @@ def gate_config(settings: Settings) -> GateConfig:
         min_eval=gate.min_eval,
         bootstrap_resamples=gate.bootstrap_resamples,
         seed=gate.seed,
-        correction_share=gate.correction_share,
+        min_correction_eval=gate.min_correction_eval,
+        max_regression=gate.max_regression,
     )
 
 

@@ -62,7 +62,8 @@ class GateSettings(BaseModel):
     bootstrap_resamples: int = Field(1000, ge=100)
     min_new_labels: int = Field(20, ge=0)
     seed: int = 0
-    correction_share: float = Field(0.5, ge=0.0, lt=1.0)
+    min_correction_eval: int = Field(30, ge=1)
+    max_regression: float = Field(0.02, ge=0.0, le=1.0)
 
 
 class RetrainSettings(BaseModel):

@@ -1,10 +1,21 @@
 """The promotion gate: may a candidate replace production?
 
-Both models are scored on the identical eval set. The candidate is promoted only if
-macro-F1 rises by at least ``min_delta``, a paired bootstrap over eval examples gives
-P(delta > 0) >= ``confidence``, no class's recall drops by more than ``max_class_drop``,
-and the eval set has at least ``min_eval`` examples. Pure functions of predictions and
-thresholds: no TensorFlow, no database.
+Both models are scored on the identical eval set. Where moderators' corrections make up
+enough of it (``min_correction_eval``), the candidate is judged where the bot was wrong and
+guarded everywhere else:
+
+- on the corrections' eval share: macro-F1 rises by at least ``min_delta``, a paired
+  bootstrap over those examples gives P(delta > 0) >= ``confidence``, and the candidate agrees
+  with the corrections better than chance (a label-permutation test at the same confidence:
+  labels a model cannot learn, such as shuffled ones, never count as a gain);
+- on the rest of the eval set (seed labels): macro-F1 falls by at most ``max_regression`` and
+  no class's recall drops by more than ``max_class_drop``.
+
+Without enough corrections in the eval set, every rule applies to the whole eval set. In both
+cases the eval set must hold at least ``min_eval`` examples. Judging the two parts apart keeps
+a few dozen in-domain corrections from being drowned by thousands of seed examples, without
+letting them mask a loss elsewhere. Pure functions of predictions and thresholds: no
+TensorFlow, no database.
 """
 
 from __future__ import annotations
@@ -20,7 +31,20 @@ from trainer.metrics import classification_metrics
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Thresholds of the gate (settings ``BERTBOT_GATE__*``)."""
+    """Thresholds of the gate (settings ``BERTBOT_GATE__*``).
+
+    Attributes:
+        min_delta: Smallest macro-F1 gain (where judged) that promotes.
+        confidence: Smallest bootstrap P(gain > 0); also 1 - the permutation test's level.
+        max_class_drop: Largest allowed drop of any class's recall (on the guarded part).
+        min_eval: Smallest eval set the gate decides on.
+        bootstrap_resamples: Paired bootstrap resamples (and label permutations).
+        seed: Seed of the bootstrap and the permutations.
+        min_correction_eval: Corrections in the eval set needed to judge the candidate on
+            them; with fewer, the whole eval set is the judge.
+        max_regression: Largest macro-F1 drop allowed on the seed part of the eval set when
+            the candidate is judged on the corrections.
+    """
 
     min_delta: float = 0.005
     confidence: float = 0.90
@@ -28,7 +52,8 @@ class GateConfig:
     min_eval: int = 200
     bootstrap_resamples: int = 1000
     seed: int = 0
-    correction_share: float = 0.5
+    min_correction_eval: int = 30
+    max_regression: float = 0.02
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_delta <= 1:
@@ -37,10 +62,12 @@ class GateConfig:
             raise ValueError("confidence must be in (0, 1)")
         if not 0 <= self.max_class_drop <= 1:
             raise ValueError("max_class_drop must be in [0, 1]")
-        if not 0 <= self.correction_share < 1:
-            raise ValueError("correction_share must be in [0, 1)")
-        if self.min_eval < 1 or self.bootstrap_resamples < 100:
-            raise ValueError("min_eval must be >= 1 and bootstrap_resamples >= 100")
+        if not 0 <= self.max_regression <= 1:
+            raise ValueError("max_regression must be in [0, 1]")
+        if self.min_eval < 1 or self.bootstrap_resamples < 100 or self.min_correction_eval < 1:
+            raise ValueError(
+                "min_eval and min_correction_eval must be >= 1 and bootstrap_resamples >= 100"
+            )
 
 
 @dataclass(frozen=True)
@@ -54,7 +81,12 @@ class Check:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The verdict with every number behind it (stored with the training run)."""
+    """The verdict with every number behind it (stored with the training run).
+
+    ``scope`` says where the gain was judged: ``"corrections"`` (the corrections' eval
+    share, with the rest guarded) or ``"all"``. ``delta_macro_f1`` and ``p_improvement`` are
+    measured there; ``candidate`` and ``production`` are the metrics on the whole eval set.
+    """
 
     promote: bool
     reason: str
@@ -66,6 +98,8 @@ class GateDecision:
     p_improvement: float | None
     recall_drops: dict[str, float] = field(default_factory=dict)
     corrections: dict[str, Any] | None = None
+    scope: str = "all"
+    rest: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +139,6 @@ def paired_bootstrap(
     resamples: int,
     seed: int,
     chunk: int = 250,
-    example_weights: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """P(macro-F1 delta > 0) over paired resamples of the eval examples.
 
@@ -120,8 +153,6 @@ def paired_bootstrap(
         draws = rng.integers(0, n, size=(size, n))
         weights = np.zeros((size, n))
         np.add.at(weights, (np.arange(size)[:, None], draws), 1.0)
-        if example_weights is not None:
-            weights *= example_weights[None, :]
         deltas.append(
             macro_f1_from_weights(weights, y_true, candidate, num_classes)
             - macro_f1_from_weights(weights, y_true, production, num_classes)
@@ -134,29 +165,37 @@ def paired_bootstrap(
     )
 
 
-def eval_weights(corrections_mask: Sequence[bool] | None, share: float) -> list[float] | None:
-    """Weights giving corrections at least ``share`` of the eval set's total (None: equal)."""
-    if corrections_mask is None:
-        return None
-    corrections = sum(1 for flag in corrections_mask if flag)
-    others = len(corrections_mask) - corrections
-    if corrections == 0 or others == 0 or corrections / len(corrections_mask) >= share:
-        return None
-    weight = share * others / ((1 - share) * corrections)
-    return [weight if flag else 1.0 for flag in corrections_mask]
+def permutation_test(
+    y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, *, permutations: int, seed: int
+) -> tuple[float, float]:
+    """How often shuffled labels fit the predictions at least as well as the real ones.
+
+    Returns:
+        (p-value: share of label permutations whose macro-F1 >= the observed one, the
+        95th percentile of the permuted macro-F1s: the best that chance agreement gives).
+    """
+    rng = np.random.default_rng(seed)
+    observed = macro_f1_from_weights(np.ones((1, len(y_true))), y_true, y_pred, num_classes)[0]
+    pred_one_hot = np.eye(num_classes)[y_pred]
+    shuffled = np.stack([rng.permutation(y_true) for _ in range(permutations)])  # [p, n]
+    true_one_hot = np.eye(num_classes)[shuffled]  # [p, n, k]
+    tp = (true_one_hot * pred_one_hot[None]).sum(axis=1)
+    denominator = true_one_hot.sum(axis=1) + pred_one_hot.sum(axis=0)[None]
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0).mean(axis=1)
+    return float((f1 >= observed - 1e-12).mean()), float(np.percentile(f1, 95))
 
 
-def majority_baseline_macro_f1(
-    y_true: Sequence[str], labels: Sequence[str], weights: Sequence[float] | None = None
-) -> float:
+def majority_baseline_macro_f1(y_true: Sequence[str], labels: Sequence[str]) -> float:
     """Macro-F1 of always predicting the most frequent label."""
-    w = weights or [1.0] * len(y_true)
-    totals = {label: 0.0 for label in labels}
-    for y, x in zip(y_true, w, strict=True):
-        totals[y] += x
-    majority = max(labels, key=lambda label: totals[label])
-    predicted = [majority] * len(y_true)
-    return float(classification_metrics(y_true, predicted, labels, weights)["macro_f1"])
+    counts = {label: 0 for label in labels}
+    for y in y_true:
+        counts[y] += 1
+    majority = max(labels, key=lambda label: counts[label])
+    return float(classification_metrics(y_true, [majority] * len(y_true), labels)["macro_f1"])
+
+
+def _subset(values: Sequence[str], picked: Sequence[int]) -> list[str]:
+    return [values[i] for i in picked]
 
 
 def decide(
@@ -176,12 +215,16 @@ def decide(
         production_pred: Production's predictions on the same examples (None: no production).
         labels: The task's labels.
         config: Thresholds.
-        corrections_mask: Which eval examples are moderators' corrections (reported apart).
+        corrections_mask: Which eval examples are moderators' corrections.
     """
     labels = list(labels)
     n = len(y_true)
-    weights = eval_weights(corrections_mask, config.correction_share) if n else None
-    candidate_metrics = classification_metrics(y_true, candidate_pred, labels, weights)
+    mask = list(corrections_mask) if corrections_mask is not None else [False] * n
+    if len(mask) != n:
+        raise ValueError(f"corrections_mask has {len(mask)} entries for {n} eval examples")
+    picked = [i for i, flag in enumerate(mask) if flag]
+    rest = [i for i, flag in enumerate(mask) if not flag]
+    candidate_metrics = classification_metrics(y_true, candidate_pred, labels)
     checks: list[Check] = [
         Check(
             "min_eval",
@@ -192,22 +235,20 @@ def decide(
         )
     ]
     corrections = None
-    if corrections_mask is not None and any(corrections_mask):
-        picked = [i for i, flag in enumerate(corrections_mask) if flag]
+    if picked:
         corrections = {
             "n": len(picked),
-            "eval_weight": weights[picked[0]] if weights else 1.0,
             "candidate_macro_f1": classification_metrics(
-                [y_true[i] for i in picked], [candidate_pred[i] for i in picked], labels
+                _subset(y_true, picked), _subset(candidate_pred, picked), labels
             )["macro_f1"],
         }
         if production_pred is not None:
             corrections["production_macro_f1"] = classification_metrics(
-                [y_true[i] for i in picked], [production_pred[i] for i in picked], labels
+                _subset(y_true, picked), _subset(production_pred, picked), labels
             )["macro_f1"]
 
     if production_pred is None:
-        baseline = majority_baseline_macro_f1(y_true, labels, weights)
+        baseline = majority_baseline_macro_f1(y_true, labels)
         delta = candidate_metrics["macro_f1"] - baseline
         checks.append(
             Check(
@@ -231,32 +272,41 @@ def decide(
             corrections=corrections,
         )
 
-    production_metrics = classification_metrics(y_true, production_pred, labels, weights)
-    delta = candidate_metrics["macro_f1"] - production_metrics["macro_f1"]
+    production_metrics = classification_metrics(y_true, production_pred, labels)
+    by_corrections = len(picked) >= config.min_correction_eval and bool(rest)
+    judged = picked if by_corrections else list(range(n))
+    where = f"on the {len(picked)} corrections" if by_corrections else "on the eval set"
+    index = {label: i for i, label in enumerate(labels)}
+    truth = np.array([index[y_true[i]] for i in judged], dtype=int)
+    cand = np.array([index[candidate_pred[i]] for i in judged], dtype=int)
+    prod = np.array([index[production_pred[i]] for i in judged], dtype=int)
+    cand_f1 = classification_metrics(
+        _subset(y_true, judged), _subset(candidate_pred, judged), labels
+    )["macro_f1"]
+    prod_f1 = classification_metrics(
+        _subset(y_true, judged), _subset(production_pred, judged), labels
+    )["macro_f1"]
+    delta = cand_f1 - prod_f1
     checks.append(
         Check(
             "min_delta",
             delta >= config.min_delta,
             delta,
             config.min_delta,
-            f"macro-F1 {candidate_metrics['macro_f1']:.4f} vs production "
-            f"{production_metrics['macro_f1']:.4f} (delta {delta:+.4f}, need "
-            f"+{config.min_delta})",
+            f"macro-F1 {where} {cand_f1:.4f} vs production {prod_f1:.4f} "
+            f"(delta {delta:+.4f}, need +{config.min_delta})",
         )
     )
-    index = {label: i for i, label in enumerate(labels)}
-    truth = np.array([index[y] for y in y_true])
     probability, low, high = (
         paired_bootstrap(
             truth,
-            np.array([index[y] for y in candidate_pred]),
-            np.array([index[y] for y in production_pred]),
+            cand,
+            prod,
             len(labels),
             resamples=config.bootstrap_resamples,
             seed=config.seed,
-            example_weights=None if weights is None else np.asarray(weights),
         )
-        if n
+        if judged
         else (0.0, 0.0, 0.0)
     )
     checks.append(
@@ -265,13 +315,60 @@ def decide(
             probability >= config.confidence,
             probability,
             config.confidence,
-            f"P(delta > 0) = {probability:.3f} over {config.bootstrap_resamples} paired "
-            f"resamples (90% interval {low:+.4f}..{high:+.4f}; need {config.confidence})",
+            f"P(delta > 0) {where} = {probability:.3f} over {config.bootstrap_resamples} "
+            f"paired resamples (90% interval {low:+.4f}..{high:+.4f}; need {config.confidence})",
         )
     )
+    rest_info = None
+    if by_corrections:
+        p_value, chance = permutation_test(
+            truth, cand, len(labels), permutations=config.bootstrap_resamples, seed=config.seed
+        )
+        assert corrections is not None
+        corrections.update({"permutation_p": p_value, "chance_macro_f1_p95": chance})
+        checks.append(
+            Check(
+                "learned_corrections",
+                p_value <= 1 - config.confidence,
+                p_value,
+                1 - config.confidence,
+                f"agreement with the corrections beats chance: macro-F1 {cand_f1:.4f} vs "
+                f"{chance:.4f} at the 95th percentile of {config.bootstrap_resamples} label "
+                f"permutations (p = {p_value:.3f}; need <= {1 - config.confidence:.2f})",
+            )
+        )
+        rest_candidate = classification_metrics(
+            _subset(y_true, rest), _subset(candidate_pred, rest), labels
+        )
+        rest_production = classification_metrics(
+            _subset(y_true, rest), _subset(production_pred, rest), labels
+        )
+        regression = rest_production["macro_f1"] - rest_candidate["macro_f1"]
+        rest_info = {
+            "n": len(rest),
+            "candidate_macro_f1": rest_candidate["macro_f1"],
+            "production_macro_f1": rest_production["macro_f1"],
+        }
+        checks.append(
+            Check(
+                "max_regression",
+                regression <= config.max_regression,
+                regression,
+                config.max_regression,
+                f"macro-F1 on the other {len(rest)} eval examples "
+                f"{rest_candidate['macro_f1']:.4f} vs production "
+                f"{rest_production['macro_f1']:.4f} (drop {regression:+.4f}; allowed "
+                f"{config.max_regression})",
+            )
+        )
+        guard_candidate, guard_production = rest_candidate, rest_production
+        guarded = f"on the other {len(rest)} eval examples"
+    else:
+        guard_candidate, guard_production = candidate_metrics, production_metrics
+        guarded = "on the eval set"
     drops = {
-        label: production_metrics["per_class"][label]["recall"]
-        - candidate_metrics["per_class"][label]["recall"]
+        label: guard_production["per_class"][label]["recall"]
+        - guard_candidate["per_class"][label]["recall"]
         for label in labels
     }
     worst = max(drops, key=lambda label: drops[label])
@@ -281,7 +378,8 @@ def decide(
             drops[worst] <= config.max_class_drop,
             drops[worst],
             config.max_class_drop,
-            f"largest recall drop {drops[worst]:+.4f} ({worst}; allowed {config.max_class_drop})",
+            f"largest recall drop {guarded} {drops[worst]:+.4f} ({worst}; allowed "
+            f"{config.max_class_drop})",
         )
     )
     promote = all(check.passed for check in checks)
@@ -296,6 +394,8 @@ def decide(
         p_improvement=probability,
         recall_drops=drops,
         corrections=corrections,
+        scope="corrections" if by_corrections else "all",
+        rest=rest_info,
     )
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from trainer.gate import GateConfig, decide, macro_f1_from_weights, paired_bootstrap
+from trainer.gate import (
+    GateConfig,
+    decide,
+    macro_f1_from_weights,
+    paired_bootstrap,
+    permutation_test,
+)
 
 LABELS = ["neg", "neu", "pos"]
 
@@ -169,50 +175,153 @@ def test_corrections_are_reported_separately() -> None:
     assert decision.to_json()["checks"][0]["name"] == "min_eval"
 
 
-def test_corrections_weigh_their_share_of_the_eval_set() -> None:
-    """A gain on 60 in-domain corrections counts, though 3,000 seed examples are unchanged."""
+def _with_corrections(
+    corr_accuracy_candidate: float,
+    corr_accuracy_production: float = 0.70,
+    *,
+    n_corrections: int = 60,
+    seed_candidate_accuracy: float = 0.80,
+) -> tuple[list[str], list[str], list[str], list[bool]]:
+    """3,000 seed eval examples (production 0.8 accurate) plus in-domain corrections."""
     seed_truth = _data(3000, seed=11)
-    seed_pred = _predict(seed_truth, 0.8, 12)
-    corr_truth = _data(60, seed=13)
+    corr_truth = _data(n_corrections, seed=13)
     truth = seed_truth + corr_truth
-    production = seed_pred + _predict(corr_truth, 0.75, 14)
-    candidate = seed_pred + _predict(corr_truth, 0.88, 15)
-    mask = [False] * 3000 + [True] * 60
-    equal = decide(
-        truth,
-        candidate,
-        production,
-        LABELS,
-        GateConfig(correction_share=0.0),
-        corrections_mask=mask,
+    production = _predict(seed_truth, 0.8, 12) + _predict(corr_truth, corr_accuracy_production, 14)
+    seed_candidate = (
+        production[:3000]
+        if seed_candidate_accuracy == 0.80
+        else _predict(seed_truth, seed_candidate_accuracy, 16)
     )
-    weighted = decide(
-        truth,
-        candidate,
-        production,
-        LABELS,
-        GateConfig(correction_share=0.5),
-        corrections_mask=mask,
+    candidate = seed_candidate + _predict(corr_truth, corr_accuracy_candidate, 15)
+    return truth, candidate, production, [False] * 3000 + [True] * n_corrections
+
+
+def test_a_gain_on_the_corrections_counts_though_the_seed_eval_is_unchanged() -> None:
+    truth, candidate, production, mask = _with_corrections(0.85)
+    decision = decide(truth, candidate, production, LABELS, GateConfig(), corrections_mask=mask)
+    assert decision.promote, decision.reason
+    assert decision.scope == "corrections"
+    assert {c.name for c in decision.checks} == {
+        "min_eval",
+        "min_delta",
+        "confidence",
+        "learned_corrections",
+        "max_regression",
+        "max_class_drop",
+    }
+    assert decision.delta_macro_f1 == pytest.approx(
+        decision.corrections["candidate_macro_f1"] - decision.corrections["production_macro_f1"]
     )
-    assert not equal.promote  # 60 of 3,060 examples: a small overall delta
-    assert weighted.promote, weighted.reason
-    weight = 0.5 * 3000 / (0.5 * 60)
-    assert weighted.corrections["eval_weight"] == pytest.approx(weight)
-    # The bootstrap resamples the same weighted set the point estimate uses.
+    assert decision.rest is not None and decision.rest["n"] == 3000
+    # Judged on the whole eval set, 60 of 3,060 examples are too few to be significant.
+    overall = decide(truth, candidate, production, LABELS, GateConfig())
+    assert not overall.promote and overall.scope == "all"
+
+
+@pytest.mark.parametrize(("min_correction_eval", "scope"), [(60, "corrections"), (61, "all")])
+def test_min_correction_eval_boundary(min_correction_eval: int, scope: str) -> None:
+    truth, candidate, production, mask = _with_corrections(0.85)
+    config = GateConfig(min_correction_eval=min_correction_eval)
+    decision = decide(truth, candidate, production, LABELS, config, corrections_mask=mask)
+    assert decision.scope == scope
+    assert decision.promote is (scope == "corrections")
+
+
+def test_the_bootstrap_on_corrections_resamples_only_them() -> None:
+    truth, candidate, production, mask = _with_corrections(0.85)
+    decision = decide(truth, candidate, production, LABELS, GateConfig(), corrections_mask=mask)
     index = {label: i for i, label in enumerate(LABELS)}
-    encode = lambda ys: np.array([index[y] for y in ys])  # noqa: E731
-    example_weights = np.array([weight if flag else 1.0 for flag in mask])
+    picked = [i for i, flag in enumerate(mask) if flag]
+
+    def encode(ys: list[str]) -> np.ndarray:
+        return np.array([index[ys[i]] for i in picked])
+
     expected = paired_bootstrap(
-        encode(truth),
-        encode(candidate),
-        encode(production),
-        3,
-        resamples=1000,
-        seed=0,
-        example_weights=example_weights,
-    )
-    unweighted = paired_bootstrap(
         encode(truth), encode(candidate), encode(production), 3, resamples=1000, seed=0
     )
-    assert weighted.p_improvement == pytest.approx(expected[0])
-    assert expected[1] > unweighted[1]  # the weighted gain's interval sits higher
+    assert decision.p_improvement == pytest.approx(expected[0])
+
+
+def test_max_regression_boundary() -> None:
+    """A gain on the corrections may not be bought with a loss on the seed eval set."""
+    truth, candidate, production, mask = _with_corrections(0.95, seed_candidate_accuracy=0.78)
+    probe = decide(
+        truth, candidate, production, LABELS, GateConfig(max_class_drop=1.0), corrections_mask=mask
+    )
+    regression = next(c for c in probe.checks if c.name == "max_regression").value
+    assert regression > 0
+    strict = GateConfig(max_class_drop=1.0, max_regression=regression - 1e-9)
+    lenient = GateConfig(max_class_drop=1.0, max_regression=regression + 1e-9)
+    rejected = decide(truth, candidate, production, LABELS, strict, corrections_mask=mask)
+    promoted = decide(truth, candidate, production, LABELS, lenient, corrections_mask=mask)
+    assert not rejected.promote and "other 3000 eval examples" in rejected.reason
+    assert promoted.promote, promoted.reason
+
+
+def test_class_recall_is_guarded_on_the_seed_part_when_judging_corrections() -> None:
+    truth, candidate, production, mask = _with_corrections(0.95)
+    # The candidate stops predicting "pos" for a third of the seed examples.
+    candidate = [
+        ("neg" if (y == "pos" and i % 3 == 0 and not mask[i]) else c)
+        for i, (y, c) in enumerate(zip(truth, candidate, strict=True))
+    ]
+    decision = decide(
+        truth,
+        candidate,
+        production,
+        LABELS,
+        GateConfig(max_regression=1.0),
+        corrections_mask=mask,
+    )
+    assert not decision.promote
+    assert decision.recall_drops["pos"] > 0.05 and "recall drop on the other" in decision.reason
+
+
+def test_corrections_nothing_can_learn_are_rejected() -> None:
+    """Shuffled corrections: the candidate learnt the label mix, not the texts.
+
+    Production is worse than chance on them, so the candidate's chance-level agreement is a
+    large, 'significant' gain by the bootstrap alone; the permutation test rejects it.
+    """
+    rng = np.random.default_rng(21)
+    seed_truth = _data(3000, seed=11)
+    seed_pred = _predict(seed_truth, 0.8, 12)
+    corr_truth = [LABELS[i] for i in rng.choice(3, size=80, p=[0.6, 0.2, 0.2])]
+    production_corr = ["pos"] * 80  # systematically wrong on the new domain
+    candidate_corr = [LABELS[i] for i in rng.choice(3, size=80, p=[0.6, 0.2, 0.2])]
+    truth = seed_truth + corr_truth
+    mask = [False] * 3000 + [True] * 80
+    decision = decide(
+        truth,
+        seed_pred + candidate_corr,
+        seed_pred + production_corr,
+        LABELS,
+        GateConfig(),
+        corrections_mask=mask,
+    )
+    checks = {c.name: c for c in decision.checks}
+    assert checks["min_delta"].passed and checks["confidence"].passed
+    assert not checks["learned_corrections"].passed
+    assert not decision.promote and "beats chance" in decision.reason
+
+
+def test_permutation_test_is_seeded_and_separates_signal_from_chance() -> None:
+    truth = np.array([LABELS.index(y) for y in _data(80, seed=3)])
+    good = np.array([LABELS.index(y) for y in _predict(list(np.array(LABELS)[truth]), 0.7, 4)])
+    first = permutation_test(truth, good, 3, permutations=1000, seed=1)
+    assert first == permutation_test(truth, good, 3, permutations=1000, seed=1)
+    assert first[0] < 0.01
+    # Predictions unrelated to the labels pass at about the test's level (10%), not more.
+    rng = np.random.default_rng(5)
+    p_values = [
+        permutation_test(truth, rng.integers(0, 3, 80), 3, permutations=500, seed=i)[0]
+        for i in range(60)
+    ]
+    assert np.mean([p <= 0.10 for p in p_values]) <= 0.2
+    assert np.median(p_values) > 0.3
+
+
+def test_a_mask_of_the_wrong_length_is_an_error() -> None:
+    truth = _data(300)
+    with pytest.raises(ValueError, match="corrections_mask"):
+        decide(truth, truth, truth, LABELS, GateConfig(), corrections_mask=[True])

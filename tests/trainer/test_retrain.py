@@ -269,7 +269,9 @@ def _cli_env(home: Path, tmp_path: Path, encoder: Path) -> dict[str, str]:
             "BERTBOT_TASKS": "toy",
             "BERTBOT_TASKS_FILE": str(tmp_path / "tasks.json"),
             "BERTBOT_RETRAIN__LEASE_SECONDS": "3",
-            "BERTBOT_RETRAIN__TRAIN_OVERRIDES": json.dumps({**FAST, "epochs": 200.0}),
+            "BERTBOT_RETRAIN__TRAIN_OVERRIDES": json.dumps(
+                {**FAST, "epochs": 200.0, "patience": 10_000}
+            ),
             "BERTBOT_GATE__MIN_EVAL": "20",
         }
     )
