@@ -17,6 +17,11 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _when(data: dict[str, Any]) -> str:
+    machine = data["machine"]
+    return f"{machine['date']}, {machine['cpu']} x{machine['cores']}"
+
+
 def _quality(lines: list[str]) -> None:
     lines += ["## Quality (held-out splits)", ""]
     lines += [
@@ -62,7 +67,7 @@ def _inference(lines: list[str]) -> None:
         lines += ["not run", ""]
         return
     lines += [
-        f"Command: `python {data['command']}` ({data['machine']['date']}), batch "
+        f"Command: `python {data['command']}` ({_when(data)}), batch "
         f"{data['batch']}, texts = the held-out splits.",
         "",
     ]
@@ -108,7 +113,7 @@ def _train_speed(lines: list[str]) -> None:
     peer = data["pytorch"]
     lines += [
         f"Command: `make bench-peer && python {data['command']}` "
-        f"({data['machine']['date']}); same tweets, batch {data['batch_size']}, max "
+        f"({_when(data)}); same tweets, batch {data['batch_size']}, max "
         f"{data['max_length']} tokens, dynamic padding on both sides.",
         "",
     ]
@@ -132,14 +137,15 @@ def _loop(lines: list[str]) -> None:
         lines += ["not run", ""]
         return
     lines += [
-        f"Command: `python {data['command']}` ({data['machine']['date']}). Seed: "
+        f"Command: `python {data['command']}` ({_when(data)}). Seed: "
         f"{data['seed']} non-airline tweets; {data['corrections']} airline tweets as "
         f"moderator corrections; {data['held_out_airline']} held-out airline tweets.",
         "",
     ]
     lines += [
-        "| step | outcome | gate numbers | production | airline held-out macro-F1 | time |",
-        "|---|---|---|---|---|---|",
+        "| step | outcome | gate (where judged) | candidate's airline held-out macro-F1 "
+        "| production after | its airline held-out macro-F1 | time |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in data["steps"]:
         numbers = ""
@@ -148,8 +154,22 @@ def _loop(lines: list[str]) -> None:
             numbers = f"delta {row['delta_macro_f1']:+.4f}" + (
                 f", P {p:.3f}" if p is not None else ""
             )
+            corrections = row.get("corrections_eval") or {}
+            if row.get("gate_scope") == "corrections":
+                numbers += (
+                    f" on {corrections.get('n')} corrections; permutation p "
+                    f"{corrections.get('permutation_p', float('nan')):.3f}"
+                )
+                seed = row.get("seed_eval") or {}
+                if seed:
+                    drop = seed["production_macro_f1"] - seed["candidate_macro_f1"]
+                    numbers += f"; seed eval drop {drop:+.4f}"
+            elif row.get("gate_scope"):
+                numbers += f" on all {row.get('eval_size')}"
+        candidate = row.get("candidate_airline_heldout_macro_f1")
         lines.append(
-            f"| {row['step']} | {row['status']} | {numbers} | v{row['production_after']} "
+            f"| {row['step']} | {row['status']} | {numbers} | "
+            f"{'' if candidate is None else f'{candidate:.4f}'} | v{row['production_after']} "
             f"| {row['airline_heldout_macro_f1']:.4f} | {row['seconds'] / 60:.1f} min |"
         )
     verdict = data["verdict"]
@@ -164,6 +184,107 @@ def _loop(lines: list[str]) -> None:
     notes = RESULTS_DIR / "loop-notes.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]
+
+
+def _slack_http(lines: list[str]) -> None:
+    data = _load("slack-http")
+    lines += ["## The bot over HTTP: /classify and channel ingestion", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}). "
+        "`bertbot serve --http` (waitress, 8 threads) in its own process with the production "
+        "spam and sentiment models, a local fake Slack, signed requests. Answer latency = from "
+        "sending `/classify` to the bot's reply arriving at the response_url (both tasks).",
+        "",
+        "| store | concurrency | requests | answered ≤ 3 s | req/s | answer p50 / p95 / p99 ms "
+        "| ack p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for store, row in data["stores"].items():
+        for run in row["classify"]:
+            answer = run["answer"] or {}
+            lines.append(
+                f"| {store} | {run['concurrency']} | {run['requests']} | {run['within_3s']} | "
+                f"{run['requests_per_s']} | {answer.get('p50_ms')} / {answer.get('p95_ms')} / "
+                f"**{answer.get('p99_ms')}** | {run['ack']['p99_ms']} |"
+            )
+    alone = data["model_alone"]["both_tasks_ms"]
+    lines += [
+        "",
+        f"Side by side: both models alone in one process, one text at a time: p50 "
+        f"{alone['p50']:.1f} ms, p99 {alone['p99']:.1f} ms; end-to-end `/classify` p50 is "
+        f"**{data['overhead_ratio_p50']}x** that (HTTP, signature check, storage, the "
+        "response_url round trip).",
+        "",
+        "| store | messages | acked | stored (messages / predictions) | messages/s | "
+        "bot RSS after / peak MB | bot start s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for store, row in data["stores"].items():
+        ingest, memory = row["ingest"], row["bot_memory"]
+        lines.append(
+            f"| {store} | {ingest['messages']} | {ingest['acked_200']} | "
+            f"{ingest['stored_messages']} / {ingest['stored_predictions']} | "
+            f"**{ingest['messages_per_s']}** | {memory['rss_mb']} / {memory['peak_rss_mb']} | "
+            f"{row['bot_start_seconds']} |"
+        )
+    if "ingest_postgres_vs_sqlite" in data:
+        lines += [
+            "",
+            f"Ingestion on PostgreSQL vs SQLite: **{data['ingest_postgres_vs_sqlite']}x**.",
+        ]
+    lines.append("")
+
+
+def _retrain_scale(lines: list[str]) -> None:
+    data = _load("retrain-scale")
+    lines += ["## Retrain cost as the labels grow", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}); each retrain a "
+        f"`bertbot retrain` process with {data['threads']} TensorFlow threads; peak RSS from "
+        "the kernel. First model: one epoch over the training split. Warm retrain: the "
+        "product's defaults after 50 corrections (start from production, replay ≤ 6,000 "
+        "seed labels, two epochs).",
+        "",
+        "| labelled tweets | first model | vs 1k | peak RSS | warm retrain | vs 1k | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in data["sizes"]:
+        cold, warm = row["first_model"], row["warm_retrain"]
+        lines.append(
+            f"| {row['labelled']} | {cold['seconds'] / 60:.1f} min | {cold['cost_vs_smallest']}x "
+            f"| {cold['peak_rss_mb']} MB | {warm['seconds'] / 60:.1f} min | "
+            f"{warm['cost_vs_smallest']}x | {warm['peak_rss_mb']} MB |"
+        )
+    lines.append("")
+
+
+def _reliability(lines: list[str]) -> None:
+    path = RESULTS_DIR / "reliability.jsonl"
+    lines += ["## Reliability suite (counts printed by the tests)", ""]
+    if not path.exists():
+        lines += ["not run", ""]
+        return
+    lines += [
+        "Command: `BERTBOT_RELIABILITY_REPORT=bench/results/reliability.jsonl "
+        "python -m pytest tests/reliability -m 'slow or not slow'`.",
+        "",
+        "| test | counts |",
+        "|---|---|",
+    ]
+    for raw in path.read_text().splitlines():
+        if not raw.strip():
+            continue
+        row = json.loads(raw)
+        name = row.pop("test", "?")
+        counts = ", ".join(f"{k} {v}" for k, v in row.items())
+        lines.append(f"| {name} | {counts} |")
+    lines.append("")
 
 
 def main() -> int:
@@ -182,13 +303,17 @@ def main() -> int:
     ]
     if machine:
         lines += [
-            f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}.",
+            f"Machine: {machine['cores']} cores, Python {machine['python']}; each section names "
+            "the CPU it ran on (sessions may land on different machines of the same size).",
             "",
         ]
     _quality(lines)
     _inference(lines)
     _train_speed(lines)
     _loop(lines)
+    _slack_http(lines)
+    _retrain_scale(lines)
+    _reliability(lines)
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
