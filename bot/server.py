@@ -12,21 +12,26 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress import wasyncore
 from waitress.server import create_server
+
+from bot.request_checks import CheckedRequestHandler
 
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+# Slack's largest requests (a 40,000-character message with its blocks) are far smaller;
+# waitress answers 413 to a larger Content-Length without reading the body.
+MAX_BODY_BYTES = 1024 * 1024
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def make_wsgi_app(app: App, path: str = EVENTS_PATH) -> WsgiApp:
-    """The WSGI application: Bolt at ``path``, a health check, 404 elsewhere."""
-    slack = SlackRequestHandler(app, path=path)
+    """The WSGI application: Bolt at ``path`` (malformed requests refused with a 4xx before
+    Bolt parses them, see :mod:`bot.request_checks`), a health check, 404 elsewhere."""
+    slack = CheckedRequestHandler(app, path=path)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
@@ -62,6 +67,8 @@ class BotHttpServer:
             ident="bertbot",
             # Slack retries after 3 s; a request stuck longer is of no use to anyone.
             channel_timeout=30,
+            # waitress refuses a Content-Length >= this; a body of exactly MAX_BODY_BYTES passes.
+            max_request_body_size=MAX_BODY_BYTES + 1,
         )
         self._thread: threading.Thread | None = None
         self._closed = False

@@ -13,10 +13,20 @@ from typing import Literal
 
 DEFAULT_EVAL_FRACTION = 0.2
 _WHITESPACE = re.compile(r"\s+")
+# PostgreSQL text cannot hold NUL, and no UTF-8 database can hold a lone surrogate (JSON can
+# carry both, as \u0000 and \ud800): both are stored as U+FFFD, on every backend alike.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def storable_text(text: str) -> str:
+    """The text as the database keeps it: NUL and lone surrogates become U+FFFD."""
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
 
 
 def normalise_text(text: str) -> str:
-    """NFKC, case-folded, whitespace collapsed and stripped."""
+    """NFKC, case-folded, whitespace collapsed and stripped (of the storable text)."""
+    text = storable_text(text)
     return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 

@@ -1,0 +1,202 @@
+"""Requests Slack could never have sent are refused with a 4xx before Bolt reads them.
+
+Bolt parses a body before it verifies the signature, and reads Slack's envelope fields
+without checking their types: a body that is not UTF-8 or not a JSON object, or a signed
+one with ``"event": "x"`` or ``"actions": [1]``, raises inside Bolt and the server
+answers 500. Slack's own requests always have the shape checked here, so nothing Slack
+sends is refused; anything else gets a short 4xx and never reaches a listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
+
+logger = logging.getLogger(__name__)
+
+# Fields that Bolt's matchers and context builders use as strings (ids, types, callback
+# and action ids): Slack always sends them as strings (or null).
+_STRING_FIELDS = frozenset(
+    {
+        "id",
+        "type",
+        "subtype",
+        "command",
+        "callback_id",
+        "action_id",
+        "block_id",
+        "event_id",
+        "team_id",
+        "enterprise_id",
+        "api_app_id",
+        "user_id",
+        "channel_id",
+        "trigger_id",
+        "response_url",
+        "user_team",
+        "app_installed_team_id",
+        "context_team_id",
+        "context_enterprise_id",
+        "function_execution_id",
+        "bot_access_token",
+        "thread_ts",
+        "ts",
+    }
+)
+# Objects Bolt descends into (an event, a view, a clicked message, ...).
+_OBJECT_FIELDS = frozenset(
+    {
+        "event",
+        "view",
+        "container",
+        "message",
+        "previous_message",
+        "item",
+        "assistant_thread",
+        "function_data",
+        "state",
+        "selected_option",
+    }
+)
+# An id or an object with an ``id`` (``"user": "U1"`` in events, ``{"id": "U1"}`` in
+# interactions).
+_ID_OR_OBJECT_FIELDS = frozenset({"team", "user", "channel", "enterprise"})
+_OBJECT_LIST_FIELDS = frozenset({"actions", "authorizations"})
+_MAX_DEPTH = 8
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+class BadRequest(ValueError):
+    """A request refused before Bolt: an HTTP status and a short reason for the caller."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def envelope_problem(payload: Any, depth: int = 0) -> str | None:
+    """Why a parsed body is not shaped like a Slack request, or None when it is."""
+    if not isinstance(payload, Mapping):
+        return "the body is not an object"
+    if depth > _MAX_DEPTH:
+        return "the body is nested too deeply"
+    for key, value in payload.items():
+        if value is None:
+            continue
+        if key in _STRING_FIELDS and not isinstance(value, str):
+            return f"{key} is not a string"
+        if key in _OBJECT_FIELDS or (key in _ID_OR_OBJECT_FIELDS and not isinstance(value, str)):
+            problem = envelope_problem(value, depth + 1)
+            if problem is not None:
+                return f"{key}: {problem}"
+        if key in _OBJECT_LIST_FIELDS:
+            if not isinstance(value, list):
+                return f"{key} is not a list"
+            for item in value:
+                problem = envelope_problem(item, depth + 1)
+                if problem is not None:
+                    return f"{key}: {problem}"
+    return None
+
+
+# Envelope types whose listeners act for a user: Slack always says who.
+_USER_TYPES = frozenset(
+    {
+        "block_actions",
+        "block_suggestion",
+        "view_submission",
+        "view_closed",
+        "shortcut",
+        "message_action",
+    }
+)
+
+
+def missing_field(payload: Mapping[str, Any]) -> str | None:
+    """A field Slack always sends with this kind of request but the payload lacks."""
+    kind = payload.get("type")
+    if kind is None and "command" in payload:  # a slash command (form fields)
+        if not payload.get("command") or not payload.get("user_id"):
+            return "a command without command or user_id"
+    elif kind in _USER_TYPES:
+        user = payload.get("user")
+        if not isinstance(user, Mapping) or not user.get("id"):
+            return f"{kind} without user.id"
+        if kind == "block_actions":
+            actions = payload.get("actions")
+            if not actions or not all(isinstance(a.get("action_id"), str) for a in actions):
+                return "block_actions without actions or an action_id"
+        if kind == "block_suggestion" and not isinstance(payload.get("action_id"), str):
+            return "block_suggestion without action_id"
+        if kind.startswith("view_"):
+            view = payload.get("view")
+            if not isinstance(view, Mapping) or not all(
+                isinstance(view.get(key), str) for key in ("type", "callback_id")
+            ):
+                return f"{kind} without view.type or view.callback_id"
+        if kind in ("shortcut", "message_action") and not isinstance(
+            payload.get("callback_id"), str
+        ):
+            return f"{kind} without callback_id"
+    elif kind == "event_callback":
+        event = payload.get("event")
+        if not isinstance(event, Mapping) or not event.get("type") or not payload.get("event_id"):
+            return "event_callback without event.type or event_id"
+    return None
+
+
+def checked_request(body: bytes, query: str, headers: dict[str, Any]) -> BoltRequest:
+    """The Bolt request for a raw body, or BadRequest if Slack could not have sent it.
+
+    Raises:
+        BadRequest: 415 for a compressed body; 401 for a timestamp that is not a number;
+            400 for a body that is not UTF-8, cannot be parsed the way Bolt parses it, is
+            not shaped like Slack's envelopes or lacks a field Slack always sends.
+    """
+    encoding = str(headers.get("content-encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        raise BadRequest(415, "Slack requests are not compressed")
+    timestamp = headers.get("x-slack-request-timestamp")
+    if timestamp is not None and not _TIMESTAMP.fullmatch(str(timestamp)):
+        # The signature check would call int() on it and fail with a 500.
+        raise BadRequest(401, "invalid request timestamp")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(400, "the body is not UTF-8") from exc
+    try:
+        request = BoltRequest(body=text, query=query, headers=headers)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        # Bolt's own parsing (JSON, form, payload=) and context extraction.
+        raise BadRequest(400, "the body cannot be parsed as a Slack request") from exc
+    problem = envelope_problem(request.body) or missing_field(request.body)
+    if problem is not None:
+        raise BadRequest(400, f"not a Slack request: {problem}")
+    return request
+
+
+class CheckedRequestHandler(SlackRequestHandler):
+    """Bolt's WSGI handler, refusing malformed requests before Bolt parses them."""
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        environ = request.environ
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if "wsgi.input" in environ else b""
+        try:
+            bolt_request = checked_request(body, request.query_string, request.get_headers())
+        except BadRequest as exc:
+            logger.info("refused a request to %s: %s (%s)", request.path, exc.status, exc.reason)
+            return BoltResponse(
+                status=exc.status,
+                body=exc.reason + "\n",
+                headers={"content-type": "text/plain; charset=utf-8"},
+            )
+        return self.app.dispatch(bolt_request)
