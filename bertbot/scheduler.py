@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -27,6 +28,25 @@ logger = logging.getLogger(__name__)
 
 def job_id(task: str) -> str:
     return f"retrain:{task}"
+
+
+def retrain_trigger(settings: Settings) -> CronTrigger:
+    """The retrain schedule (``BERTBOT_RETRAIN__SCHEDULE`` in ``BERTBOT_RETRAIN__TIMEZONE``)."""
+    return CronTrigger.from_crontab(settings.retrain.schedule, timezone=settings.retrain.timezone)
+
+
+def next_retrain_at(settings: Settings, now: datetime) -> datetime | None:
+    """When the schedule fires next after ``now``, computed without starting a scheduler.
+
+    Args:
+        settings: The retrain schedule and time zone.
+        now: An aware datetime.
+
+    Returns:
+        The next fire time (aware, in the schedule's time zone); None if it never fires.
+    """
+    fire: datetime | None = retrain_trigger(settings).get_next_fire_time(None, now)
+    return fire
 
 
 def scheduled_retrain(
@@ -72,9 +92,7 @@ def build_scheduler(
 ) -> Any:
     """A (not yet started) scheduler with one retrain job per active task."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
-    trigger = CronTrigger.from_crontab(
-        settings.retrain.schedule, timezone=settings.retrain.timezone
-    )
+    trigger = retrain_trigger(settings)
     for task in settings.tasks:
         scheduler.add_job(
             scheduled_retrain,

@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -24,9 +25,14 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import actions, blocks, commands, events
+from bot.retraining import RetrainService
 from bot.services import BotServices
+from bot.status import StatusService
 
 logger = logging.getLogger(__name__)
+
+# How long the error handler waits for Bolt to send an ack given before an error.
+ACK_SETTLE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ def create_app(
     client: WebClient,
     *,
     executor: Executor | None = None,
+    status: StatusService | None = None,
+    retraining: RetrainService | None = None,
 ) -> App:
     """Build the Bolt app with every listener registered.
 
@@ -124,6 +132,10 @@ def create_app(
         client: The Web API client (see :func:`make_client`).
         executor: Runs listeners after their ack; the caller shuts it down. Default: a
             thread pool of ``config.listener_threads``.
+        status: Serves ``/bertbot status``, the App Home tab and the "Label with bertbot"
+            shortcut; without it those surfaces are not registered.
+        retraining: Runs ``/retrain`` jobs and the result card's buttons; listeners find it
+            in Bolt's context. Without it ``/retrain`` answers that it is not enabled here.
 
     Raises:
         slack_bolt.error.BoltError: ``verify_token`` is on and Slack rejects the token.
@@ -139,15 +151,21 @@ def create_app(
         or ThreadPoolExecutor(config.listener_threads, thread_name_prefix="bertbot-listener"),
         logger=logging.getLogger("bot.listeners"),
     )
-    commands.register(app, services)
-    events.register(app, services)
-    actions.register(app, services)
+    if retraining is not None:
+        app.middleware(retraining.middleware)
+    commands.register(app, services, status=status)
+    events.register(app, services, status=status)
+    actions.register(app, services, status=status)
     app.error(handle_error)
     return app
 
 
 def handle_error(
-    error: Exception, body: dict[str, Any], logger: logging.Logger, respond: Respond | None
+    error: Exception,
+    body: dict[str, Any],
+    logger: logging.Logger,
+    respond: Respond | None,
+    ack: Ack | None = None,
 ) -> None:
     """The one catch-all: log with context and a reference; tell the user only that."""
     reference = uuid.uuid4().hex[:8]
@@ -158,6 +176,12 @@ def handle_error(
         _describe(body),
         exc_info=error,
     )
+    if ack is not None and ack.response is not None:
+        # The listener raised after ack(). Bolt (1.2x thread_runner) resets the ack once this
+        # handler returns, and its request thread polls for the ack every 10 ms: if it has
+        # not seen it yet, Slack gets a 404 after 3 s instead of the 200 already given.
+        # Holding this worker thread briefly lets the request thread answer first.
+        time.sleep(ACK_SETTLE_S)
     if respond is None or not respond.response_url:
         return
     try:
@@ -175,15 +199,21 @@ def _describe(body: dict[str, Any]) -> str:
     if not isinstance(body, dict):
         return "request without a body"
     kind = body.get("type") or ("command " + str(body.get("command")) if "command" in body else "?")
-    user = body.get("user_id") or (body.get("user") or {}).get("id")
-    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
-    event = body.get("event") or {}
-    if event:
+    # The last resort must not raise on a malformed body: every field may be missing or odd.
+    user = body.get("user_id") or _id_of(body.get("user"))
+    channel = body.get("channel_id") or _id_of(body.get("channel"))
+    event = body.get("event")
+    if isinstance(event, dict) and event:
         kind = f"event {event.get('type')}/{event.get('subtype') or '-'} {body.get('event_id')}"
-        user = user or event.get("user")
-        channel = channel or event.get("channel")
-    actions_ = body.get("actions") or []
-    if actions_:
+        user = user or _id_of(event.get("user"))
+        channel = channel or _id_of(event.get("channel"))
+    actions_ = body.get("actions")
+    if isinstance(actions_, list) and actions_ and isinstance(actions_[0], dict):
         kind = f"{kind} {actions_[0].get('action_id')}"
-    team = body.get("team_id") or (body.get("team") or {}).get("id")
+    team = body.get("team_id") or _id_of(body.get("team"))
     return f"{kind} team={team} user={user} channel={channel}"
+
+
+def _id_of(value: Any) -> Any:
+    """An id given as ``"U1"`` or as ``{"id": "U1"}``; None otherwise."""
+    return value.get("id") if isinstance(value, dict) else value if isinstance(value, str) else None

@@ -172,6 +172,13 @@ def classify_blocks(outcome: ClassifyOutcome, *, can_label: bool) -> list[Block]
         blocks.append(
             _context("No model is serving yet: an admin can train one with `bertbot setup`.")
         )
+    elif not outcome.stored:
+        blocks.append(
+            _context(
+                ":warning: The database is unavailable: this result was not stored and cannot "
+                "be labelled. Try again in a moment to label it."
+            )
+        )
     return blocks
 
 

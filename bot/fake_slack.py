@@ -36,6 +36,7 @@ LOCAL_TEAM_DOMAIN = "bertbot-local"
 LOCAL_BOT_USER_ID = "U0BERTBOT"
 LOCAL_BOT_ID = "B0BERTBOT"
 LOCAL_APP_ID = "A0BERTBOT"
+LOCAL_APP_TOKEN = "xapp-1-A0BERTBOT-local-bertbot"
 DEFAULT_CHANNELS = {"general": "C0GENERAL", "moderators": "C0MODERATORS", "random": "C0RANDOM"}
 
 RESPONSE_URL_METHOD = "response_url"
@@ -106,6 +107,7 @@ class FakeSlack:
         self,
         *,
         bot_token: str = LOCAL_BOT_TOKEN,
+        app_token: str = LOCAL_APP_TOKEN,
         team_id: str = LOCAL_TEAM_ID,
         team_domain: str = LOCAL_TEAM_DOMAIN,
         bot_user_id: str = LOCAL_BOT_USER_ID,
@@ -118,7 +120,10 @@ class FakeSlack:
         """Configure the workspace the fake pretends to be.
 
         Args:
-            bot_token: The only token it accepts.
+            bot_token: The only token the bot's methods accept.
+            app_token: The only token ``apps.connections.open`` accepts (Socket Mode);
+                it answers with :attr:`socket_mode_url`, which a test sets to its
+                local WebSocket server.
             team_id: The workspace id.
             team_domain: The workspace's domain (in permalinks).
             bot_user_id: The bot's user id (``auth.test``).
@@ -129,6 +134,8 @@ class FakeSlack:
             port: 0 picks a free port.
         """
         self.bot_token = bot_token
+        self.app_token = app_token
+        self.socket_mode_url: str | None = None
         self.team_id = team_id
         self.team_domain = team_domain
         self.bot_user_id = bot_user_id
@@ -350,8 +357,12 @@ class FakeSlack:
         token = _token_of(params, headers)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if token != self.bot_token:
-            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        expected = self.app_token if method in _APP_TOKEN_METHODS else self.bot_token
+        if token != expected:
+            # Like Slack: the other kind of valid token is refused by type, anything else as bad.
+            known = token in (self.bot_token, self.app_token)
+            error = "not_allowed_token_type" if known else "invalid_auth"
+            return 200, {"ok": False, "error": error}, {}
         with self._lock:
             return 200, handler(self, params), {}
 
@@ -496,6 +507,12 @@ class FakeSlack:
             },
         }
 
+    def _connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Slack answers with a fresh wss:// URL; a test points this at its ws:// server.
+        if self.socket_mode_url is None:
+            return self._error("socket_mode_not_enabled")
+        return {"ok": True, "url": self.socket_mode_url}
+
     def _message_json(self, message: FakeMessage) -> dict[str, Any]:
         data: dict[str, Any] = {
             "type": "message",
@@ -523,7 +540,10 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "views.publish": lambda fake, params: fake._view(params, needs="user_id"),
     "reactions.add": FakeSlack._reactions_add,
     "users.info": FakeSlack._users_info,
+    "apps.connections.open": FakeSlack._connections_open,
 }
+# Methods called with the app-level token (xapp-) instead of the bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
 class _Handler(BaseHTTPRequestHandler):

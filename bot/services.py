@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,7 +20,7 @@ from bot.roles import Roles
 from storage import audit, messages
 from storage.annotations import add_annotation
 from storage.db import Database
-from storage.errors import DuplicateError, NotFoundError
+from storage.errors import DuplicateError, NotFoundError, StorageError
 from storage.models import AnnotationSource
 from storage.records import AnnotationRecord, MessageRecord, PredictionRecord
 from trainer.serving import Classifier, Prediction
@@ -37,6 +38,10 @@ class BotError(Exception):
 
 class NotAllowedError(BotError):
     """The user's role does not allow the action."""
+
+
+class UnavailableError(BotError):
+    """The database cannot be reached: nothing was stored, and trying again is safe."""
 
 
 class ModelSource(Protocol):
@@ -89,8 +94,12 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class ClassifyOutcome:
+    """A ``/classify`` answer; ``stored`` is False when the database could not record it
+    (the predictions are still shown, without label controls)."""
+
     text: str
     results: tuple[TaskResult, ...]
+    stored: bool = True
 
     @property
     def truncated(self) -> bool:
@@ -240,11 +249,17 @@ class BotServices:
             TaskResult(spec, None, None) for spec, _ in predicted
         )
         if any(prediction is not None for _, prediction in predicted):
-            with self._database.begin() as session:
-                results = tuple(
-                    self._store(session, spec, prediction, text=request.text)
-                    for spec, prediction in predicted
-                )
+            try:
+                with self._database.begin() as session:
+                    results = tuple(
+                        self._store(session, spec, prediction, text=request.text)
+                        for spec, prediction in predicted
+                    )
+            except StorageError:
+                # The answer needs no database; only its record and label controls are lost.
+                logger.exception("could not store the /classify predictions for %s", requested_by)
+                results = tuple(TaskResult(spec, p, None) for spec, p in predicted)
+                return ClassifyOutcome(request.text, results, stored=False)
         logger.debug("classified a text for %s: %s", requested_by, [r.task.name for r in results])
         return ClassifyOutcome(request.text, results)
 
@@ -355,13 +370,14 @@ class BotServices:
 
         Raises:
             NotAllowedError: The user is neither a moderator nor an admin.
+            UnavailableError: The database cannot be reached (nothing was stored).
             BotError: The prediction is gone, its task is inactive, or the label is unknown.
         """
         if not self.roles.can_label(user_id):
             raise NotAllowedError(
                 "Only moderators and admins can label messages. Nothing was stored."
             )
-        with self._database.begin() as session:
+        with self._unit_of_work("Your label could not be stored") as session:
             try:
                 prediction = messages.get_prediction(session=session, prediction_id=prediction_id)
             except NotFoundError as exc:
@@ -411,6 +427,20 @@ class BotServices:
         return Correction(annotation, created, spec, prediction.label, prediction.model_version)
 
     # Internals -----------------------------------------------------------------------
+
+    @contextmanager
+    def _unit_of_work(self, failed: str) -> Iterator[Any]:
+        """``database.begin()``, with a lost database turned into an error for the user."""
+        try:
+            with self._database.begin() as session:
+                yield session
+        except (DuplicateError, NotFoundError):
+            raise
+        except StorageError as exc:
+            raise UnavailableError(
+                f"{failed}: the database is unavailable right now. Nothing was stored; "
+                "please try again in a moment."
+            ) from exc
 
     def _predict(
         self, text: str, task_names: Sequence[str]

@@ -99,78 +99,30 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _move_alias(args: argparse.Namespace, settings: Settings, action: str) -> int:
-    from storage import audit, registry
-    from storage.models import VersionStatus
+    from trainer.promotion import PromotionError, move_production
 
     spec = task_spec(settings, args.task)
+    if action == "promote" and not args.version:
+        raise CommandError("name the version to promote: --version N")
     database = open_database(settings)
-    actor = args.actor or "cli"
-    with database.begin() as session:
-        versions = registry.list_model_versions(session=session, task=spec.name)
-        production = registry.get_alias(session=session, task=spec.name)
-        if action == "promote":
-            if not args.version:
-                raise CommandError("name the version to promote: --version N")
-            target = registry.get_model_version(
-                session=session, task=spec.name, version=args.version
-            )
-        else:
-            if args.version:
-                target = registry.get_model_version(
-                    session=session, task=spec.name, version=args.version
-                )
-            else:
-                target = _previous_production(session, spec.name, production, versions)
-        if target.artifact_deleted_at is not None:
-            raise CommandError(f"{spec.name} v{target.version}'s artifact was deleted")
-        if production is not None and target.id == production.id:
-            raise CommandError(f"{spec.name} v{target.version} is production already")
-        registry.set_alias(session=session, task=spec.name, version_id=target.id, updated_by=actor)
-        audit.record_audit(
-            session=session,
-            actor=actor,
-            action=action,
-            subject=f"{spec.name}/{target.version}",
-            details={
-                "reason": args.reason,
-                "previous": production.version if production else None,
-                "gate_status": target.status.value,
-            },
+    try:
+        move = move_production(
+            database,
+            spec.name,
+            action="promote" if action == "promote" else "rollback",
+            actor=args.actor or "cli",
+            reason=args.reason,
+            version=args.version,
         )
-    note = " (the gate had rejected it)" if target.status == VersionStatus.REJECTED else ""
-    previous = production.version if production else "none"
+    except PromotionError as exc:
+        raise CommandError(str(exc)) from exc
+    note = " (the gate had rejected it)" if move.overrides_gate else ""
+    previous = move.previous.version if move.previous else "none"
     print(
-        f"{spec.name}: production {previous} -> {target.version}{note}; recorded in the audit "
-        "log. Serving processes pick it up within 30 s."
+        f"{spec.name}: production {previous} -> {move.current.version}{note}; recorded in the "
+        "audit log. Serving processes pick it up within 30 s."
     )
     return 0
-
-
-def _previous_production(session: Any, task: str, production: Any, versions: Any) -> Any:
-    """The version production pointed to before its latest move (from the audit log)."""
-    from storage import audit
-
-    if production is None:
-        raise CommandError(f"{task} has no production model to roll back")
-    by_name = {v.version: v for v in versions}
-    moves = [
-        e
-        for e in audit.list_audit(session=session, subject_prefix=f"{task}/", limit=1000)
-        if e.action in ("promote", "rollback")
-    ]
-    # Newest first: the first move to the current production tells where it came from.
-    for entry in moves:
-        if entry.subject == f"{task}/{production.version}":
-            previous = entry.details.get("previous")
-            if previous is None and entry.details.get("previous_version_id") is not None:
-                previous = next(
-                    (v.version for v in versions if v.id == entry.details["previous_version_id"]),
-                    None,
-                )
-            if previous in by_name:
-                return by_name[previous]
-            break
-    raise CommandError(f"{task} has no earlier production version; name one with --version")
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,4 @@
-"""``bertbot serve --http``: the Slack bot over HTTP (waitress, threads)."""
+"""``bertbot serve --http|--socket``: the Slack bot over HTTP (waitress, threads) or Socket Mode."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from bertbot.commands import CommandError, add_command
 from bertbot.commands.common import open_database
+from bertbot.commands.emulator import ServedEmulator
 from bertbot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,42 @@ def slack_credentials(settings: Settings, bind_host: str) -> tuple[str, str]:
         return LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET
     raise CommandError(
         "serve --http needs SLACK_BOT_TOKEN (xoxb-...) and SLACK_SIGNING_SECRET from your Slack "
-        "app (see the README, 'Serve Slack over HTTP'); running without Slack (the local "
-        "emulator) is not available yet"
+        "app (see the README, 'Serve Slack over HTTP'); to try bertbot without Slack, run "
+        "bertbot serve --emulator"
     )
+
+
+def socket_mode_credentials(settings: Settings) -> tuple[str, str, str]:
+    """The bot token, a signing secret and the app-level token to serve over Socket Mode.
+
+    Socket Mode needs SLACK_APP_TOKEN (``xapp-``, scope ``connections:write``) and
+    SLACK_BOT_TOKEN; no public URL and no signing secret (envelopes arrive over the
+    authenticated WebSocket and are not signed). Bolt still wants a secret, so without
+    SLACK_SIGNING_SECRET a random one is used: it never verifies anything in this mode.
+
+    Raises:
+        CommandError: A token is missing or is not the right kind.
+    """
+    import secrets
+
+    slack = settings.slack
+    app_token = slack.app_token.get_secret_value() if slack.app_token else None
+    token = slack.bot_token.get_secret_value() if slack.bot_token else None
+    if not app_token:
+        raise CommandError(
+            "serve --socket needs SLACK_APP_TOKEN, an app-level token (xapp-...) with the "
+            "connections:write scope (your Slack app's Basic Information page; see the README, "
+            "'Install in your Slack workspace')"
+        )
+    if not app_token.startswith("xapp-"):
+        raise CommandError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    if not token:
+        raise CommandError(
+            "serve --socket needs SLACK_BOT_TOKEN (xoxb-...) too: the bot answers through "
+            "the Web API"
+        )
+    secret = slack.signing_secret.get_secret_value() if slack.signing_secret else None
+    return token, secret or secrets.token_hex(16), app_token
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -70,18 +104,33 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
+    from bertbot.scheduler import next_retrain_at
+    from bertbot.services import retrain_options
     from bot.app import BotConfig, create_app, make_client
+    from bot.retraining import RetrainService
     from bot.roles import Roles
     from bot.server import BotHttpServer
     from bot.services import AlertPolicy, BotServices
+    from bot.socket_mode import SocketModeError, SocketModeRunner
+    from bot.status import StatusService
     from trainer.serving import ProductionModels, registry_resolver
 
     logging.getLogger().setLevel(settings.log_level)
-    if not args.http:
-        raise CommandError("choose how to serve: --http (Socket Mode comes later)")
+    if not (args.http or args.socket or args.emulator):
+        raise CommandError(
+            "choose how to serve: --http, --socket (Socket Mode) or --emulator (no Slack)"
+        )
     if args.threads < 1:
         raise CommandError("--threads must be at least 1")
-    token, secret = slack_credentials(settings, args.host)
+    app_token = ""
+    emulator: ServedEmulator | None = None
+    if args.emulator:  # the bot runs as in HTTP mode, against the emulator's workspace
+        emulator = ServedEmulator(args.host, args.port)
+        settings = emulator.settings_for(settings)
+    if args.socket:
+        token, secret, app_token = socket_mode_credentials(settings)
+    else:
+        token, secret = slack_credentials(settings, args.host)
     database = open_database(settings)
     models = ProductionModels(
         list(settings.task_specs), registry_resolver(database, settings.home_dir)
@@ -99,24 +148,62 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             reaction=settings.alert_reaction,
         ),
     )
+    status = StatusService(
+        database,
+        models,
+        settings.task_specs,
+        Roles.of(admins=settings.admins, moderators=settings.moderators),
+        next_retrain=lambda now: next_retrain_at(settings, now),
+    )
     client = make_client(token, base_url=settings.slack.api_url)
+    # /retrain runs on this one worker thread with BERTBOT_RETRAIN__THREADS TensorFlow
+    # threads; a promotion (or a card's move) reloads this process's model at once.
+    retraining = RetrainService(
+        database,
+        settings.task_specs,
+        retrain_options(settings),
+        services.roles,
+        on_alias_moved=models.notify,
+    )
     executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
     scheduler: Any = None
     try:
         try:
-            app = create_app(BotConfig(signing_secret=secret), services, client, executor=executor)
+            app = create_app(
+                BotConfig(signing_secret=secret),
+                services,
+                client,
+                executor=executor,
+                status=status,
+                retraining=retraining,
+            )
         except BoltError as exc:
             raise CommandError(f"Slack refused SLACK_BOT_TOKEN: {exc}") from exc
         except (SlackClientError, OSError) as exc:
             raise CommandError(f"cannot reach Slack at {settings.slack.api_url}: {exc}") from exc
-        server = BotHttpServer(app, host=args.host, port=args.port, threads=args.threads)
+        server: BotHttpServer | SocketModeRunner
+        if args.socket:
+            server = SocketModeRunner(app, app_token, concurrency=args.threads)
+        else:
+            port = 0 if emulator is not None else args.port  # the emulator's page takes it
+            server = BotHttpServer(app, host=args.host, port=port, threads=args.threads)
         models.start()
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, _stop)
-        print(f"bertbot: serving Slack requests on {server.events_url}", flush=True)
+        if isinstance(server, SocketModeRunner):
+            try:
+                server.start()  # closes itself if it cannot connect
+            except SocketModeError as exc:
+                raise CommandError(str(exc)) from exc
+            print("bertbot: serving Slack requests over Socket Mode", flush=True)
+        else:
+            print(f"bertbot: serving Slack requests on {server.events_url}", flush=True)
+            if emulator is not None:
+                url = emulator.open(server.events_url)
+                print(f"bertbot: the Slack emulator is at {url} (open it in a browser)", flush=True)
         if args.with_scheduler:
             from bertbot.scheduler import build_scheduler, next_runs
 
@@ -137,8 +224,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         models.stop()
+        retraining.shutdown(wait=False)  # drops queued jobs; a running one ends on its own
         executor.shutdown(wait=True)
         database.dispose()
+        if emulator is not None:
+            emulator.close()
     return 0
 
 
@@ -150,9 +240,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "serve the Slack bot",
         "Serve Slack's commands, events and interactions at /slack/events with a threaded\n"
         "HTTP server (waitress). Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; the Web API\n"
-        "is BERTBOT_SLACK_API_URL. Production models reload within 30 s of a promotion.",
+        "is BERTBOT_SLACK_API_URL. Production models reload within 30 s of a promotion.\n"
+        "--socket connects out to Slack over Socket Mode instead (SLACK_APP_TOKEN and\n"
+        "SLACK_BOT_TOKEN; no public URL, no signing secret).",
     )
-    serve.add_argument("--http", action="store_true", help="serve over HTTP (required for now)")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--http", action="store_true", help="serve over HTTP at /slack/events")
+    mode.add_argument(
+        "--emulator",
+        action="store_true",
+        help="no Slack: serve over HTTP behind a local Slack emulator, a web page at "
+        "http://127.0.0.1:PORT (users, channels, commands, buttons, modals, App Home)",
+    )
+    mode.add_argument(
+        "--socket",
+        action="store_true",
+        help="serve over Socket Mode (SLACK_APP_TOKEN + SLACK_BOT_TOKEN; no public URL; "
+        "--host and --port do not apply)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port; 0 picks a free one")
     serve.add_argument("--threads", type=int, default=8, help="HTTP and listener threads")

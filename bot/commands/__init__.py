@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.commands import classify
+from bot.commands import classify, retrain
+from bot.commands import status as status_command
 from bot.services import BotServices
+from bot.status import StatusService
 
 
-def register(app: App, services: BotServices) -> None:
+def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
     classify.register(app, services)
+    retrain.register(app, services)
+    if status is not None:
+        status_command.register(app, services, status)

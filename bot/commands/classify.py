@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot import blocks
 from bot.services import BotServices, parse_classify
+from bot.slack_text import to_plain
 
 COMMAND = "/classify"
 
@@ -18,7 +19,7 @@ def register(app: App, services: BotServices) -> None:
     def classify_command(
         ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger
     ) -> None:
-        request = parse_classify(command.get("text") or "", services.task_names)
+        request = parse_classify(to_plain(command.get("text") or ""), services.task_names)
         if request is None:
             ack(
                 text=blocks.usage_text(services.task_names, COMMAND),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.events import messages
+from bot.events import home, messages
 from bot.services import BotServices
+from bot.status import StatusService
 
 
-def register(app: App, services: BotServices) -> None:
+def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
     messages.register(app, services)
+    if status is not None:
+        home.register(app, services, status)

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.services import BotServices, MessageOutcome, SlackMessage
+from bot.slack_text import to_plain
 
 # Subtypes that are a person posting (anything else is a join, a topic change, a bot, ...).
 NEW_MESSAGE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -50,7 +51,7 @@ def slack_message(
         channel_id=channel_id,
         ts=str(message["ts"]),
         user_id=message.get("user"),
-        text=str(message.get("text") or ""),
+        text=to_plain(str(message.get("text") or "")),
         thread_ts=message.get("thread_ts"),
     )
 

@@ -113,7 +113,10 @@ def test_over_long_text_says_it_was_truncated_for_the_model(bot: Bot) -> None:
 
 
 def test_user_text_is_escaped_in_the_answer(bot: Bot) -> None:
-    delivery = bot.sender.command("<!channel> free & <https://x.test|prize>", user_id=MEMBER)
+    # Typed "<!channel> free & <https://x.test|prize>": Slack escapes &, < and > in
+    # command text; the bot decodes it and escapes it again for display (no live mention).
+    typed = "&lt;!channel&gt; free &amp; &lt;https://x.test|prize&gt;"
+    delivery = bot.sender.command(typed, user_id=MEMBER)
     text = _all_text(_answer(bot, delivery.response_url).params["blocks"])
     assert "&lt;!channel&gt; free &amp; &lt;https://x.test|prize&gt;" in text
     assert "<!channel>" not in text
