@@ -22,9 +22,16 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install bertbot with its dev tools
 
-run: install  ## set up (encoder, data, first models) and check bertbot locally; FAST=1 for small models
+run: install  ## set up (encoder, data, first models), then serve: the local Slack emulator, or real Slack when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set; FAST=1 for small models, PORT=3000
 	$(BIN)/bertbot setup $(if $(FAST),--fast,)
 	$(BIN)/bertbot doctor
+	@if [ -n "$$SLACK_BOT_TOKEN" ] && [ -n "$$SLACK_SIGNING_SECRET" ]; then \
+	  echo "bertbot: Slack credentials set: serving Slack at http://127.0.0.1:$(or $(PORT),3000)/slack/events"; \
+	  exec $(BIN)/bertbot serve --http --port $(or $(PORT),3000); \
+	else \
+	  echo "bertbot: no SLACK_BOT_TOKEN/SLACK_SIGNING_SECRET: try bertbot in the local Slack emulator at http://127.0.0.1:$(or $(PORT),3000) (Ctrl-C stops it)"; \
+	  exec $(BIN)/bertbot serve --emulator --port $(or $(PORT),3000); \
+	fi
 
 test: install  ## run the whole test suite (PostgreSQL tests need BERTBOT_TEST_POSTGRES_URL; .ci/run sets it)
 	$(BIN)/python -m pytest
@@ -61,6 +68,11 @@ bench: install bench-peer  ## every benchmark; figures go to bench/results/ and 
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/loop.py
+	$(BIN)/bertbot setup
+	$(BIN)/python bench/slack_http.py
+	$(BIN)/python bench/retrain_scale.py
+	rm -f bench/results/reliability.jsonl
+	BERTBOT_RELIABILITY_REPORT=bench/results/reliability.jsonl $(BIN)/python -m pytest -q tests/reliability
 	$(BIN)/python bench/report.py
 
 clean:  ## remove the venvs and caches (keeps var/)
