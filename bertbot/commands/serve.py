@@ -192,7 +192,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         def _stop(signum: int, _frame: FrameType | None) -> None:
             raise KeyboardInterrupt
 
+        # Ctrl-C stops it even when started from a shell that ignores SIGINT in the background.
         signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
         if isinstance(server, SocketModeRunner):
             try:
                 server.start()  # closes itself if it cannot connect
