@@ -34,7 +34,7 @@ PHASES = {
     "encoder": "[2/4] base encoder",
     "data": "[3/4] data sets",
     "models": "[4/4] first models",
-    "serve": "bertbot: ",
+    "serve": "the Slack emulator is at",
 }
 
 

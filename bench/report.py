@@ -17,6 +17,12 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _notes(lines: list[str], name: str) -> None:
+    notes = RESULTS_DIR / f"{name}-notes.md"
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
+
+
 def _when(data: dict[str, Any]) -> str:
     machine = data["machine"]
     return f"{machine['date']}, {machine['cpu']} x{machine['cores']}"
@@ -236,6 +242,7 @@ def _slack_http(lines: list[str]) -> None:
             f"Ingestion on PostgreSQL vs SQLite: **{data['ingest_postgres_vs_sqlite']}x**.",
         ]
     lines.append("")
+    _notes(lines, "slack-http")
 
 
 def _retrain_scale(lines: list[str]) -> None:
@@ -262,6 +269,34 @@ def _retrain_scale(lines: list[str]) -> None:
             f"{warm['cost_vs_smallest']}x | {warm['peak_rss_mb']} MB |"
         )
     lines.append("")
+    _notes(lines, "retrain-scale")
+
+
+def _make_run(lines: list[str]) -> None:
+    lines += ["## `make run` from a fresh clone", ""]
+    found = False
+    for name in ("make-run", "make-run-fast"):
+        data = _load(name)
+        if data is None:
+            continue
+        found = True
+        first, second = data["first"], data["second"]
+        # "serve" is left out: the time the emulator answered is the figure for it.
+        starts = sorted((v, k) for k, v in first["phase_starts_s"].items() if k != "serve")
+        phases = ", ".join(f"{k} at {v:.0f} s" for v, k in starts)
+        lines += [
+            f"Command: `python {data['command']}` ({_when(data)}, revision "
+            f"{data['revision']}{', FAST=1' if data['fast'] else ''}): a new clone, its own "
+            "virtualenv (pip's cache warm), an empty BERTBOT_HOME.",
+            "",
+            f"- first run: the emulator answered after **{first['serving_after_s'] / 60:.1f} min** "
+            f"(target ≤ 20 min); phases started: {phases}; the longest stretch without output "
+            f"was {first['longest_silence_s']:.0f} s.",
+            f"- second run: serving after **{second['serving_after_s']:.0f} s** (target < 1 min).",
+            "",
+        ]
+    if not found:
+        lines += ["not run", ""]
 
 
 def _reliability(lines: list[str]) -> None:
@@ -271,8 +306,9 @@ def _reliability(lines: list[str]) -> None:
         lines += ["not run", ""]
         return
     lines += [
-        "Command: `BERTBOT_RELIABILITY_REPORT=bench/results/reliability.jsonl "
-        "python -m pytest tests/reliability -m 'slow or not slow'`.",
+        "Command: `source .ci/postgres.sh; BERTBOT_RELIABILITY_REPORT="
+        "bench/results/reliability.jsonl python -m pytest -q tests/reliability` (also part of "
+        "`make test`, where CI runs it). One row per test, as the test recorded it.",
         "",
         "| test | counts |",
         "|---|---|",
@@ -281,8 +317,12 @@ def _reliability(lines: list[str]) -> None:
         if not raw.strip():
             continue
         row = json.loads(raw)
-        name = row.pop("test", "?")
-        counts = ", ".join(f"{k} {v}" for k, v in row.items())
+        name = str(row.pop("test", "?")).rsplit("/", 1)[-1].replace(".py::", ": ")
+        counts = ", ".join(
+            f"{k.replace('_', ' ')} {round(v, 3) if isinstance(v, float) else v}"
+            for k, v in row.items()
+            if not isinstance(v, list | dict)
+        )
         lines.append(f"| {name} | {counts} |")
     lines.append("")
 
@@ -311,6 +351,7 @@ def main() -> int:
     _inference(lines)
     _train_speed(lines)
     _loop(lines)
+    _make_run(lines)
     _slack_http(lines)
     _retrain_scale(lines)
     _reliability(lines)
