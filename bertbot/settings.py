@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     moderators_channel: str = "moderators"
     alert_threshold: float = Field(0.8, gt=0.0, le=1.0)
     alert_reaction: str | None = None
+    alert_retry_seconds: float = Field(30.0, gt=0.0, le=3600.0)
 
     gate: GateSettings = GateSettings()
     retrain: RetrainSettings = RetrainSettings()

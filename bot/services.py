@@ -14,21 +14,27 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.roles import Roles
+from storage import alerts as outbox
 from storage import audit, messages
 from storage.annotations import add_annotation
 from storage.db import Database
 from storage.errors import DuplicateError, NotFoundError, StorageError
-from storage.models import AnnotationSource
-from storage.records import AnnotationRecord, MessageRecord, PredictionRecord
+from storage.models import AnnotationSource, utcnow
+from storage.records import AlertRecord, AnnotationRecord, MessageRecord, PredictionRecord
 from trainer.serving import Classifier, Prediction
-from trainer.tasks import TaskSpec
+from trainer.tasks import TaskError, TaskSpec
 
 logger = logging.getLogger(__name__)
 
 LABEL_ACTION = "label"
+# How long a claim on an alert holds: far longer than a post to Slack takes (the client
+# times out after 10 s), short enough that an alert whose poster died is posted soon.
+ALERT_CLAIM = timedelta(seconds=60)
+MAX_ALERT_BACKOFF = timedelta(hours=1)
 _TASK_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*:\s*(.*)$", re.DOTALL)
 
 
@@ -58,15 +64,20 @@ class AlertPolicy:
         channel: The moderators' channel (an id such as ``C0123ABCD`` or a name).
         threshold: Alert when P(the task's alert label) is at least this.
         reaction: An emoji name to add to an alerted message, if any.
+        retry_seconds: After a failed post, no one tries that alert again for this long;
+            the wait doubles with each failed attempt (up to an hour).
     """
 
     channel: str = "moderators"
     threshold: float = 0.8
     reaction: str | None = None
+    retry_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"alert threshold must be in (0, 1], got {self.threshold!r}")
+        if self.retry_seconds < 0:
+            raise ValueError(f"alert retry_seconds must be >= 0, got {self.retry_seconds!r}")
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,13 @@ class SlackMessage:
 
 @dataclass(frozen=True)
 class Alert:
-    """A prediction moderators should look at (e.g. P(spam) above the threshold)."""
+    """A prediction moderators should look at (e.g. P(spam) above the threshold).
+
+    Attributes:
+        alert_id: Its row in the outbox: claim it before posting, mark it posted after
+            (None for an alert that was never stored).
+        channel: Where it goes; None: the policy's channel.
+    """
 
     task: TaskSpec
     label: str
@@ -133,6 +150,8 @@ class Alert:
     prediction_id: int
     model_version: str
     message: MessageRecord
+    alert_id: int | None = None
+    channel: str | None = None
 
 
 class MessageStatus(enum.StrEnum):
@@ -269,28 +288,30 @@ class BotServices:
         """Store a new channel message and one prediction per task, once per event.
 
         The event id is recorded before anything else, in the same unit of work as the
-        message and its predictions: a retried delivery (or a second process) costs one
-        insert, calls no model, stores nothing and raises no alert.
+        message, its predictions and its alerts (queued in the outbox, posted by the
+        caller after the commit): a retried delivery (or a second process) costs one
+        insert, calls no model and stores nothing. It returns the message's alerts that
+        are still unposted (the first delivery died before posting them), for the caller
+        to post; claiming each one first makes sure it is posted once.
 
         Args:
             event_id: Slack's ``event_id`` (the same across retries).
             message: The message.
 
         Returns:
-            ``STORED`` with predictions and alerts, or ``DUPLICATE``.
+            ``STORED`` with predictions and alerts, or ``DUPLICATE`` with the pending alerts.
         """
         with self._database.begin() as session:
             if not self._first_delivery(session, event_id, "message", message.team_id):
-                return MessageOutcome(MessageStatus.DUPLICATE)
+                return self._duplicate(session, message)
             try:
                 stored = self._add_message(session, message)
             except DuplicateError:
                 # The same message under another event id: keep the first.
-                return MessageOutcome(MessageStatus.DUPLICATE)
+                return self._duplicate(session, message)
             results = self._classify_message(session, stored)
-        return MessageOutcome(
-            MessageStatus.STORED, stored, results, self._alerts(results, stored, previous={})
-        )
+            alerts = self._alerts(session, results, stored, previous={})
+        return MessageOutcome(MessageStatus.STORED, stored, results, alerts)
 
     def record_edit(self, *, event_id: str, message: SlackMessage) -> MessageOutcome:
         """Re-classify an edited message (stored as new if the bot had not seen it).
@@ -303,11 +324,12 @@ class BotServices:
             message: The message as it is now.
 
         Returns:
-            ``EDITED``, ``STORED`` (first seen now), ``UNCHANGED`` or ``DUPLICATE``.
+            ``EDITED``, ``STORED`` (first seen now), ``UNCHANGED`` or ``DUPLICATE`` (with
+            the message's alerts still unposted).
         """
         with self._database.begin() as session:
             if not self._first_delivery(session, event_id, "message_changed", message.team_id):
-                return MessageOutcome(MessageStatus.DUPLICATE)
+                return self._duplicate(session, message)
             existing = messages.find_message(
                 session=session,
                 team_id=message.team_id,
@@ -330,7 +352,8 @@ class BotServices:
                 )
                 status = MessageStatus.EDITED
             results = self._classify_message(session, stored)
-        return MessageOutcome(status, stored, results, self._alerts(results, stored, previous))
+            alerts = self._alerts(session, results, stored, previous)
+        return MessageOutcome(status, stored, results, alerts)
 
     def record_deletion(
         self, *, event_id: str, team_id: str, channel_id: str, ts: str
@@ -350,6 +373,51 @@ class BotServices:
                 return MessageOutcome(MessageStatus.UNKNOWN)
             deleted = messages.mark_message_deleted(session=session, message_id=existing.id)
         return MessageOutcome(MessageStatus.DELETED, deleted)
+
+    # The alert outbox ----------------------------------------------------------------
+
+    def due_alerts(self, *, older_than: timedelta, limit: int = 50) -> tuple[Alert, ...]:
+        """Alerts stored at least ``older_than`` ago and still unposted, oldest first.
+
+        The sweeper posts these: their request died (or Slack failed) before posting.
+        Alerts claimed right now, or waiting out a back-off, are left out.
+        """
+        now = utcnow()
+        with self._database.begin() as session:
+            records = outbox.pending_alerts(
+                session=session, created_before=now - older_than, now=now, limit=limit
+            )
+            return tuple(
+                alert
+                for alert in (self._stored_alert(session, record) for record in records)
+                if alert is not None
+            )
+
+    def claim_alert(self, alert_id: int) -> bool:
+        """Take an alert for posting (committed at once); False: posted or someone has it.
+
+        The claim lapses after :data:`ALERT_CLAIM` if the claimer dies before posting.
+        """
+        with self._database.begin() as session:
+            return outbox.claim_alert(session=session, alert_id=alert_id, ttl=ALERT_CLAIM)
+
+    def alert_posted(self, alert_id: int, *, slack_ts: str | None) -> None:
+        """Record that a claimed alert is in Slack: it is never posted again."""
+        with self._database.begin() as session:
+            outbox.mark_alert_posted(session=session, alert_id=alert_id, slack_ts=slack_ts)
+
+    def alert_failed(self, alert_id: int, *, error: str) -> datetime | None:
+        """Give a claimed alert back after a failed post; it is tried again after a back-off.
+
+        Returns:
+            When it may be tried again.
+        """
+        with self._database.begin() as session:
+            attempts = outbox.get_alert(session=session, alert_id=alert_id).attempts
+            backoff = timedelta(seconds=self.alerts.retry_seconds * 2 ** max(attempts - 1, 0))
+            retry_at = utcnow() + min(backoff, MAX_ALERT_BACKOFF)
+            outbox.release_alert(session=session, alert_id=alert_id, error=error, retry_at=retry_at)
+        return retry_at
 
     # Corrections ---------------------------------------------------------------------
 
@@ -504,12 +572,58 @@ class BotServices:
             logger.info("event %s (%s) delivered again; ignored", event_id, event_type)
         return first
 
+    def _duplicate(self, session: Any, message: SlackMessage) -> MessageOutcome:
+        """A repeated delivery: the stored message and its alerts not posted yet."""
+        stored = messages.find_message(
+            session=session, team_id=message.team_id, channel_id=message.channel_id, ts=message.ts
+        )
+        if stored is None:
+            return MessageOutcome(MessageStatus.DUPLICATE)
+        pending = outbox.pending_alerts(session=session, message_id=stored.id)
+        alerts = tuple(
+            alert
+            for alert in (self._stored_alert(session, record, stored) for record in pending)
+            if alert is not None
+        )
+        if alerts:
+            logger.info("message %s has %d unposted alert(s)", stored.id, len(alerts))
+        return MessageOutcome(MessageStatus.DUPLICATE, stored, alerts=alerts)
+
+    def _stored_alert(
+        self, session: Any, record: AlertRecord, message: MessageRecord | None = None
+    ) -> Alert | None:
+        """An outbox row as the alert to post (with its prediction and message)."""
+        prediction = messages.get_prediction(session=session, prediction_id=record.prediction_id)
+        if prediction.message_id is None:  # pragma: no cover - alerts are about messages
+            return None
+        if message is None or message.id != prediction.message_id:
+            message = messages.get_message(session=session, message_id=prediction.message_id)
+        spec = self._tasks.get(prediction.task)
+        if spec is None:  # the task was retired since: its labels are the scores' keys
+            try:
+                spec = TaskSpec(prediction.task, tuple(prediction.scores), record.label)
+            except TaskError:
+                logger.warning("alert %s: task %s is unknown", record.id, prediction.task)
+                return None
+        return Alert(
+            spec,
+            record.label,
+            prediction.scores.get(record.label, 0.0),
+            prediction.id,
+            prediction.model_version,
+            message,
+            alert_id=record.id,
+            channel=record.channel,
+        )
+
     def _alerts(
         self,
+        session: Any,
         results: Sequence[TaskResult],
         message: MessageRecord,
         previous: Mapping[str, PredictionRecord],
     ) -> tuple[Alert, ...]:
+        """The alerts the new predictions raise, queued in the outbox of this unit of work."""
         alerts = []
         for result in results:
             alert_label = result.task.alert_label
@@ -521,6 +635,12 @@ class BotServices:
             before = previous.get(result.task.name)
             if before is not None and before.scores.get(alert_label, 0.0) >= self.alerts.threshold:
                 continue  # moderators were alerted about this message already
+            queued = outbox.add_alert(
+                session=session,
+                prediction_id=result.prediction_id,
+                label=alert_label,
+                channel=self.alerts.channel,
+            )
             alerts.append(
                 Alert(
                     result.task,
@@ -529,6 +649,8 @@ class BotServices:
                     result.prediction_id,
                     result.prediction.model_version,
                     message,
+                    alert_id=queued.id,
+                    channel=queued.channel,
                 )
             )
         return tuple(alerts)

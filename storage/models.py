@@ -175,6 +175,31 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Alert(Base):
+    """A moderators' alert to post (an outbox row).
+
+    Stored in the unit of work that stores its prediction, so a crash between the commit
+    and the post to Slack loses nothing: the row stays pending until a process claims it
+    (``claimed_until``), posts it and records ``posted_at`` and Slack's ``slack_ts``.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index(None, "posted_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), unique=True
+    )
+    label: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    posted_at: Mapped[datetime | None]
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+
+
 class Annotation(Base):
     """A label for a text: a seed import, a moderator's correction or an admin's decision.
 

@@ -37,6 +37,26 @@ class PredictionRecord:
 
 
 @dataclass(frozen=True)
+class AlertRecord:
+    """A moderators' alert in the outbox; pending while ``posted_at`` is None."""
+
+    id: int
+    prediction_id: int
+    label: str
+    channel: str
+    created_at: datetime
+    claimed_until: datetime | None
+    attempts: int
+    last_error: str | None
+    posted_at: datetime | None
+    slack_ts: str | None
+
+    @property
+    def pending(self) -> bool:
+        return self.posted_at is None
+
+
+@dataclass(frozen=True)
 class AnnotationRecord:
     id: int
     task: str

@@ -130,11 +130,11 @@ def test_db_upgrade_current_downgrade(home: Path, capsys: pytest.CaptureFixture[
     code, out, _ = _run(capsys, "db", "current")
     assert code == 1 and "empty" in out and "bertbot db upgrade" in out
     code, out, _ = _run(capsys, "db", "upgrade")
-    assert code == 0 and "empty -> 0001" in out
+    assert code == 0 and "empty -> 0002" in out
     code, out, _ = _run(capsys, "db", "current")
     assert code == 0 and "at head" in out
     code, out, _ = _run(capsys, "db", "downgrade", "base")
-    assert code == 0 and "0001 -> empty" in out
+    assert code == 0 and "0002 -> empty" in out
     code, out, _ = _run(capsys, "db", "downgrade", "nonsense")
     assert code == 1
 

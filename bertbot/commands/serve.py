@@ -106,6 +106,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import retrain_options
+    from bot.alerts import AlertSweeper
     from bot.app import BotConfig, create_app, make_client
     from bot.retraining import RetrainService
     from bot.roles import Roles
@@ -146,6 +147,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             channel=settings.moderators_channel,
             threshold=settings.alert_threshold,
             reaction=settings.alert_reaction,
+            retry_seconds=settings.alert_retry_seconds,
         ),
     )
     status = StatusService(
@@ -166,6 +168,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         on_alias_moved=models.notify,
     )
     executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
+    # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
+    # claims in the outbox keep two processes from posting one alert twice.
+    sweeper = AlertSweeper(services, client, interval_s=settings.alert_retry_seconds)
     scheduler: Any = None
     try:
         try:
@@ -188,6 +193,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port = 0 if emulator is not None else args.port  # the emulator's page takes it
             server = BotHttpServer(app, host=args.host, port=port, threads=args.threads)
         models.start()
+        sweeper.start()
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
             raise KeyboardInterrupt
@@ -223,6 +229,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             server.close()
         print("bertbot: stopped", flush=True)
     finally:
+        sweeper.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         models.stop()

@@ -3,7 +3,8 @@
 Bolt acks every event before these listeners run. Bots' messages (including bertbot's own
 alerts) are ignored; a delivery Slack retries is stored once (see
 :meth:`BotServices.record_message`). An alert goes to the moderators' channel when a
-task's alert label crosses the threshold.
+task's alert label crosses the threshold: stored with the message, posted after the
+commit; a retried delivery posts the alerts its first delivery left unposted.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot.alerts import deliver_alert
 from bot.services import BotServices, MessageOutcome, SlackMessage
 from bot.slack_text import to_plain
 
@@ -114,41 +114,11 @@ def register(app: App, services: BotServices) -> None:
 def post_alerts(
     client: WebClient, services: BotServices, outcome: MessageOutcome, logger: logging.Logger
 ) -> None:
-    """Post each alert of an outcome to the moderators' channel (and react, if configured)."""
-    policy = services.alerts
+    """Post each alert of an outcome to the moderators' channel (and react, if configured).
+
+    Each alert is claimed in the outbox first, so one that another delivery or process is
+    posting (or has posted) is skipped. A failed post raises, for the app's error handler;
+    the alert stays pending and the sweeper tries it again.
+    """
     for alert in outcome.alerts:
-        message = alert.message
-        permalink = _permalink(client, message.channel_id, message.ts, logger)
-        client.chat_postMessage(
-            channel=policy.channel,
-            text=blocks.alert_text(alert),
-            blocks=blocks.alert_blocks(alert, permalink=permalink),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        logger.info(
-            "alerted moderators: %s %.2f for %s/%s (prediction %s)",
-            alert.label,
-            alert.probability,
-            message.channel_id,
-            message.ts,
-            alert.prediction_id,
-        )
-        if policy.reaction:
-            try:
-                client.reactions_add(
-                    channel=message.channel_id, timestamp=message.ts, name=policy.reaction
-                )
-            except SlackApiError as exc:  # a decoration: the alert is what matters
-                if exc.response.get("error") != "already_reacted":
-                    logger.warning("could not add :%s: to %s: %s", policy.reaction, message.ts, exc)
-
-
-def _permalink(client: WebClient, channel_id: str, ts: str, logger: logging.Logger) -> str | None:
-    try:
-        response = client.chat_getPermalink(channel=channel_id, message_ts=ts)
-    except SlackApiError as exc:  # the alert still names the channel and ts
-        logger.warning("no permalink for %s/%s: %s", channel_id, ts, exc.response.get("error"))
-        return None
-    permalink = response.get("permalink")
-    return str(permalink) if permalink else None
+        deliver_alert(client, services, alert, logger)

@@ -22,6 +22,7 @@ def test_defaults() -> None:
     assert settings.moderators_channel == "moderators"
     assert settings.alert_threshold == 0.8
     assert settings.alert_reaction is None
+    assert settings.alert_retry_seconds == 30.0
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,6 +37,8 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setenv("BERTBOT_MODERATORS_CHANNEL", "C0123ABCD")
     assert load_settings().moderators_channel == "C0123ABCD"
+    monkeypatch.setenv("BERTBOT_ALERT_RETRY_SECONDS", "0.5")
+    assert load_settings().alert_retry_seconds == 0.5
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BERTBOT_ALERT_THRESHOLD", "0"),
         ("BERTBOT_ALERT_THRESHOLD", "1.2"),
         ("BERTBOT_ALERT_REACTION", "no spaces"),
+        ("BERTBOT_ALERT_RETRY_SECONDS", "0"),
     ],
 )
 def test_bad_values_name_the_variable(

@@ -9,8 +9,9 @@ point so the test kills the process exactly there:
 
 * ``predict``: inside the message's unit of work (event id and message inserted, not
   committed): the retry must store the message and its predictions once;
-* ``alert``: after the commit, before the moderators' alert is posted: the retry must
-  be recognised as a duplicate;
+* ``alert``: after the commit (message, predictions and the pending alert in the outbox),
+  before the moderators' alert is posted: the retry must be recognised as a duplicate and
+  post the pending alert, once; with no retry at all, the next process's sweeper posts it;
 * ``label``: a label click killed after the annotation was inserted, before commit, and
   after the commit: clicking again (the same payload) must leave exactly one annotation.
 """
@@ -41,7 +42,7 @@ from bot.fake_slack import (
     new_event_id,
 )
 from storage.db import Database
-from storage.models import Annotation, AuditEntry, Message, Prediction, SlackEvent
+from storage.models import Alert, Annotation, AuditEntry, Message, Prediction, SlackEvent
 from tests.reliability.conftest import Report
 
 LAUNCHER = Path(__file__).with_name("serve_fake_models.py")
@@ -78,7 +79,7 @@ class BotProcesses:
         self.marker = tmp_path / "stalled"
         self.started: list[subprocess.Popen[str]] = []
 
-    def start(self, stall: str | None = None) -> Served:
+    def start(self, stall: str | None = None, **settings: str) -> Served:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTBOT_", "SLACK_"))}
         env |= {
             "BERTBOT_HOME": str(self.tmp_path / "home"),
@@ -86,6 +87,7 @@ class BotProcesses:
             "BERTBOT_SLACK_API_URL": self.fake.api_url,
             "BERTBOT_MODERATORS": MODERATOR,
             "BERTBOT_TEST_STALL_MARKER": str(self.marker),
+            **settings,
         }
         if stall:
             env["BERTBOT_TEST_STALL"] = f"{stall}:{STALL_WORD}"
@@ -173,6 +175,19 @@ def _wait_for_counts(database_path: Path, **wanted: int) -> dict[str, Any]:
         time.sleep(0.05)
 
 
+def _outbox(database_path: Path) -> list[tuple[int, bool]]:
+    """(attempts, posted) of each stored alert."""
+    database = Database.connect(f"sqlite:///{database_path}")
+    try:
+        with database.begin() as session:
+            rows = session.execute(
+                sql_select(Alert.attempts, Alert.posted_at).order_by(Alert.id)
+            ).all()
+            return [(attempts, posted_at is not None) for attempts, posted_at in rows]
+    finally:
+        database.dispose()
+
+
 def _alerts(fake: FakeSlack) -> list[Any]:
     return [c for c in fake.calls("chat.postMessage") if c.ok]
 
@@ -195,9 +210,9 @@ def test_a_message_event_retried_after_a_kill_is_stored_once(
     delivery = retry.event(event, event_id=event_id, retry_num=1, retry_reason="http_timeout")
     assert delivery.status == 200
     counts = _wait_for_counts(processes.database_path, events=1, messages=1, predictions=2)
-    if killed_at == "predict":  # the retry did the work: its alert is posted
-        fake.wait_for("chat.postMessage", timeout=10)
-    time.sleep(0.5)  # anything the retry could still store (it should not)
+    # predict: the retry did the work; alert: the retry found the alert the kill left pending.
+    fake.wait_for("chat.postMessage", timeout=10)
+    time.sleep(0.5)  # anything the retry could still store or post (it should not)
     counts = _counts(processes.database_path)
     report.add(
         killed_at=killed_at,
@@ -219,8 +234,42 @@ def test_a_message_event_retried_after_a_kill_is_stored_once(
     assert after_kill["messages"] == after_kill["events"] == expected_before
     assert counts["messages"] == 1 and counts["events"] == 1
     assert counts["predictions_per_task"] == {"spam": 1, "sentiment": 1}
-    if killed_at == "predict":
-        assert len(_alerts(fake)) == 1
+    assert len(_alerts(fake)) == 1
+    assert _outbox(processes.database_path) == [(1, True)]
+
+
+def test_an_alert_left_unposted_by_a_kill_is_posted_by_the_sweeper_without_a_retry(
+    processes: BotProcesses, report: Report
+) -> None:
+    fake = processes.fake
+    first = processes.start(stall="alert")
+    sender = SlackSender(first.events_url, LOCAL_SIGNING_SECRET, fake=fake)
+    event = sender.message_event(f"{SPAM} {STALL_WORD}", user_id=AUTHOR)
+    assert sender.event(event).status == 200
+    processes.kill_when_stalled(first)
+    outbox_after_kill = _outbox(processes.database_path)
+
+    # Slack never retries (it had its 200): only the sweeper of a running process can heal it.
+    started = time.monotonic()
+    processes.start(BERTBOT_ALERT_RETRY_SECONDS="0.5")
+    [alert] = fake.wait_for("chat.postMessage", timeout=15)
+    healed_s = time.monotonic() - started
+    time.sleep(1.5)  # three more sweeps: none may post it again
+    report.add(
+        killed_at="alert",
+        processes_started=2,
+        requests_sent=1,
+        faults_injected=1,
+        outbox_after_kill=outbox_after_kill,
+        seconds_to_post=round(healed_s, 2),
+        alerts_posted=len(_alerts(fake)),
+    )
+    report.emit()
+
+    assert outbox_after_kill == [(0, False)]  # stored, never tried
+    assert alert.ok and len(_alerts(fake)) == 1
+    assert STALL_WORD in str(alert.params["blocks"])  # the killed request's message
+    assert _outbox(processes.database_path) == [(1, True)]
 
 
 @pytest.mark.parametrize("killed_at", ["before_commit", "after_commit"])

@@ -11,6 +11,7 @@ from storage.errors import SchemaOutOfDateError
 from storage.models import Base
 
 TABLES = {
+    "alerts",
     "aliases",
     "annotations",
     "audit_log",
@@ -63,3 +64,25 @@ def test_older_schema_is_refused_with_the_fix(empty_database: Database) -> None:
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
     with pytest.raises(SchemaOutOfDateError, match="does not know"):
         schema.check_schema(empty_database)
+
+
+def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database: Database) -> None:
+    schema.upgrade(empty_database, "0001")
+    with empty_database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO messages (id, team_id, channel_id, ts, text, received_at) "
+            "VALUES (1, 'T1', 'C1', '1.1', 'WIN a prize', '2026-01-01 00:00:00')"
+        )
+    with pytest.raises(SchemaOutOfDateError, match="expects 0002; run `bertbot db upgrade`"):
+        schema.check_schema(empty_database)
+
+    schema.upgrade(empty_database)
+    assert schema.check_schema(empty_database) == "0002"
+    assert _tables(empty_database) == TABLES
+    columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
+    assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
+
+    schema.downgrade(empty_database, "0001")
+    assert _tables(empty_database) == TABLES - {"alerts"}
+    with empty_database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1

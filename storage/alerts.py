@@ -1,0 +1,171 @@
+"""The moderators' alert outbox: stored with the prediction, claimed, posted, marked.
+
+An alert row is added in the unit of work that stores its prediction. Posting to Slack
+happens after that commit, so a process can die in between; the row then stays pending
+until some process claims it. A claim is one conditional ``UPDATE`` (a time-limited lock
+on the row), committed before the post, so two processes never post the same alert
+while a claim holds; a claim that is never released (the poster died) lapses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage._convert import to_record
+from storage.errors import DuplicateError, NotFoundError
+from storage.models import Alert, Prediction, utcnow
+from storage.records import AlertRecord
+
+MAX_ERROR_CHARS = 1000
+
+
+def add_alert(*, session: Session, prediction_id: int, label: str, channel: str) -> AlertRecord:
+    """Queue an alert about a prediction, to be posted once the unit of work commits.
+
+    Args:
+        session: The unit of work that stored the prediction.
+        prediction_id: The prediction that crossed the threshold.
+        label: The alert label (``spam``).
+        channel: Where the alert goes (a channel id or name).
+
+    Raises:
+        DuplicateError: The prediction has an alert already (the first is kept).
+    """
+    row = Alert(prediction_id=prediction_id, label=label, channel=channel, attempts=0)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        raise DuplicateError(f"prediction {prediction_id} has an alert already") from exc
+    return to_record(AlertRecord, row)
+
+
+def get_alert(*, session: Session, alert_id: int) -> AlertRecord:
+    row = session.get(Alert, alert_id, populate_existing=True)
+    if row is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    return to_record(AlertRecord, row)
+
+
+def alerts_for_message(*, session: Session, message_id: int) -> list[AlertRecord]:
+    """Every alert about a message's predictions, posted or not, oldest first."""
+    rows = session.scalars(
+        select(Alert)
+        .join(Prediction, Prediction.id == Alert.prediction_id)
+        .where(Prediction.message_id == message_id)
+        .order_by(Alert.created_at, Alert.id)
+        .execution_options(populate_existing=True)
+    )
+    return [to_record(AlertRecord, row) for row in rows]
+
+
+def pending_alerts(
+    *,
+    session: Session,
+    message_id: int | None = None,
+    created_before: datetime | None = None,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> list[AlertRecord]:
+    """Alerts not posted yet and not claimed right now, oldest first.
+
+    Args:
+        session: The caller's unit of work.
+        message_id: Only the alerts about this message's predictions.
+        created_before: Only alerts stored before this time (the sweeper leaves fresh
+            alerts to the request that stored them).
+        now: The current time (tests).
+        limit: At most this many.
+    """
+    now = now or utcnow()
+    query = (
+        select(Alert)
+        .where(
+            Alert.posted_at.is_(None),
+            or_(Alert.claimed_until.is_(None), Alert.claimed_until < now),
+        )
+        .order_by(Alert.created_at, Alert.id)
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    if message_id is not None:
+        query = query.join(Prediction, Prediction.id == Alert.prediction_id).where(
+            Prediction.message_id == message_id
+        )
+    if created_before is not None:
+        query = query.where(Alert.created_at < created_before)
+    return [to_record(AlertRecord, row) for row in session.scalars(query)]
+
+
+def claim_alert(
+    *, session: Session, alert_id: int, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """Take a pending alert for posting, unless it is posted or someone else holds it.
+
+    One conditional ``UPDATE``: of two processes claiming the same alert, exactly one
+    changes the row. Commit the unit of work before posting, so the claim is seen.
+
+    Args:
+        session: The caller's unit of work.
+        alert_id: The alert.
+        ttl: How long the claim holds; a claimer that dies lets it lapse then.
+        now: The current time (tests).
+
+    Returns:
+        True if this caller now holds the alert (and counted an attempt), else False.
+    """
+    now = now or utcnow()
+    result = session.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.posted_at.is_(None),
+            or_(Alert.claimed_until.is_(None), Alert.claimed_until < now),
+        )
+        .values(claimed_until=now + ttl, attempts=Alert.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def mark_alert_posted(
+    *, session: Session, alert_id: int, slack_ts: str | None, now: datetime | None = None
+) -> AlertRecord:
+    """Record that an alert is in Slack (its message ``ts``); it is never posted again."""
+    row = _alert(session, alert_id)
+    row.posted_at = now or utcnow()
+    row.slack_ts = slack_ts
+    row.claimed_until = None
+    row.last_error = None
+    session.flush()
+    return to_record(AlertRecord, row)
+
+
+def release_alert(
+    *, session: Session, alert_id: int, error: str, retry_at: datetime | None = None
+) -> AlertRecord:
+    """Give a claimed alert back after a failed post; it stays pending.
+
+    Args:
+        session: The caller's unit of work.
+        alert_id: The alert.
+        error: What went wrong, for operators (cut to 1000 characters).
+        retry_at: No one claims it again before this time (a back-off); None: at once.
+    """
+    row = _alert(session, alert_id)
+    if row.posted_at is None:
+        row.claimed_until = retry_at
+    row.last_error = error[:MAX_ERROR_CHARS]
+    session.flush()
+    return to_record(AlertRecord, row)
+
+
+def _alert(session: Session, alert_id: int) -> Alert:
+    row = session.get(Alert, alert_id, populate_existing=True)
+    if row is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    return row
