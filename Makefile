@@ -67,7 +67,7 @@ bench: install bench-peer  ## every benchmark; figures go to bench/results/ and 
 	$(BIN)/python bench/quality.py --task sentiment --max-minutes 30 --epochs 3 --learning-rate 6e-5
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/train_speed.py
-	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/loop.py --first-minutes 9 --retrain-minutes 6
 	$(BIN)/bertbot setup
 	$(BIN)/python bench/slack_http.py
 	$(BIN)/python bench/retrain_scale.py
