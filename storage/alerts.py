@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from storage._convert import to_record
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import Alert, Prediction, utcnow
+from storage.models import Alert, Message, Prediction, utcnow
 from storage.records import AlertRecord
 
 MAX_ERROR_CHARS = 1000
@@ -73,6 +73,9 @@ def pending_alerts(
 ) -> list[AlertRecord]:
     """Alerts not posted yet and not claimed right now, oldest first.
 
+    An alert about a message deleted in the meantime is left out: there is nothing left for
+    moderators to look at.
+
     Args:
         session: The caller's unit of work.
         message_id: Only the alerts about this message's predictions.
@@ -84,18 +87,19 @@ def pending_alerts(
     now = now or utcnow()
     query = (
         select(Alert)
+        .join(Prediction, Prediction.id == Alert.prediction_id)
+        .join(Message, Message.id == Prediction.message_id)
         .where(
             Alert.posted_at.is_(None),
             or_(Alert.claimed_until.is_(None), Alert.claimed_until < now),
+            Message.deleted_at.is_(None),
         )
         .order_by(Alert.created_at, Alert.id)
         .limit(limit)
         .execution_options(populate_existing=True)
     )
     if message_id is not None:
-        query = query.join(Prediction, Prediction.id == Alert.prediction_id).where(
-            Prediction.message_id == message_id
-        )
+        query = query.where(Prediction.message_id == message_id)
     if created_before is not None:
         query = query.where(Alert.created_at < created_before)
     return [to_record(AlertRecord, row) for row in session.scalars(query)]

@@ -140,3 +140,12 @@ def test_concurrent_claims_of_one_alert_are_won_once(empty_database: Database) -
     assert sorted(won) == [False] * (threads - 1) + [True]
     with empty_database.begin() as session:
         assert alerts.get_alert(session=session, alert_id=alert.id).attempts == 1
+
+
+def test_an_alert_about_a_message_deleted_meanwhile_is_not_pending(session: Session) -> None:
+    message_id, alert = _alert(session)
+    other_id, other = _alert(session, ts="1700000000.000200")
+    messages.mark_message_deleted(session=session, message_id=message_id)
+    assert alerts.pending_alerts(session=session, message_id=message_id) == []
+    assert [a.id for a in alerts.pending_alerts(session=session)] == [other.id]
+    assert other_id != message_id
