@@ -28,6 +28,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from bot.request_checks import envelope_problem, missing_field
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,16 @@ class SocketModeRunner:
         return session_id() if callable(session_id) else None
 
     def _dispatch(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
+        # The same shape checks as over HTTP: a payload Slack could never send would raise
+        # inside Bolt. It is acked (so it is not redelivered), logged and dropped.
+        payload = request.payload
+        problem = envelope_problem(payload)
+        if problem is None and isinstance(payload, dict):
+            problem = missing_field(payload)
+        if problem is not None:
+            logger.warning("dropping a malformed %s envelope: %s", request.type, problem)
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+            return
         # Bolt acks as soon as the listener calls ack(); the rest of the listener runs on
         # the app's executor, so this thread is free again within milliseconds.
         started = time.time()

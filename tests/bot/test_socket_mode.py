@@ -241,6 +241,41 @@ class RecordingClient(BaseSocketModeClient):
         self.closed = True
 
 
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("events_api", {"type": "event_callback", "event": "x", "event_id": "Ev1"}),
+        ("interactive", {"type": "block_actions", "user": {"id": MEMBER}, "actions": [1]}),
+        ("slash_commands", {"command": "/classify", "text": "hi"}),  # no user_id
+    ],
+)
+def test_a_malformed_envelope_is_acked_and_dropped_before_bolt(
+    app: App, fake_slack: FakeSlack, kind: str, payload: dict[str, Any]
+) -> None:
+    made: list[RecordingClient] = []
+
+    def factory(app_token: str, web_client: WebClient) -> RecordingClient:
+        made.append(RecordingClient(app_token, web_client))
+        return made[0]
+
+    runner = SocketModeRunner(app, LOCAL_APP_TOKEN, client_factory=factory).start()
+    [client] = made
+    [listener] = client.socket_mode_request_listeners
+    bad = SocketModeRequest(type=kind, envelope_id="env-bad", payload=payload)
+    cast(Any, listener)(client, bad)
+    assert client.sent == [{"envelope_id": "env-bad"}]  # acked: Slack will not redeliver it
+    good = SocketModeRequest(
+        type="slash_commands",
+        envelope_id="env-good",
+        payload=slash_command(fake_slack, ""),
+        accepts_response_payload=True,
+    )
+    cast(Any, listener)(client, good)  # the connection still serves
+    assert client.sent[-1]["envelope_id"] == "env-good"
+    runner.close()
+    assert fake_slack.calls("chat.postMessage") == []
+
+
 def test_an_injected_client_gets_the_apps_web_client_and_dispatches_to_the_app(
     app: App, fake_slack: FakeSlack
 ) -> None:
