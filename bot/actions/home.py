@@ -16,9 +16,9 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot import blocks
-from bot.actions.label import parse_click
+from bot.actions.label import correct_click, parse_click
 from bot.events.home import publish_home
-from bot.services import BotError, BotServices, NotAllowedError
+from bot.services import BotError, BotServices
 from bot.status import StatusService
 from bot.views.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
 
@@ -42,18 +42,8 @@ def register(app: App, services: BotServices, status: StatusService) -> None:
             logger.warning("ignoring a malformed Home label action %s", action.get("action_id"))
             return
         try:
-            correction = services.correct(
-                user_id=click.user_id, prediction_id=click.prediction_id, label=click.label
-            )
+            correction = correct_click(services, click, logger, "Home label")
         except BotError as exc:
-            if isinstance(exc, NotAllowedError):
-                logger.info(
-                    "refused a Home label from %s on prediction %s",
-                    click.user_id,
-                    click.prediction_id,
-                )
-            else:
-                logger.warning("Home label on prediction %s failed: %s", click.prediction_id, exc)
             notice = f":warning: {blocks.escape(str(exc))}"
         else:
             if correction.created:

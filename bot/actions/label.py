@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.services import BotError, BotServices, NotAllowedError
+from bot.services import BotError, BotServices, Correction, NotAllowedError
 
 LABEL_ACTIONS = re.compile(
     "^(" + re.escape(blocks.LABEL_ACTION_PREFIX) + r"[a-z0-9_]+|" + blocks.RELABEL_ACTION + ")$"
@@ -62,6 +62,28 @@ def parse_click(body: Mapping[str, Any], action: Mapping[str, Any]) -> LabelClic
     )
 
 
+def correct_click(
+    services: BotServices, click: LabelClick, logger: logging.Logger, what: str = "label"
+) -> Correction:
+    """Store a click's label (role checked by the service); log a refusal or failure.
+
+    Raises:
+        BotError: Refused or failed; the message is for the user.
+    """
+    try:
+        return services.correct(
+            user_id=click.user_id, prediction_id=click.prediction_id, label=click.label
+        )
+    except NotAllowedError:
+        logger.info(
+            "refused a %s from %s on prediction %s", what, click.user_id, click.prediction_id
+        )
+        raise
+    except BotError as exc:
+        logger.warning("%s on prediction %s failed: %s", what, click.prediction_id, exc)
+        raise
+
+
 def register(app: App, services: BotServices) -> None:
     @app.action(LABEL_ACTIONS)
     def label_clicked(
@@ -78,16 +100,8 @@ def register(app: App, services: BotServices) -> None:
             logger.warning("ignoring a malformed label action %s", action.get("action_id"))
             return
         try:
-            correction = services.correct(
-                user_id=click.user_id, prediction_id=click.prediction_id, label=click.label
-            )
+            correction = correct_click(services, click, logger)
         except BotError as exc:
-            if isinstance(exc, NotAllowedError):
-                logger.info(
-                    "refused a label from %s on prediction %s", click.user_id, click.prediction_id
-                )
-            else:
-                logger.warning("label on prediction %s failed: %s", click.prediction_id, exc)
             respond(text=str(exc), response_type="ephemeral", replace_original=False)
             return
         if not correction.created:
