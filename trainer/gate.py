@@ -9,7 +9,9 @@ guarded everywhere else:
   with the corrections better than chance (a label-permutation test at the same confidence:
   labels a model cannot learn, such as shuffled ones, never count as a gain);
 - on the rest of the eval set (seed labels): macro-F1 falls by at most ``max_regression`` and
-  no class's recall drops by more than ``max_class_drop``.
+  no class's F1 drops by more than ``max_class_drop`` (a class the candidate gives up
+  loses its F1; a shift of the boundary between two classes, trading one's recall for its
+  precision, does not).
 
 Without enough corrections in the eval set, every rule applies to the whole eval set. In both
 cases the eval set must hold at least ``min_eval`` examples. Judging the two parts apart keeps
@@ -36,7 +38,7 @@ class GateConfig:
     Attributes:
         min_delta: Smallest macro-F1 gain (where judged) that promotes.
         confidence: Smallest bootstrap P(gain > 0); also 1 - the permutation test's level.
-        max_class_drop: Largest allowed drop of any class's recall (on the guarded part).
+        max_class_drop: Largest allowed drop of any class's F1 (on the guarded part).
         min_eval: Smallest eval set the gate decides on.
         bootstrap_resamples: Paired bootstrap resamples (and label permutations).
         seed: Seed of the bootstrap and the permutations.
@@ -96,7 +98,7 @@ class GateDecision:
     production: dict[str, Any] | None
     delta_macro_f1: float
     p_improvement: float | None
-    recall_drops: dict[str, float] = field(default_factory=dict)
+    class_f1_drops: dict[str, float] = field(default_factory=dict)
     corrections: dict[str, Any] | None = None
     scope: str = "all"
     rest: dict[str, Any] | None = None
@@ -367,8 +369,8 @@ def decide(
         guard_candidate, guard_production = candidate_metrics, production_metrics
         guarded = "on the eval set"
     drops = {
-        label: guard_production["per_class"][label]["recall"]
-        - guard_candidate["per_class"][label]["recall"]
+        label: guard_production["per_class"][label]["f1"]
+        - guard_candidate["per_class"][label]["f1"]
         for label in labels
     }
     worst = max(drops, key=lambda label: drops[label])
@@ -378,7 +380,7 @@ def decide(
             drops[worst] <= config.max_class_drop,
             drops[worst],
             config.max_class_drop,
-            f"largest recall drop {guarded} {drops[worst]:+.4f} ({worst}; allowed "
+            f"largest per-class F1 drop {guarded} {drops[worst]:+.4f} ({worst}; allowed "
             f"{config.max_class_drop})",
         )
     )
@@ -392,7 +394,7 @@ def decide(
         production=production_metrics,
         delta_macro_f1=delta,
         p_improvement=probability,
-        recall_drops=drops,
+        class_f1_drops=drops,
         corrections=corrections,
         scope="corrections" if by_corrections else "all",
         rest=rest_info,

@@ -121,26 +121,55 @@ def test_confidence_boundary() -> None:
     )
     assert not below.promote and "P(delta > 0)" in below.reason
     assert above.promote == (
-        probe.recall_drops[max(probe.recall_drops, key=probe.recall_drops.get)] <= 0.05
+        probe.class_f1_drops[max(probe.class_f1_drops, key=probe.class_f1_drops.get)] <= 0.05
     )
 
 
 def test_max_class_drop_boundary() -> None:
     truth = _data()
     production = _predict(truth, 0.8, 5)
-    # The candidate is better overall but sacrifices recall of "pos".
-    candidate = [y if y != "pos" else ("neg" if i % 4 == 0 else y) for i, y in enumerate(truth)]
+    # The candidate is better overall but gives up "pos" on half of its examples.
+    candidate = [y if y != "pos" else ("neg" if i % 2 == 0 else y) for i, y in enumerate(truth)]
     decision = decide(truth, candidate, production, LABELS, GateConfig(min_delta=0.0))
-    drop = decision.recall_drops["pos"]
-    assert drop > 0
+    assert decision.delta_macro_f1 > 0
+    drop = decision.class_f1_drops["pos"]
+    assert drop > 0.05
     strict = decide(
         truth, candidate, production, LABELS, GateConfig(min_delta=0.0, max_class_drop=drop - 1e-9)
     )
     lenient = decide(
         truth, candidate, production, LABELS, GateConfig(min_delta=0.0, max_class_drop=drop + 1e-9)
     )
-    assert not strict.promote and "recall drop" in strict.reason
+    assert not strict.promote and "per-class F1 drop" in strict.reason
     assert next(c for c in lenient.checks if c.name == "max_class_drop").passed
+
+
+def test_a_shifted_boundary_between_two_classes_is_not_a_lost_class() -> None:
+    """Trading a class's recall for its precision is not the collapse the guard is for.
+
+    Production calls a fifth of the neutral texts negative; the candidate calls 8% of the
+    negative ones neutral and only 5% of the neutral ones negative. Negative recall falls
+    by 0.08 (more than max_class_drop), but negative precision rises and so does its F1.
+    """
+    truth = _data(3000)
+    rng = np.random.default_rng(11)
+    draws = rng.random(len(truth))
+    production = [
+        "neg" if (y == "neu" and r < 0.20) else y for y, r in zip(truth, draws, strict=True)
+    ]
+    candidate = [
+        "neu" if (y == "neg" and r < 0.08) else "neg" if (y == "neu" and r < 0.05) else y
+        for y, r in zip(truth, draws, strict=True)
+    ]
+    decision = decide(truth, candidate, production, LABELS, GateConfig())
+    assert decision.production is not None
+    recall_drop = (
+        decision.production["per_class"]["neg"]["recall"]
+        - decision.candidate["per_class"]["neg"]["recall"]
+    )
+    assert recall_drop > 0.05
+    assert decision.class_f1_drops["neg"] < 0
+    assert decision.promote, decision.reason
 
 
 @pytest.mark.parametrize(("size", "promoted"), [(199, False), (200, True)])
@@ -258,7 +287,7 @@ def test_max_regression_boundary() -> None:
     assert promoted.promote, promoted.reason
 
 
-def test_class_recall_is_guarded_on_the_seed_part_when_judging_corrections() -> None:
+def test_class_f1_is_guarded_on_the_seed_part_when_judging_corrections() -> None:
     truth, candidate, production, mask = _with_corrections(0.95)
     # The candidate stops predicting "pos" for a third of the seed examples.
     candidate = [
@@ -274,7 +303,8 @@ def test_class_recall_is_guarded_on_the_seed_part_when_judging_corrections() -> 
         corrections_mask=mask,
     )
     assert not decision.promote
-    assert decision.recall_drops["pos"] > 0.05 and "recall drop on the other" in decision.reason
+    assert decision.class_f1_drops["pos"] > 0.05
+    assert "per-class F1 drop on the other" in decision.reason
 
 
 def test_corrections_nothing_can_learn_are_rejected() -> None:
