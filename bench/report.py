@@ -347,6 +347,7 @@ def main() -> int:
             "the CPU it ran on (sessions may land on different machines of the same size).",
             "",
         ]
+    _notes(lines, "run")
     _quality(lines)
     _inference(lines)
     _train_speed(lines)
