@@ -241,6 +241,19 @@ class RecordingClient(BaseSocketModeClient):
         self.closed = True
 
 
+def _start_with_recording_client(app: App) -> tuple[SocketModeRunner, RecordingClient]:
+    """A started runner whose Socket Mode client records what it sends instead of connecting."""
+    made: list[RecordingClient] = []
+
+    def factory(app_token: str, web_client: WebClient) -> RecordingClient:
+        made.append(RecordingClient(app_token, web_client))
+        return made[0]
+
+    runner = SocketModeRunner(app, LOCAL_APP_TOKEN, client_factory=factory).start()
+    [client] = made
+    return runner, client
+
+
 @pytest.mark.parametrize(
     ("kind", "payload"),
     [
@@ -252,14 +265,7 @@ class RecordingClient(BaseSocketModeClient):
 def test_a_malformed_envelope_is_acked_and_dropped_before_bolt(
     app: App, fake_slack: FakeSlack, kind: str, payload: dict[str, Any]
 ) -> None:
-    made: list[RecordingClient] = []
-
-    def factory(app_token: str, web_client: WebClient) -> RecordingClient:
-        made.append(RecordingClient(app_token, web_client))
-        return made[0]
-
-    runner = SocketModeRunner(app, LOCAL_APP_TOKEN, client_factory=factory).start()
-    [client] = made
+    runner, client = _start_with_recording_client(app)
     [listener] = client.socket_mode_request_listeners
     bad = SocketModeRequest(type=kind, envelope_id="env-bad", payload=payload)
     cast(Any, listener)(client, bad)
@@ -279,14 +285,7 @@ def test_a_malformed_envelope_is_acked_and_dropped_before_bolt(
 def test_an_injected_client_gets_the_apps_web_client_and_dispatches_to_the_app(
     app: App, fake_slack: FakeSlack
 ) -> None:
-    made: list[RecordingClient] = []
-
-    def factory(app_token: str, web_client: WebClient) -> RecordingClient:
-        made.append(RecordingClient(app_token, web_client))
-        return made[0]
-
-    runner = SocketModeRunner(app, LOCAL_APP_TOKEN, client_factory=factory).start()
-    [client] = made
+    runner, client = _start_with_recording_client(app)
     assert client.connected and client.app_token == LOCAL_APP_TOKEN
     assert client.web_client is app.client
     [listener] = client.socket_mode_request_listeners
