@@ -4,13 +4,23 @@ Every alert is stored (pending) with its prediction before anything is posted. W
 posts it first claims it (:meth:`BotServices.claim_alert`), so the listener that stored
 it, a retried delivery of the same event and the sweepers of any number of processes
 post each alert once. The sweeper posts what a crash or a Slack error left pending.
+
+Slack has no idempotency key for ``chat.postMessage``, so a poster that dies after Slack
+took the alert but before marking it posted leaves the row pending. Every alert therefore
+carries its outbox id in the message's metadata (``event_type`` :data:`ALERT_EVENT`), and
+whoever takes an alert that was tried before first looks for it in the moderators'
+channel (``conversations.history``); if it is there, it is marked posted instead of
+posted again. Only when Slack cannot be asked (a missing scope, an error) is it posted
+without looking, so an alert may then appear twice but is never lost.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from datetime import timedelta
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -20,6 +30,15 @@ from bot.services import Alert, BotServices
 from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
+
+# The metadata event type of an alert message; its payload names the outbox row.
+ALERT_EVENT = "bertbot_alert"
+# How far back a retried alert is looked for: pages of conversations.history (and of
+# conversations.list to find a channel given by name).
+MAX_LOOKUP_PAGES = 10
+_HISTORY_PAGE = 200
+# Channel ids are upper case (C0123ABCD, G...); channel names never are.
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 
 def deliver_alert(
@@ -43,15 +62,30 @@ def deliver_alert(
     """
     policy = services.alerts
     message = alert.message
-    if alert.alert_id is not None and not services.claim_alert(alert.alert_id):
+    channel = alert.channel or policy.channel
+    attempt = 1 if alert.alert_id is None else services.claim_alert(alert.alert_id)
+    if attempt is None:
         log.info("alert %s is posted or being posted elsewhere; skipped", alert.alert_id)
         return False
+    if alert.alert_id is not None and attempt > 1:
+        # An earlier try may have reached Slack and died before marking it posted.
+        posted_ts = find_posted_alert(client, alert, channel, log)
+        if posted_ts is not None:
+            services.alert_posted(alert.alert_id, slack_ts=posted_ts)
+            log.info(
+                "alert %s was posted by an earlier try (ts %s); marked posted, not posted again",
+                alert.alert_id,
+                posted_ts,
+            )
+            _react(client, policy.reaction, message.channel_id, message.ts, log)
+            return False
     try:
         permalink = _permalink(client, message.channel_id, message.ts, log)
         response = client.chat_postMessage(
-            channel=alert.channel or policy.channel,
+            channel=channel,
             text=blocks.alert_text(alert),
             blocks=blocks.alert_blocks(alert, permalink=permalink),
+            metadata=_metadata(alert),
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -71,15 +105,132 @@ def deliver_alert(
         message.ts,
         alert.prediction_id,
     )
-    if policy.reaction:
-        try:
-            client.reactions_add(
-                channel=message.channel_id, timestamp=message.ts, name=policy.reaction
-            )
-        except SlackApiError as exc:  # a decoration: the alert is what matters
-            if exc.response.get("error") != "already_reacted":
-                log.warning("could not add :%s: to %s: %s", policy.reaction, message.ts, exc)
+    _react(client, policy.reaction, message.channel_id, message.ts, log)
     return True
+
+
+def find_posted_alert(
+    client: WebClient, alert: Alert, channel: str, log: logging.Logger = logger
+) -> str | None:
+    """Look for a stored alert in its channel, posted by a try that did not record it.
+
+    Searches the channel's messages since the alerted message (an alert is always posted
+    after it), newest first, at most :data:`MAX_LOOKUP_PAGES` pages, for the metadata
+    :func:`deliver_alert` attaches.
+
+    Args:
+        client: The Web API client (``channels:history``/``groups:history``, and
+            ``channels:read``/``groups:read`` if the channel is given by name).
+        alert: A stored alert (``alert_id`` set).
+        channel: The channel it goes to, by id or name.
+        log: Where to log.
+
+    Returns:
+        The alert message's ``ts``, or None if it is not there or Slack cannot tell
+        (then it is logged, and posting it again may show it twice).
+    """
+    try:
+        channel_id = _channel_id(client, channel)
+        if channel_id is None:
+            log.warning("cannot find channel %s to look for alert %s", channel, alert.alert_id)
+            return None
+        cursor: str | None = None
+        for _ in range(MAX_LOOKUP_PAGES):
+            response = client.conversations_history(
+                channel=channel_id,
+                oldest=alert.message.ts,
+                limit=_HISTORY_PAGE,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            for item in response.get("messages") or []:
+                if _is_alert_message(item, alert):
+                    return str(item["ts"])
+            cursor = _next_cursor(response)
+            if cursor is None:
+                return None
+        log.warning(
+            "alert %s not found in the last %d messages of %s; posting it",
+            alert.alert_id,
+            MAX_LOOKUP_PAGES * _HISTORY_PAGE,
+            channel,
+        )
+        return None
+    except (SlackClientError, OSError) as exc:
+        log.warning(
+            "cannot check whether alert %s is in %s already (%s); posting it, it may show twice",
+            alert.alert_id,
+            channel,
+            _describe(exc),
+        )
+        return None
+
+
+def _metadata(alert: Alert) -> dict[str, Any] | None:
+    if alert.alert_id is None:
+        return None
+    return {
+        "event_type": ALERT_EVENT,
+        "event_payload": {
+            "alert_id": alert.alert_id,
+            "channel": alert.message.channel_id,
+            "ts": alert.message.ts,
+        },
+    }
+
+
+def _is_alert_message(item: Any, alert: Alert) -> bool:
+    # The payload names the alerted message too: another workspace's or deployment's
+    # outbox row with the same id is not this alert.
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("event_type") != ALERT_EVENT:
+        return False
+    payload = metadata.get("event_payload")
+    return (
+        isinstance(payload, dict)
+        and payload.get("alert_id") == alert.alert_id
+        and payload.get("channel") == alert.message.channel_id
+        and payload.get("ts") == alert.message.ts
+        and bool(item.get("ts"))
+    )
+
+
+def _channel_id(client: WebClient, channel: str) -> str | None:
+    name = channel.lstrip("#")
+    if _CHANNEL_ID.fullmatch(name):
+        return name
+    cursor: str | None = None
+    for _ in range(MAX_LOOKUP_PAGES):
+        response = client.conversations_list(
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=1000,
+            cursor=cursor,
+        )
+        for item in response.get("channels") or []:
+            if isinstance(item, dict) and item.get("name") == name and item.get("id"):
+                return str(item["id"])
+        cursor = _next_cursor(response)
+        if cursor is None:
+            break
+    return None
+
+
+def _next_cursor(response: Any) -> str | None:
+    cursor = (response.get("response_metadata") or {}).get("next_cursor")
+    return str(cursor) if cursor else None
+
+
+def _react(
+    client: WebClient, reaction: str | None, channel_id: str, ts: str, log: logging.Logger
+) -> None:
+    if not reaction:
+        return
+    try:
+        client.reactions_add(channel=channel_id, timestamp=ts, name=reaction)
+    except SlackApiError as exc:  # a decoration: the alert is what matters
+        if exc.response.get("error") != "already_reacted":
+            log.warning("could not add :%s: to %s: %s", reaction, ts, exc)
 
 
 class AlertSweeper:

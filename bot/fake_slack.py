@@ -87,6 +87,7 @@ class FakeMessage:
     thread_ts: str | None = None
     edits: int = 0
     reactions: set[str] = field(default_factory=set)
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -409,6 +410,11 @@ class FakeSlack:
             self.bot_user_id,
             params.get("thread_ts"),
         )
+        metadata = params.get("metadata")
+        if metadata is not None:
+            if not isinstance(metadata, dict) or not isinstance(metadata.get("event_type"), str):
+                return self._error("invalid_metadata_format")
+            message.metadata = metadata
         self._messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": self._message_json(message)}
 
@@ -488,6 +494,63 @@ class FakeSlack:
         message.reactions.add(name)
         return {"ok": True}
 
+    def _history(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Newest first, after ``oldest`` (exclusive), ``limit`` per page, cursor = offset.
+        channel = self.channel_id(str(params.get("channel", "")))
+        if channel is None:
+            return self._error("channel_not_found")
+        try:
+            oldest = str(params.get("oldest") or "0")
+            float(oldest)  # Slack refuses what is not a number
+            after = _ts_key(oldest)
+            limit = min(max(int(params.get("limit") or 100), 1), 999)
+            offset = int(params.get("cursor") or 0)
+        except ValueError:
+            return self._error("invalid_arguments")
+        found = sorted(
+            (
+                m
+                for m in self._messages.values()
+                if m.channel == channel and m.thread_ts is None and _ts_key(m.ts) > after
+            ),
+            key=lambda m: _ts_key(m.ts),
+            reverse=True,
+        )
+        page = found[offset : offset + limit]
+        with_metadata = _flag(params.get("include_all_metadata"))
+        more = offset + limit < len(found)
+        return {
+            "ok": True,
+            "messages": [self._message_json(m, with_metadata=with_metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+        }
+
+    def _conversations_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Every channel is public here; cursor = offset.
+        try:
+            limit = min(max(int(params.get("limit") or 100), 1), 1000)
+            offset = int(params.get("cursor") or 0)
+        except ValueError:
+            return self._error("invalid_arguments")
+        channels = sorted(self._channels.items(), key=lambda item: item[1])
+        page = channels[offset : offset + limit]
+        more = offset + limit < len(channels)
+        return {
+            "ok": True,
+            "channels": [
+                {
+                    "id": cid,
+                    "name": name,
+                    "is_channel": True,
+                    "is_private": False,
+                    "is_member": True,
+                }
+                for name, cid in page
+            ],
+            "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+        }
+
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = str(params.get("user", ""))
         name = self._users.get(user_id)
@@ -513,7 +576,7 @@ class FakeSlack:
             return self._error("socket_mode_not_enabled")
         return {"ok": True, "url": self.socket_mode_url}
 
-    def _message_json(self, message: FakeMessage) -> dict[str, Any]:
+    def _message_json(self, message: FakeMessage, *, with_metadata: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
             "type": "message",
             "user": message.user,
@@ -526,6 +589,8 @@ class FakeSlack:
             data["bot_id"] = self.bot_id
         if message.thread_ts:
             data["thread_ts"] = message.thread_ts
+        if message.metadata is not None and with_metadata:
+            data["metadata"] = message.metadata
         return data
 
 
@@ -540,6 +605,8 @@ _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "views.publish": lambda fake, params: fake._view(params, needs="user_id"),
     "reactions.add": FakeSlack._reactions_add,
     "users.info": FakeSlack._users_info,
+    "conversations.history": FakeSlack._history,
+    "conversations.list": FakeSlack._conversations_list,
     "apps.connections.open": FakeSlack._connections_open,
 }
 # Methods called with the app-level token (xapp-) instead of the bot token.
@@ -574,6 +641,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("fake slack: " + format, *args)
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    # "1700000000.000100" -> (1700000000, 100): ordered like Slack's timestamps.
+    seconds, _, fraction = ts.partition(".")
+    try:
+        return int(seconds or 0), int((fraction or "0").ljust(6, "0")[:6])
+    except ValueError:
+        return 0, 0
 
 
 def _token_of(params: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:

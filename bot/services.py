@@ -393,13 +393,19 @@ class BotServices:
                 if alert is not None
             )
 
-    def claim_alert(self, alert_id: int) -> bool:
-        """Take an alert for posting (committed at once); False: posted or someone has it.
+    def claim_alert(self, alert_id: int) -> int | None:
+        """Take an alert for posting (committed at once).
 
         The claim lapses after :data:`ALERT_CLAIM` if the claimer dies before posting.
+
+        Returns:
+            Which attempt this is (1: no one tried to post it before), or None: it is
+            posted already or someone else holds it.
         """
         with self._database.begin() as session:
-            return outbox.claim_alert(session=session, alert_id=alert_id, ttl=ALERT_CLAIM)
+            if not outbox.claim_alert(session=session, alert_id=alert_id, ttl=ALERT_CLAIM):
+                return None
+            return outbox.get_alert(session=session, alert_id=alert_id).attempts
 
     def alert_posted(self, alert_id: int, *, slack_ts: str | None) -> None:
         """Record that a claimed alert is in Slack: it is never posted again."""

@@ -3,27 +3,32 @@
 The alert is stored (pending) with the message; the listener posts it after the commit.
 Here the listener "dies" right there (its post raises before claiming anything, as a
 SIGKILL would leave it), then Slack's retry, or a sweeper, must post it exactly once.
+A poster that dies after Slack took the alert, before marking it posted, leaves it
+claimed; whoever takes it next finds it in the channel by its metadata.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import bot.events.messages as message_events
-from bot.alerts import AlertSweeper, deliver_alert
+from bot.alerts import ALERT_EVENT, AlertSweeper, deliver_alert, find_posted_alert
 from bot.app import make_client
 from bot.fake_slack import RecordedCall, new_event_id
 from bot.roles import Roles
+from bot.services import Alert as BotAlert
 from bot.services import AlertPolicy, BotServices
 from storage import alerts
 from storage.db import Database
-from storage.models import Alert
+from storage.models import Alert, utcnow
 from storage.records import AlertRecord
 from tests.bot.conftest import ADMIN, BOT_TOKEN, MEMBER, MODERATOR, SPAM_TEXT, Bot, eventually
 
@@ -183,3 +188,130 @@ def test_two_sweepers_racing_post_each_pending_alert_once(
     blocks = [str(call.params["blocks"]) for call in calls]
     assert all(sum(f"#{i}" in b for b in blocks) == 1 for i in range(pending))  # each once
     assert [(a.pending, a.attempts) for a in _outbox(bot)] == [(False, 1)] * pending
+
+
+class TestAPosterThatDiedAfterSlackTookTheAlert:
+    """The post reached Slack, then the process died before ``alert_posted`` was stored."""
+
+    @pytest.fixture(params=["moderators", "C0MODERATORS"], ids=["by-name", "by-id"])
+    def alert_policy(self, request: pytest.FixtureRequest) -> AlertPolicy:
+        return AlertPolicy(channel=request.param, threshold=0.8, reaction="eyes")
+
+    def _post_then_die(self, bot: Bot) -> tuple[RecordedCall, str]:
+        """Returns the alert's post and the alerted message's ts."""
+
+        def died(*_: Any, **__: Any) -> None:
+            raise Died("killed after Slack answered, before the alert was marked posted")
+
+        bot.services.alert_posted = died  # type: ignore[method-assign]
+        event = bot.sender.message_event(SPAM_TEXT, user_id=MEMBER)
+        try:
+            bot.sender.event(event)
+            bot.settle()
+        finally:
+            del bot.services.alert_posted
+        [posted] = _alerts(bot)
+        [row] = _outbox(bot)
+        assert row.pending and row.attempts == 1 and row.claimed_until is not None
+        assert posted.params["metadata"] == {
+            "event_type": ALERT_EVENT,
+            "event_payload": {"alert_id": row.id, "channel": "C0GENERAL", "ts": event["ts"]},
+        }
+        # The claim lapses (it holds 60 s for a poster that is still alive).
+        with bot.database.begin() as session:
+            session.execute(update(Alert).values(claimed_until=utcnow() - timedelta(seconds=1)))
+        return posted, str(event["ts"])
+
+    def test_the_sweeper_finds_it_in_the_channel_and_does_not_post_it_again(self, bot: Bot) -> None:
+        posted, alerted_ts = self._post_then_die(bot)
+        client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
+
+        assert AlertSweeper(bot.services, client, min_age_s=0).sweep() == 0
+
+        assert _alerts(bot) == [posted]  # one alert in Slack
+        [row] = _outbox(bot)
+        assert not row.pending and row.attempts == 2 and row.slack_ts == posted.response["ts"]
+        [history] = bot.fake.calls("conversations.history")
+        assert history.params["channel"] == "C0MODERATORS"
+        assert history.params["oldest"] == alerted_ts
+        named = bot.services.alerts.channel == "moderators"
+        assert len(bot.fake.calls("conversations.list")) == (1 if named else 0)
+        # The reaction the dead poster never added is added now.
+        message = bot.fake.message("C0GENERAL", alerted_ts)
+        assert message is not None and message.reactions == {"eyes"}
+        print(
+            f"\nalert posted, poster died before marking it; after the sweep "
+            f"{len(_alerts(bot))} in Slack, row posted with ts {row.slack_ts}"
+        )
+
+        assert AlertSweeper(bot.services, client, min_age_s=0).sweep() == 0
+        assert len(_alerts(bot)) == 1
+
+    def test_when_slack_cannot_be_asked_it_is_posted_again_rather_than_lost(
+        self, bot: Bot, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        self._post_then_die(bot)
+        bot.fake.fail_next("conversations.history", status=500)
+        client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
+
+        with caplog.at_level(logging.WARNING, logger="bot.alerts"):
+            assert AlertSweeper(bot.services, client, min_age_s=0).sweep() == 1
+
+        first, second = _alerts(bot)
+        [row] = _outbox(bot)
+        assert not row.pending and row.slack_ts == second.response["ts"] != first.response["ts"]
+        assert "it may show twice" in caplog.text
+
+
+def test_an_alert_about_another_message_with_the_same_outbox_id_is_not_taken_for_it(
+    bot: Bot, dying: Callable[[bool], None]
+) -> None:
+    # Another deployment (its own database) posted its alert 1 to the same channel.
+    _store_spam_without_posting(bot, dying)
+    [row] = _outbox(bot)
+    client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
+    client.chat_postMessage(
+        channel="moderators",
+        text="someone else's alert",
+        metadata={
+            "event_type": ALERT_EVENT,
+            "event_payload": {"alert_id": row.id, "channel": "C0GENERAL", "ts": "1.000001"},
+        },
+    )
+    alert = _bot_alert(bot, row)
+
+    assert find_posted_alert(client, alert, "moderators") is None
+
+    client.chat_postMessage(channel="C0MODERATORS", text="ours", metadata=_metadata_for(alert))
+    found = find_posted_alert(client, alert, "#moderators")
+    assert found is not None and bot.fake.message("C0MODERATORS", found) is not None
+
+
+def test_the_lookup_pages_through_the_channel_history(
+    bot: Bot, dying: Callable[[bool], None]
+) -> None:
+    _store_spam_without_posting(bot, dying)
+    alert = _bot_alert(bot, _outbox(bot)[0])
+    client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
+    client.chat_postMessage(channel="C0MODERATORS", text="ours", metadata=_metadata_for(alert))
+    for i in range(450):  # newer chatter: the alert is on the third page of 200
+        client.chat_postMessage(channel="C0MODERATORS", text=f"chatter {i}")
+
+    assert find_posted_alert(client, alert, "C0MODERATORS") is not None
+    assert len(bot.fake.calls("conversations.history")) == 3
+
+
+def _bot_alert(bot: Bot, row: AlertRecord) -> BotAlert:
+    [alert] = [a for a in bot.services.due_alerts(older_than=timedelta(0)) if a.alert_id == row.id]
+    return alert
+
+
+def _metadata_for(alert: BotAlert) -> dict[str, Any]:
+    return {
+        "event_type": ALERT_EVENT,
+        "event_payload": {
+            "alert_id": alert.alert_id,
+            "channel": alert.message.channel_id,
+            "ts": alert.message.ts,
+        },
+    }

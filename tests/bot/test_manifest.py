@@ -40,6 +40,23 @@ BOT_EVENTS = {"message.channels", "message.groups", "app_home_opened"}
 EVENT_TYPE = {"message.channels": "message", "message.groups": "message"}
 # Scopes each subscription needs (Slack refuses to save a manifest without them).
 EVENT_SCOPES = {"message.channels": "channels:history", "message.groups": "groups:history"}
+# The bot-token scopes of each Web API method bertbot's code calls (api.slack.com/methods).
+METHOD_SCOPES: dict[str, set[str]] = {
+    "chat_getPermalink": set(),
+    "chat_postEphemeral": {"chat:write"},
+    "chat_postMessage": {"chat:write"},
+    "chat_update": {"chat:write"},
+    # Looking for an alert a dead poster may have posted (bot/alerts.py), in public and
+    # private channels; conversations.list finds a channel given by name.
+    "conversations_history": {"channels:history", "groups:history"},
+    "conversations_list": {"channels:read", "groups:read"},
+    "reactions_add": {"reactions:write"},
+    "views_open": set(),
+    "views_publish": set(),
+}
+# Calls on the Socket Mode client, not Web API methods.
+SOCKET_MODE_CALLS = {"is_connected", "send_socket_mode_response"}
+BOT_SOURCES = Path(__file__).resolve().parents[2] / "bot"
 
 
 # A reader for block YAML: mappings, sequences, plain/quoted scalars, comments. ------------
@@ -275,11 +292,24 @@ def test_the_manifest_declares_bertbots_surface_and_its_scopes(manifest: dict[st
     assert MANIFEST.read_text(encoding="utf-8").count("YOUR-HOST") - 1 == len(commands) + 2
 
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    needed = {"commands", "chat:write", "reactions:write"} | {
-        EVENT_SCOPES[e] for e in BOT_EVENTS if e in EVENT_SCOPES
-    }
-    assert needed <= scopes
+    needed = {"commands"} | {EVENT_SCOPES[e] for e in BOT_EVENTS if e in EVENT_SCOPES}
+    needed |= set().union(*(METHOD_SCOPES[m] for m in _web_api_calls() - SOCKET_MODE_CALLS))
+    assert needed <= scopes, f"missing from manifest.yml: {sorted(needed - scopes)}"
     assert scopes <= needed | {"users:read"}  # nothing the bot does not use
+
+
+def test_every_web_api_method_the_bot_calls_has_its_scopes_listed() -> None:
+    called = _web_api_calls()
+    assert {"chat_postMessage", "conversations_history", "conversations_list"} <= called
+    unknown = called - METHOD_SCOPES.keys() - SOCKET_MODE_CALLS
+    assert not unknown, f"add the scopes of {sorted(unknown)} to METHOD_SCOPES and manifest.yml"
+
+
+def _web_api_calls() -> set[str]:
+    calls: set[str] = set()
+    for path in BOT_SOURCES.rglob("*.py"):
+        calls |= set(re.findall(r"\bclient\.([a-z]+_[A-Za-z_]+)\(", path.read_text("utf-8")))
+    return calls
 
 
 def test_everything_the_app_listens_to_is_declared_in_the_manifest(
