@@ -74,7 +74,8 @@ def _inference(lines: list[str]) -> None:
         return
     lines += [
         f"Command: `python {data['command']}` ({_when(data)}), batch "
-        f"{data['batch']}, texts = the held-out splits.",
+        f"{data['batch']}, serving precision as shipped on this CPU: "
+        f"{data.get('serving_precision', 'bfloat16')}, texts = the held-out splits.",
         "",
     ]
     lines += [
