@@ -85,7 +85,7 @@ def deliver_alert(
             channel=channel,
             text=blocks.alert_text(alert),
             blocks=blocks.alert_blocks(alert, permalink=permalink),
-            metadata=_metadata(alert),
+            metadata=alert_metadata(alert),
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -166,7 +166,8 @@ def find_posted_alert(
         return None
 
 
-def _metadata(alert: Alert) -> dict[str, Any] | None:
+def alert_metadata(alert: Alert) -> dict[str, Any] | None:
+    """The metadata an alert's message carries (None for an alert that was never stored)."""
     if alert.alert_id is None:
         return None
     return {

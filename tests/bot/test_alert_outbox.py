@@ -20,7 +20,13 @@ import pytest
 from sqlalchemy import select, update
 
 import bot.events.messages as message_events
-from bot.alerts import ALERT_EVENT, AlertSweeper, deliver_alert, find_posted_alert
+from bot.alerts import (
+    ALERT_EVENT,
+    AlertSweeper,
+    alert_metadata,
+    deliver_alert,
+    find_posted_alert,
+)
 from bot.app import make_client
 from bot.fake_slack import RecordedCall, new_event_id
 from bot.roles import Roles
@@ -282,7 +288,7 @@ def test_an_alert_about_another_message_with_the_same_outbox_id_is_not_taken_for
 
     assert find_posted_alert(client, alert, "moderators") is None
 
-    client.chat_postMessage(channel="C0MODERATORS", text="ours", metadata=_metadata_for(alert))
+    client.chat_postMessage(channel="C0MODERATORS", text="ours", metadata=alert_metadata(alert))
     found = find_posted_alert(client, alert, "#moderators")
     assert found is not None and bot.fake.message("C0MODERATORS", found) is not None
 
@@ -293,7 +299,7 @@ def test_the_lookup_pages_through_the_channel_history(
     _store_spam_without_posting(bot, dying)
     alert = _bot_alert(bot, _outbox(bot)[0])
     client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
-    client.chat_postMessage(channel="C0MODERATORS", text="ours", metadata=_metadata_for(alert))
+    client.chat_postMessage(channel="C0MODERATORS", text="ours", metadata=alert_metadata(alert))
     for i in range(450):  # newer chatter: the alert is on the third page of 200
         client.chat_postMessage(channel="C0MODERATORS", text=f"chatter {i}")
 
@@ -304,14 +310,3 @@ def test_the_lookup_pages_through_the_channel_history(
 def _bot_alert(bot: Bot, row: AlertRecord) -> BotAlert:
     [alert] = [a for a in bot.services.due_alerts(older_than=timedelta(0)) if a.alert_id == row.id]
     return alert
-
-
-def _metadata_for(alert: BotAlert) -> dict[str, Any]:
-    return {
-        "event_type": ALERT_EVENT,
-        "event_payload": {
-            "alert_id": alert.alert_id,
-            "channel": alert.message.channel_id,
-            "ts": alert.message.ts,
-        },
-    }
