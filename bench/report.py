@@ -17,10 +17,40 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _notes(lines: list[str], name: str) -> None:
+NOTES_STAMP = "<!-- for the run of "
+
+
+def notes_for(text: str, run_date: str | None) -> str | None:
+    """The reading of a section, or None when it was written for another run.
+
+    A notes file (bench/results/<name>-notes.md) is hand-written after looking at a run's
+    figures and quotes them, so it starts with `<!-- for the run of <machine date> -->`. It is
+    shown only while the section's figures still come from that run: after a re-run the old
+    reading would quote figures that are no longer in the table.
+    """
+    first, _, rest = text.strip().partition("\n")
+    if not first.startswith(NOTES_STAMP):
+        return text.strip() if run_date is None else None
+    stamp = first[len(NOTES_STAMP) :].removesuffix("-->").strip()
+    if run_date is not None and stamp != run_date:
+        return None
+    return rest.strip()
+
+
+def _notes(lines: list[str], name: str, data: dict[str, Any] | None = None) -> None:
     notes = RESULTS_DIR / f"{name}-notes.md"
-    if notes.exists():
-        lines += [notes.read_text().strip(), ""]
+    if not notes.exists():
+        return
+    run_date = data["machine"]["date"] if data else None
+    text = notes_for(notes.read_text(), run_date)
+    if text is None:
+        lines += [
+            f"_(The reading in `bench/results/{notes.name}` was written for an earlier run "
+            "and is left out until it is rewritten for these figures.)_",
+            "",
+        ]
+    else:
+        lines += [text, ""]
 
 
 def _when(data: dict[str, Any]) -> str:
@@ -188,9 +218,7 @@ def _loop(lines: list[str]) -> None:
         f"after the shuffled batch: {verdict['production_unchanged_after_shuffled']}.",
         "",
     ]
-    notes = RESULTS_DIR / "loop-notes.md"
-    if notes.exists():
-        lines += [notes.read_text().strip(), ""]
+    _notes(lines, "loop", data)
 
 
 def _slack_http(lines: list[str]) -> None:
@@ -243,7 +271,7 @@ def _slack_http(lines: list[str]) -> None:
             f"Ingestion on PostgreSQL vs SQLite: **{data['ingest_postgres_vs_sqlite']}x**.",
         ]
     lines.append("")
-    _notes(lines, "slack-http")
+    _notes(lines, "slack-http", data)
 
 
 def _retrain_scale(lines: list[str]) -> None:
@@ -270,7 +298,7 @@ def _retrain_scale(lines: list[str]) -> None:
             f"{warm['cost_vs_smallest']}x | {warm['peak_rss_mb']} MB |"
         )
     lines.append("")
-    _notes(lines, "retrain-scale")
+    _notes(lines, "retrain-scale", data)
 
 
 def _make_run(lines: list[str]) -> None:
