@@ -1,10 +1,10 @@
 """Requests Slack could never have sent are refused with a 4xx before Bolt reads them.
 
 Bolt parses a body before it verifies the signature, and reads Slack's envelope fields
-without checking their types: a body that is not UTF-8 or not a JSON object, or a signed
-one with ``"event": "x"`` or ``"actions": [1]``, raises inside Bolt and the server
-answers 500. Slack's own requests always have the shape checked here, so nothing Slack
-sends is refused; anything else gets a short 4xx and never reaches a listener.
+without checking their types: a body that is not UTF-8 or not a JSON object, or a
+signed one with ``"event": "x"``, ``"event": null`` or ``"actions": [1]``, raises inside Bolt
+and the server answers 500. Slack's own requests always have the shape checked here, so
+nothing Slack sends is refused; anything else gets a short 4xx and never reaches a listener.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ _OBJECT_FIELDS = frozenset(
         "selected_option",
     }
 )
+# Objects Bolt reads with ``body.get(key, {}).get(...)``: a null there raises inside Bolt.
+# Slack leaves them out rather than sending null.
+_NEVER_NULL_FIELDS = frozenset({"event", "view", "function", "context", "tokens"})
 # An id or an object with an ``id`` (``"user": "U1"`` in events, ``{"id": "U1"}`` in
 # interactions).
 _ID_OR_OBJECT_FIELDS = frozenset({"team", "user", "channel", "enterprise"})
@@ -90,6 +93,8 @@ def envelope_problem(payload: Any, depth: int = 0) -> str | None:
         return "the body is nested too deeply"
     for key, value in payload.items():
         if value is None:
+            if key in _NEVER_NULL_FIELDS:
+                return f"{key} is null"
             continue
         if key in _STRING_FIELDS and not isinstance(value, str):
             return f"{key} is not a string"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.fake_slack import slack_signature
@@ -498,6 +498,9 @@ def test_signed_malformed_payloads_are_answered_without_a_server_error(
 
     @FUZZ_SETTINGS
     @given(pair=st.one_of(mutated_payloads(), slack_like_bodies()), retry=st.booleans())
+    # found by an earlier run: Bolt read body.get("event", {}).get(...) and answered 500
+    @example(pair=(b'{"event": null}', "application/json"), retry=False)
+    @example(pair=(b'{"type": "view_submission", "view": null}', "application/json"), retry=True)
     def check(pair: tuple[bytes, str], retry: bool) -> None:
         body, content_type = pair
         headers = {"X-Slack-Retry-Num": "1"} if retry else None
