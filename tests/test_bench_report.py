@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -15,15 +13,14 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture
-def report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ModuleType]:
+def report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
     monkeypatch.syspath_prepend(str(BENCH))
     spec = importlib.util.spec_from_file_location("bench_report_under_test", BENCH / "report.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(module, "RESULTS_DIR", tmp_path)
-    yield module
-    sys.modules.pop("bench_report_under_test", None)
+    return module
 
 
 def test_notes_for_matching_run_are_shown_without_the_stamp(report: ModuleType) -> None:
