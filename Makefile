@@ -60,20 +60,8 @@ $(PEER)/.installed:
 
 bench-peer: $(PEER)/.installed  ## the bench-only venv with PyTorch + transformers (never a product dependency)
 
-bench: install bench-peer  ## every benchmark; figures go to bench/results/ and bench/RESULTS.md
-	$(BIN)/bertbot data fetch
-	$(BIN)/bertbot encoder import
-	$(BIN)/python bench/quality.py --task spam --max-minutes 15 --epochs 4 --learning-rate 8e-5
-	$(BIN)/python bench/quality.py --task sentiment --max-minutes 30 --epochs 3 --learning-rate 6e-5
-	$(BIN)/python bench/inference.py
-	$(BIN)/python bench/train_speed.py
-	$(BIN)/python bench/loop.py --first-minutes 9 --retrain-minutes 6
-	$(BIN)/bertbot setup
-	$(BIN)/python bench/slack_http.py
-	$(BIN)/python bench/retrain_scale.py
-	rm -f bench/results/reliability.jsonl
-	BERTBOT_RELIABILITY_REPORT=bench/results/reliability.jsonl $(BIN)/python -m pytest -q tests/reliability
-	$(BIN)/python bench/report.py
+bench: install bench-peer  ## every benchmark (~1.5-2 h); figures go to bench/results/ and bench/RESULTS.md (steps: python bench/run.py --list)
+	bash -c 'source .ci/postgres.sh && $(BIN)/python bench/run.py'
 
 clean:  ## remove the venvs and caches (keeps var/)
 	rm -rf $(VENV) $(PEER) .pytest_cache .mypy_cache .ruff_cache

@@ -53,6 +53,67 @@ def _notes(lines: list[str], name: str, data: dict[str, Any] | None = None) -> N
         lines += [text, ""]
 
 
+SECTION_FILES = (
+    "quality-spam",
+    "quality-sentiment",
+    "inference",
+    "train-speed",
+    "loop",
+    "slack-http",
+    "retrain-scale",
+    "make-run",
+)
+
+
+def from_other_runs(run: dict[str, Any], dates: dict[str, str]) -> list[str]:
+    """The result files whose machine date falls outside the run (dates sort as strings)."""
+    start, end = run["machine"]["date"], run.get("ended", "9999")
+    return [name for name, date in dates.items() if not start <= date <= end]
+
+
+def _run(lines: list[str]) -> None:
+    run = _load("run")
+    lines += ["## How this run was made", ""]
+    if run is None:
+        _notes(lines, "run")
+        return
+    failed = [s["name"] for s in run["steps"] if s["status"] != "ok"]
+    if not run.get("finished"):
+        outcome = "**did not finish** (interrupted; the table shows how far it got)"
+    elif failed:
+        outcome = f"**{len(failed)} step(s) did not pass: {', '.join(failed)}**"
+    else:
+        outcome = "every step passed (exit 0)"
+    postgres = "with" if run.get("postgres") else "**without**"
+    lines += [
+        f"`make bench` (`python bench/run.py`, {postgres} PostgreSQL from `.ci/postgres.sh`) "
+        f"started {_when(run)}, revision {run['revision']}, and ran "
+        f"{run.get('seconds', 0) / 60:.0f} min: {outcome}.",
+        "",
+        "| step | command | minutes | result |",
+        "|---|---|---|---|",
+    ]
+    for step in run["steps"]:
+        minutes = f"{step['seconds'] / 60:.1f}" if "seconds" in step else ""
+        result = step["status"] + (f" (exit {step['exit']})" if step.get("exit") else "")
+        if "why" in step:
+            result += f": {step['why']}"
+        lines.append(f"| {step['name']} | `{step['command']}` | {minutes} | {result} |")
+    lines.append("")
+    dates = {
+        name: data["machine"]["date"] for name in SECTION_FILES if (data := _load(name)) is not None
+    }
+    others = from_other_runs(run, dates)
+    if others:
+        lines += [
+            "Sections from other runs (not part of this one): "
+            + ", ".join(f"`{name}.json` ({dates[name]})" for name in others)
+            + ".",
+            "",
+        ]
+    _notes(lines, "run", run)
+
+
 def _when(data: dict[str, Any]) -> str:
     machine = data["machine"]
     return f"{machine['date']}, {machine['cpu']} x{machine['cores']}"
@@ -376,7 +437,7 @@ def main() -> int:
             "the CPU it ran on (sessions may land on different machines of the same size).",
             "",
         ]
-    _notes(lines, "run")
+    _run(lines)
     _quality(lines)
     _inference(lines)
     _train_speed(lines)
