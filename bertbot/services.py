@@ -14,6 +14,7 @@ def gate_config(settings: Settings) -> GateConfig:
     return GateConfig(
         min_delta=gate.min_delta,
         confidence=gate.confidence,
+        chance_level=gate.chance_level,
         max_class_drop=gate.max_class_drop,
         min_eval=gate.min_eval,
         bootstrap_resamples=gate.bootstrap_resamples,

@@ -57,6 +57,7 @@ class GateSettings(BaseModel):
 
     min_delta: float = Field(0.005, ge=0.0, le=1.0)
     confidence: float = Field(0.90, gt=0.0, lt=1.0)
+    chance_level: float = Field(0.01, gt=0.0, lt=1.0)
     max_class_drop: float = Field(0.05, ge=0.0, le=1.0)
     min_eval: int = Field(200, ge=1)
     bootstrap_resamples: int = Field(1000, ge=100)

@@ -28,7 +28,32 @@ def test_defaults_are_local_sqlite_and_both_tasks(tmp_path: Path) -> None:
     assert settings.slack.mode == "local"
     assert settings.gate.min_delta == 0.005 and settings.gate.confidence == 0.90
     assert settings.gate.max_class_drop == 0.05 and settings.gate.min_eval == 200
-    assert settings.gate.min_new_labels == 20
+    assert settings.gate.min_new_labels == 20 and settings.gate.chance_level == 0.01
+
+
+def test_every_gate_setting_reaches_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each BERTBOT_GATE__* variable that the gate has changes the gate, not just settings."""
+    from dataclasses import asdict, fields
+
+    from bertbot.services import gate_config
+    from trainer.gate import GateConfig
+
+    changed = {
+        "min_delta": "0.02",
+        "confidence": "0.8",
+        "chance_level": "0.05",
+        "max_class_drop": "0.1",
+        "min_eval": "50",
+        "bootstrap_resamples": "200",
+        "seed": "7",
+        "min_correction_eval": "12",
+        "max_regression": "0.03",
+    }
+    assert set(changed) == {f.name for f in fields(GateConfig)}
+    for name, value in changed.items():
+        monkeypatch.setenv(f"BERTBOT_GATE__{name.upper()}", value)
+    config = asdict(gate_config(load_settings()))
+    assert config == {name: type(config[name])(value) for name, value in changed.items()}
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -57,6 +82,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     [
         ("BERTBOT_GATE__MIN_DELTA", "lots", "valid number"),
         ("BERTBOT_GATE__CONFIDENCE", "1.5", "less than 1"),
+        ("BERTBOT_GATE__CHANCE_LEVEL", "0", "greater than 0"),
         ("BERTBOT_RETRAIN__SCHEDULE", "nightly", "crontab"),
         ("BERTBOT_RETRAIN__TIMEZONE", "Mars/Olympus", "time zone"),
         ("BERTBOT_ADMINS", "alice", "Slack user ids"),

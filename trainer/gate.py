@@ -6,8 +6,9 @@ guarded everywhere else:
 
 - on the corrections' eval share: macro-F1 rises by at least ``min_delta``, a paired
   bootstrap over those examples gives P(delta > 0) >= ``confidence``, and the candidate agrees
-  with the corrections better than chance (a label-permutation test at the same confidence:
-  labels a model cannot learn, such as shuffled ones, never count as a gain);
+  with the corrections better than chance (a label-permutation test at level
+  ``chance_level``: labels a model cannot learn, such as shuffled ones, never count as a
+  gain);
 - on the rest of the eval set (seed labels): macro-F1 falls by at most ``max_regression`` and
   no class's F1 drops by more than ``max_class_drop`` (a class the candidate gives up
   loses its F1; a shift of the boundary between two classes, trading one's recall for its
@@ -37,7 +38,9 @@ class GateConfig:
 
     Attributes:
         min_delta: Smallest macro-F1 gain (where judged) that promotes.
-        confidence: Smallest bootstrap P(gain > 0); also 1 - the permutation test's level.
+        confidence: Smallest bootstrap P(gain > 0).
+        chance_level: Largest label-permutation p-value at which the candidate counts as
+            having learnt the corrections (the share of unlearnable label sets let through).
         max_class_drop: Largest allowed drop of any class's F1 (on the guarded part).
         min_eval: Smallest eval set the gate decides on.
         bootstrap_resamples: Paired bootstrap resamples (and label permutations).
@@ -50,6 +53,7 @@ class GateConfig:
 
     min_delta: float = 0.005
     confidence: float = 0.90
+    chance_level: float = 0.01
     max_class_drop: float = 0.05
     min_eval: int = 200
     bootstrap_resamples: int = 1000
@@ -62,6 +66,8 @@ class GateConfig:
             raise ValueError("min_delta must be in [0, 1]")
         if not 0 < self.confidence < 1:
             raise ValueError("confidence must be in (0, 1)")
+        if not 0 < self.chance_level < 1:
+            raise ValueError("chance_level must be in (0, 1)")
         if not 0 <= self.max_class_drop <= 1:
             raise ValueError("max_class_drop must be in [0, 1]")
         if not 0 <= self.max_regression <= 1:
@@ -331,12 +337,12 @@ def decide(
         checks.append(
             Check(
                 "learned_corrections",
-                p_value <= 1 - config.confidence,
+                p_value <= config.chance_level,
                 p_value,
-                1 - config.confidence,
+                config.chance_level,
                 f"agreement with the corrections beats chance: macro-F1 {cand_f1:.4f} vs "
                 f"{chance:.4f} at the 95th percentile of {config.bootstrap_resamples} label "
-                f"permutations (p = {p_value:.3f}; need <= {1 - config.confidence:.2f})",
+                f"permutations (p = {p_value:.3f}; need <= {config.chance_level})",
             )
         )
         rest_candidate = classification_metrics(
