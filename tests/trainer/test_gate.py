@@ -8,6 +8,7 @@ from sklearn.metrics import f1_score
 
 from trainer.gate import (
     GateConfig,
+    GateDecision,
     decide,
     macro_f1_from_weights,
     paired_bootstrap,
@@ -349,7 +350,7 @@ def test_chance_level_boundary() -> None:
     seed_truth = _data(3000, seed=11)
     seed_pred = _predict(seed_truth, 0.8, 12)
 
-    def gate(config: GateConfig):
+    def gate(config: GateConfig) -> GateDecision:
         return decide(
             seed_truth + [LABELS[i] for i in corr_truth],
             seed_pred + [LABELS[i] for i in candidate_corr],
