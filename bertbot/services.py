@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 
 from bertbot.settings import Settings
@@ -10,18 +11,8 @@ from trainer.retrain import RetrainOptions
 
 
 def gate_config(settings: Settings) -> GateConfig:
-    gate = settings.gate
-    return GateConfig(
-        min_delta=gate.min_delta,
-        confidence=gate.confidence,
-        chance_level=gate.chance_level,
-        max_class_drop=gate.max_class_drop,
-        min_eval=gate.min_eval,
-        bootstrap_resamples=gate.bootstrap_resamples,
-        seed=gate.seed,
-        min_correction_eval=gate.min_correction_eval,
-        max_regression=gate.max_regression,
-    )
+    """The gate's thresholds: every GateConfig field from its ``BERTBOT_GATE__*`` setting."""
+    return GateConfig(**{f.name: getattr(settings.gate, f.name) for f in fields(GateConfig)})
 
 
 def retrain_options(settings: Settings, *, threads: int | None = None) -> RetrainOptions:
