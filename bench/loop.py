@@ -39,7 +39,7 @@ def main() -> int:
     from storage import annotations, registry, schema
     from storage.annotations import NewAnnotation
     from storage.db import Database
-    from storage.models import AnnotationSource, RunTrigger
+    from storage.enums import AnnotationSource, RunTrigger
     from storage.texts import split_of
     from trainer.gate import GateConfig
     from trainer.metrics import classification_metrics

@@ -19,8 +19,8 @@ from apscheduler.triggers.cron import CronTrigger
 from bertbot.services import retrain_options
 from bertbot.settings import Settings
 from storage.db import Database
+from storage.enums import RunTrigger
 from storage.errors import StorageError
-from storage.models import RunTrigger
 from trainer.retrain import AlreadyRunningError, RetrainError, retrain
 
 logger = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from bot.services import BotError, NotAllowedError
 from storage import annotations as label_store
 from storage import registry, runs
 from storage.db import Database
+from storage.enums import RunStatus, RunTrigger, utcnow
 from storage.errors import NotFoundError
-from storage.models import RunStatus, RunTrigger, utcnow
 from storage.records import ModelVersionRecord, TrainingRunRecord
 from trainer.tasks import TaskSpec
 

@@ -22,8 +22,8 @@ from storage import alerts as outbox
 from storage import audit, messages
 from storage.annotations import add_annotation
 from storage.db import Database
+from storage.enums import AnnotationSource, utcnow
 from storage.errors import DuplicateError, NotFoundError, StorageError
-from storage.models import AnnotationSource, utcnow
 from storage.records import AlertRecord, AnnotationRecord, MessageRecord, PredictionRecord
 from trainer.serving import Classifier, Prediction
 from trainer.tasks import TaskError, TaskSpec

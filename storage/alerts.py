@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
+from storage.enums import utcnow
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import Alert, Message, Prediction, utcnow
+from storage.models import Alert, Message, Prediction
 from storage.records import AlertRecord
 
 MAX_ERROR_CHARS = 1000

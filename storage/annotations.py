@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
+from storage.enums import AnnotationSource, Split
 from storage.errors import NotFoundError
-from storage.models import Annotation, AnnotationSource, Prediction, Split, SplitAssignment
+from storage.models import Annotation, Prediction, SplitAssignment
 from storage.records import AnnotationRecord, LabelledExample
 from storage.texts import DEFAULT_EVAL_FRACTION, split_for_hash, text_hash
 

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
+from storage.enums import utcnow
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import Message, Prediction, SlackEvent, utcnow
+from storage.models import Message, Prediction, SlackEvent
 from storage.records import MessageRecord, PredictionRecord
 
 

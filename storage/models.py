@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus, utcnow
 from storage.texts import storable_text
 
 NAMING_CONVENTION = {
@@ -37,10 +38,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -72,38 +69,6 @@ class StoredText(TypeDecorator[str]):
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
         return None if value is None else storable_text(value)
-
-
-class AnnotationSource(enum.StrEnum):
-    SEED = "seed"
-    CORRECTION = "correction"
-    ADMIN = "admin"
-    IMPORT = "import"
-
-
-class Split(enum.StrEnum):
-    TRAIN = "train"
-    EVAL = "eval"
-
-
-class RunTrigger(enum.StrEnum):
-    SCHEDULE = "schedule"
-    ADMIN = "admin"
-    CLI = "cli"
-
-
-class RunStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    SKIPPED = "skipped"
-
-
-class VersionStatus(enum.StrEnum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
 
 
 def _enum(cls: type[enum.StrEnum], name: str) -> Enum:

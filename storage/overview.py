@@ -16,14 +16,8 @@ from sqlalchemy.orm import Session
 
 from storage._convert import to_record
 from storage.annotations import HUMAN_SOURCES
-from storage.models import (
-    Annotation,
-    AnnotationSource,
-    Message,
-    ModelVersion,
-    Prediction,
-    TrainingRun,
-)
+from storage.enums import AnnotationSource
+from storage.models import Annotation, Message, ModelVersion, Prediction, TrainingRun
 from storage.records import MessageRecord, PredictionRecord, TrainingRunRecord
 
 DEFAULT_SCAN_LIMIT = 500

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.models import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
 
 
 @dataclass(frozen=True)

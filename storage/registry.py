@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
+from storage.enums import VersionStatus, utcnow
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import Alias, ModelVersion, VersionStatus, utcnow
+from storage.models import Alias, ModelVersion
 from storage.records import AliasRecord, ModelVersionRecord
 
 PRODUCTION = "production"

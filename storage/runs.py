@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
+from storage.enums import RunStatus, RunTrigger, utcnow
 from storage.errors import NotFoundError
-from storage.models import Lease, RunStatus, RunTrigger, TrainingRun, utcnow
+from storage.models import Lease, TrainingRun
 from storage.records import LeaseRecord, TrainingRunRecord
 
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REJECTED, RunStatus.SKIPPED)

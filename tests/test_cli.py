@@ -14,7 +14,7 @@ from bertbot.cli import build_parser, main
 from bertbot.doctor import encoder_present
 from storage import registry
 from storage.db import Database
-from storage.models import VersionStatus
+from storage.enums import VersionStatus
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 
 from storage import audit, registry
 from storage.db import Database
+from storage.enums import VersionStatus
 from storage.errors import DuplicateError
-from storage.models import VersionStatus
 from storage.records import ModelVersionRecord
 
 logger = logging.getLogger(__name__)

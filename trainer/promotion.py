@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from storage import audit, registry
 from storage.db import Database
-from storage.models import VersionStatus
+from storage.enums import VersionStatus
 from storage.records import ModelVersionRecord
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from typing import Any
 from storage import annotations as label_store
 from storage import audit, registry, runs
 from storage.db import Database
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
 from storage.errors import StorageError
-from storage.models import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
 from storage.records import LabelledExample, ModelVersionRecord, TrainingRunRecord
 from trainer.datasets import Example
 from trainer.gate import GateConfig, GateDecision, decide

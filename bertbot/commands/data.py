@@ -29,7 +29,7 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     from storage.annotations import NewAnnotation, add_annotations
     from storage.audit import record_audit
-    from storage.models import AnnotationSource
+    from storage.enums import AnnotationSource
     from trainer.datasets import DatasetError, read_labelled_file
 
     spec = task_spec(settings, args.task)

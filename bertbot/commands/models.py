@@ -135,7 +135,7 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.services import retrain_options
-    from storage.models import RunStatus, RunTrigger
+    from storage.enums import RunStatus, RunTrigger
     from trainer.retrain import AlreadyRunningError, RetrainError, retrain
     from trainer.train import TrainingError
 

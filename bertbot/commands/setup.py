@@ -23,7 +23,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     from storage import registry, schema
     from storage.annotations import NewAnnotation, add_annotations, list_annotations
     from storage.db import Database
-    from storage.models import AnnotationSource, RunStatus, RunTrigger
+    from storage.enums import AnnotationSource, RunStatus, RunTrigger
     from trainer.datasets import DatasetError, build_datasets, load_dataset_csv
     from trainer.retrain import AlreadyRunningError, RetrainError, retrain
     from trainer.train import TrainingError

@@ -34,7 +34,8 @@ from bot.services import Alert as BotAlert
 from bot.services import AlertPolicy, BotServices
 from storage import alerts
 from storage.db import Database
-from storage.models import Alert, utcnow
+from storage.enums import utcnow
+from storage.models import Alert
 from storage.records import AlertRecord
 from tests.bot.conftest import ADMIN, BOT_TOKEN, MEMBER, MODERATOR, SPAM_TEXT, Bot, eventually
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage import annotations, audit
-from storage.models import AnnotationSource
+from storage.enums import AnnotationSource
 from tests.bot.conftest import ADMIN, GENERAL, MEMBER, MODERATOR, SPAM_TEXT, Bot
 
 LABEL = "bertbot_label:"

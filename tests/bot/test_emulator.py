@@ -30,7 +30,7 @@ from bot.server import BotHttpServer
 from bot.services import AlertPolicy, BotServices
 from storage import annotations
 from storage.db import Database
-from storage.models import AnnotationSource
+from storage.enums import AnnotationSource
 from tests.bot.conftest import SPAM_TEXT, FakeModels, TrackingExecutor, eventually
 from trainer.tasks import TaskSpec
 

@@ -10,7 +10,7 @@ import pytest
 from bot.fake_slack import RecordedCall, new_event_id
 from bot.services import AlertPolicy
 from storage import annotations, messages
-from storage.models import AnnotationSource
+from storage.enums import AnnotationSource
 from tests.bot.conftest import (
     HAM_TEXT,
     MEMBER,

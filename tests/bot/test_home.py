@@ -11,7 +11,7 @@ from bot.fake_slack import LOCAL_TEAM_ID, FakeSlack, RecordedCall
 from bot.services import AlertPolicy
 from storage import annotations, audit, messages, registry, runs
 from storage.db import Database
-from storage.models import AnnotationSource, RunStatus, RunTrigger, VersionStatus
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, VersionStatus
 from tests.bot.conftest import ADMIN, GENERAL, MEMBER, MODERATOR, FakeModels
 from tests.bot.surfaces import SurfaceBot, all_text, block_ids, home_opened, serve_bot, view_click
 from trainer.tasks import TaskSpec

@@ -11,7 +11,7 @@ from bot.fake_slack import LOCAL_TEAM_ID, FakeSlack, RecordedCall
 from bot.services import AlertPolicy
 from storage import annotations, messages
 from storage.db import Database
-from storage.models import AnnotationSource
+from storage.enums import AnnotationSource
 from tests.bot.conftest import ADMIN, GENERAL, HAM_TEXT, MEMBER, MODERATOR, SPAM_TEXT, FakeModels
 from tests.bot.surfaces import (
     SurfaceBot,

@@ -42,7 +42,7 @@ from bot.services import BotError, BotServices
 from storage import audit, registry, runs
 from storage.annotations import NewAnnotation, add_annotation, add_annotations
 from storage.db import Database
-from storage.models import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
 from storage.records import ModelVersionRecord
 from tests.bot.conftest import (
     ADMIN,

@@ -14,7 +14,8 @@ from bot.services import AlertPolicy
 from storage import annotations, registry
 from storage.annotations import NewAnnotation
 from storage.db import Database
-from storage.models import Annotation, AnnotationSource, VersionStatus, utcnow
+from storage.enums import AnnotationSource, VersionStatus, utcnow
+from storage.models import Annotation
 from tests.bot.conftest import ADMIN, MEMBER, MODERATOR, FakeModels
 from tests.bot.surfaces import SurfaceBot, all_text, serve_bot
 from trainer.tasks import TaskSpec

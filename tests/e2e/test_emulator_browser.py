@@ -32,7 +32,7 @@ from bot.services import AlertPolicy, BotServices
 from bot.status import StatusService
 from storage import annotations, registry, schema
 from storage.db import Database
-from storage.models import AnnotationSource
+from storage.enums import AnnotationSource
 from storage.records import AnnotationRecord
 from tests.bot.conftest import SPAM_TEXT, TrackingExecutor, fake_models
 from tests.bot.test_retrain_command import FakeRunner

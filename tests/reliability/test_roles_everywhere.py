@@ -37,15 +37,8 @@ from bot.views import label_modal
 from bot.views.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
 from storage import registry
 from storage.db import Database
-from storage.models import (
-    Alias,
-    Annotation,
-    AuditEntry,
-    Lease,
-    ModelVersion,
-    TrainingRun,
-    VersionStatus,
-)
+from storage.enums import VersionStatus
+from storage.models import Alias, Annotation, AuditEntry, Lease, ModelVersion, TrainingRun
 from tests.bot import surfaces
 from tests.bot.conftest import ADMIN, GENERAL, MEMBER, MODERATOR, SPAM_TEXT
 from tests.reliability.conftest import BotFactory, FullBot, Report

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from storage import alerts, messages, schema
 from storage.db import Database
+from storage.enums import utcnow
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import utcnow
 from storage.records import AlertRecord
 
 CLAIM = timedelta(seconds=60)

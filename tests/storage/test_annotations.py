@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 
 from storage import annotations, messages
 from storage.annotations import NewAnnotation
-from storage.models import Annotation, AnnotationSource, Split, utcnow
+from storage.enums import AnnotationSource, Split, utcnow
+from storage.models import Annotation
 from storage.texts import split_of, text_hash
 
 

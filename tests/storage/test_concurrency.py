@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from storage import annotations, runs, schema
 from storage.db import Database
-from storage.models import AnnotationSource
+from storage.enums import AnnotationSource
 
 THREADS = 8
 PER_THREAD = 25

@@ -8,15 +8,8 @@ from sqlalchemy.orm import Session
 
 from storage import annotations, messages, overview, registry, runs
 from storage.annotations import NewAnnotation
-from storage.models import (
-    AnnotationSource,
-    Prediction,
-    RunStatus,
-    RunTrigger,
-    TrainingRun,
-    VersionStatus,
-    utcnow,
-)
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
+from storage.models import Prediction, TrainingRun
 from storage.records import MessageRecord, PredictionRecord
 
 SEED = AnnotationSource.SEED

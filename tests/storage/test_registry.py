@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from storage import registry
+from storage.enums import VersionStatus
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import VersionStatus
 from storage.records import ModelVersionRecord
 
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from storage import runs
-from storage.models import RunStatus, RunTrigger, utcnow
+from storage.enums import RunStatus, RunTrigger, utcnow
 
 
 def test_run_lifecycle(session: Session) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from storage import audit, registry, schema
 from storage.db import Database
-from storage.models import VersionStatus
+from storage.enums import VersionStatus
 from trainer.promotion import PromotionError, move_production
 
 

@@ -18,8 +18,8 @@ import pytest
 from storage import annotations, audit, registry, runs, schema
 from storage.annotations import NewAnnotation
 from storage.db import Database
+from storage.enums import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
 from storage.errors import StorageError
-from storage.models import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
 from tests.trainer.test_train import toy_examples
 from trainer.gate import GateConfig
 from trainer.retrain import AlreadyRunningError, RetrainOptions, retrain, training_mix
@@ -80,7 +80,7 @@ def production(database: Database):  # type: ignore[no-untyped-def]
 
 
 def test_training_mix_oversamples_corrections() -> None:
-    from storage.models import Split
+    from storage.enums import Split
     from storage.records import LabelledExample
 
     def example(i: int, source: AnnotationSource) -> LabelledExample:

@@ -21,7 +21,7 @@ from bot.server import BotHttpServer
 from bot.services import BotServices
 from storage import registry, runs, schema
 from storage.db import Database
-from storage.models import RunStatus, RunTrigger
+from storage.enums import RunStatus, RunTrigger
 from tests.trainer.test_retrain import FAST, TOY, seed
 from trainer.gate import GateConfig
 from trainer.retrain import RetrainOptions

@@ -1,0 +1,46 @@
+"""Values shared across layers: the enums stored in the tables, and the clock.
+
+Kept apart from the ORM module so bot/ and trainer/ can use them without importing
+SQLAlchemy (storage/models.py re-uses them for its columns).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AnnotationSource(enum.StrEnum):
+    SEED = "seed"
+    CORRECTION = "correction"
+    ADMIN = "admin"
+    IMPORT = "import"
+
+
+class Split(enum.StrEnum):
+    TRAIN = "train"
+    EVAL = "eval"
+
+
+class RunTrigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    ADMIN = "admin"
+    CLI = "cli"
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+
+
+class VersionStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
