@@ -41,9 +41,9 @@ def main() -> int:
     from storage.db import Database
     from storage.enums import AnnotationSource, RunTrigger
     from storage.texts import split_of
+    from trainer.artifact import resolve_artifact
     from trainer.gate import GateConfig
     from trainer.metrics import classification_metrics
-    from trainer.pipeline import resolve_artifact
     from trainer.retrain import RetrainOptions, retrain
     from trainer.serving import SavedModelClassifier
     from trainer.tasks import BUILTIN_TASKS

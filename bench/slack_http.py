@@ -87,8 +87,12 @@ def _copy_production(source_url: str, target_url: str) -> dict[str, str]:
                     metrics=version.metrics,
                     created_by="bench",
                 )
-                registry.set_alias(
-                    session=session, task=task, version_id=record.id, updated_by="bench"
+                registry.compare_and_set_alias(
+                    session=session,
+                    task=task,
+                    version_id=record.id,
+                    expected_version_id=None,
+                    updated_by="bench",
                 )
             copied[task] = version.version
     finally:
@@ -257,7 +261,7 @@ def model_alone(texts: list[str]) -> dict[str, Any]:
     from bertbot.settings import load_settings
     from storage import registry
     from storage.db import Database
-    from trainer.pipeline import resolve_artifact
+    from trainer.artifact import resolve_artifact
     from trainer.serving import SavedModelClassifier
 
     settings = load_settings()

@@ -10,7 +10,8 @@ from storage import registry
 from storage.db import Database
 from storage.errors import StorageError
 from storage.schema import check_schema
-from trainer.pipeline import resolve_artifact
+from trainer.artifact import resolve_artifact
+from trainer.promotion import ArtifactRefusedError, verify_version
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,26 @@ def run_checks(settings: Settings, database: Database) -> list[Check]:
             checks.append(Check(name, False, "no production model", f"bertbot train --task {task}"))
             continue
         path = resolve_artifact(settings.home_dir, production.artifact_uri)
-        if not (path / "saved_model.pb").is_file():
+        try:
+            manifest = verify_version(settings.home_dir, production)
+        except ArtifactRefusedError as exc:
             checks.append(
                 Check(
                     name,
                     False,
-                    f"production is {production.version} but its artifact {path} is missing",
-                    f"bertbot models rollback --task {task}, or restore {path}",
+                    str(exc),
+                    f"bertbot models rollback --task {task} --reason ..., or restore {path}",
                 )
             )
             continue
-        checks.append(Check(name, True, f"production {production.version} at {path}"))
+        checks.append(
+            Check(
+                name,
+                True,
+                f"production {production.version} at {path} "
+                f"({len(manifest['files'])} files match sha256 {production.sha256[:12]}…)",
+            )
+        )
 
     checks.append(_slack_check(settings))
     return checks

@@ -21,13 +21,15 @@ from bertbot.settings import Settings
 from storage.db import Database
 from storage.enums import RunTrigger
 from storage.errors import StorageError
+from trainer.promotion import retrain_lease
 from trainer.retrain import AlreadyRunningError, RetrainError, retrain
 
 logger = logging.getLogger(__name__)
 
 
 def job_id(task: str) -> str:
-    return f"retrain:{task}"
+    """The scheduler's job id of a task: its retrain lease's name, so logs line up."""
+    return retrain_lease(task)
 
 
 def retrain_trigger(settings: Settings) -> CronTrigger:

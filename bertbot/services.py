@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from bertbot.settings import Settings
-from trainer.gate import GateConfig
-from trainer.retrain import RetrainOptions
+from trainer.options import GateConfig, RetrainOptions
+
+if TYPE_CHECKING:
+    from trainer.gate import Gate
 
 
 def gate_config(settings: Settings) -> GateConfig:
     """The gate's thresholds: every GateConfig field from its ``BERTBOT_GATE__*`` setting."""
     return GateConfig(**{f.name: getattr(settings.gate, f.name) for f in fields(GateConfig)})
+
+
+def gate(settings: Settings) -> Gate:
+    """The gate ``BERTBOT_GATE__IMPLEMENTATION`` names, with the configured thresholds."""
+    from trainer.gate import load_gate
+
+    return load_gate(settings.gate.implementation, gate_config(settings))
 
 
 def retrain_options(settings: Settings, *, threads: int | None = None) -> RetrainOptions:
@@ -22,10 +32,13 @@ def retrain_options(settings: Settings, *, threads: int | None = None) -> Retrai
         encoder_dir=settings.encoders_dir / settings.encoder,
         base_encoder=settings.encoder,
         gate=gate_config(settings),
+        gate_implementation=settings.gate.implementation,
         max_minutes=retrain.max_minutes,
         min_new_labels=settings.gate.min_new_labels,
         keep_rejected=retrain.keep_rejected_artifacts,
         threads=threads if threads is not None else retrain.threads,
+        replay_examples=retrain.replay_examples,
+        correction_share=retrain.correction_share,
         lease_ttl=timedelta(seconds=retrain.lease_seconds),
         train_overrides=dict(retrain.train_overrides),
     )

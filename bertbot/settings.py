@@ -7,6 +7,7 @@ start-up with a :class:`SettingsError` naming the variable.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from trainer.bounds import field_bounds
+from trainer.options import GateConfig, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
 
 ENV_PREFIX = "BERTBOT_"
@@ -50,34 +53,53 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def _from(config: type[Any], name: str, **default: Any) -> Any:
+    """A settings field whose default and bounds are the config dataclass field's own."""
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    value = default["default"] if "default" in default else field.default
+    return Field(value, **field_bounds(field))
+
+
 class GateSettings(BaseModel):
-    """When a retrained candidate may replace production (``BERTBOT_GATE__*``)."""
+    """When a retrained candidate may replace production (``BERTBOT_GATE__*``).
+
+    Defaults and bounds come from :class:`trainer.options.GateConfig` (and
+    ``min_new_labels`` from :class:`trainer.options.RetrainOptions`); ``implementation``
+    names the gate class (``module:Class``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_delta: float = Field(0.005, ge=0.0, le=1.0)
-    confidence: float = Field(0.90, gt=0.0, lt=1.0)
-    chance_level: float = Field(0.01, gt=0.0, lt=1.0)
-    max_class_drop: float = Field(0.05, ge=0.0, le=1.0)
-    min_eval: int = Field(200, ge=1)
-    bootstrap_resamples: int = Field(1000, ge=100)
-    min_new_labels: int = Field(20, ge=0)
-    seed: int = 0
-    min_correction_eval: int = Field(30, ge=1)
-    max_regression: float = Field(0.02, ge=0.0, le=1.0)
+    min_delta: float = _from(GateConfig, "min_delta")
+    confidence: float = _from(GateConfig, "confidence")
+    chance_level: float = _from(GateConfig, "chance_level")
+    max_class_drop: float = _from(GateConfig, "max_class_drop")
+    min_eval: int = _from(GateConfig, "min_eval")
+    bootstrap_resamples: int = _from(GateConfig, "bootstrap_resamples")
+    seed: int = _from(GateConfig, "seed")
+    min_correction_eval: int = _from(GateConfig, "min_correction_eval")
+    max_regression: float = _from(GateConfig, "max_regression")
+    min_new_labels: int = _from(RetrainOptions, "min_new_labels")
+    implementation: str = _from(RetrainOptions, "gate_implementation")
 
 
 class RetrainSettings(BaseModel):
-    """The retrain schedule and its resource limits (``BERTBOT_RETRAIN__*``)."""
+    """The retrain schedule and its resource limits (``BERTBOT_RETRAIN__*``).
+
+    Budgets share :class:`trainer.options.RetrainOptions`' defaults and bounds, except
+    ``threads``: inside a serving process a retrain gets one thread by default.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schedule: str = "0 3 * * *"
     timezone: str = "UTC"
-    max_minutes: float = Field(30.0, gt=0)
+    max_minutes: float = _from(RetrainOptions, "max_minutes")
     misfire_grace_seconds: int = Field(3600, ge=1)
-    threads: int = Field(1, ge=1, le=64)
-    keep_rejected_artifacts: int = Field(3, ge=0)
+    threads: int = _from(RetrainOptions, "threads", default=1)
+    keep_rejected_artifacts: int = _from(RetrainOptions, "keep_rejected")
+    replay_examples: int = _from(RetrainOptions, "replay_examples")
+    correction_share: float = _from(RetrainOptions, "correction_share")
     lease_seconds: int = Field(300, ge=2)
     train_overrides: dict[str, Any] = {}
 

@@ -6,7 +6,7 @@ task on the listener thread (cheap database reads only) and the learning loop
 on a Bolt listener thread. A job reports through a :class:`JobReporter`; the Slack one is
 :class:`bot.retrain_card.SlackRetrainCard`. The same service moves the ``production`` alias
 for the card's "Promote anyway" and "Roll back" buttons through
-:func:`trainer.promotion.move_production`, the function ``bertbot models promote|rollback``
+:func:`trainer.promotion.manual_move`, the function ``bertbot models promote|rollback``
 calls.
 
 Listeners find the service in Bolt's context under :data:`CONTEXT_KEY` (see
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.roles import Roles
 from bot.services import BotError, NotAllowedError
-from storage import annotations as label_store
 from storage import registry, runs
 from storage.db import Database
 from storage.enums import RunStatus, RunTrigger, utcnow
 from storage.errors import NotFoundError
 from storage.records import ModelVersionRecord, TrainingRunRecord
+from trainer.promotion import retrain_lease
 from trainer.tasks import TaskSpec
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_KEY = "bertbot_retraining"
 WORKER_THREAD_PREFIX = "bertbot-retrain"
-# trainer.retrain names its per-task lease ``retrain:<task>``.
-LEASE_PREFIX = "retrain:"
 FORCE_WORDS = frozenset({"--force", "force", "-f"})
 PROMOTE = "promote"
 ROLLBACK = "rollback"
@@ -95,11 +93,14 @@ class RetrainPlan:
 
     @property
     def too_few(self) -> bool:
-        """The same rule as the scheduler's: too few corrections to be worth a retrain."""
-        return (
-            self.production is not None
-            and not self.force
-            and self.new_corrections < self.min_new_labels
+        """The retrain loop's own rule: too few corrections to be worth a retrain."""
+        from trainer.promotion import too_few_new_labels
+
+        return too_few_new_labels(
+            has_production=self.production is not None,
+            new_corrections=self.new_corrections,
+            min_new_labels=self.min_new_labels,
+            force=self.force,
         )
 
 
@@ -354,21 +355,21 @@ class RetrainService:
 
         The same counts :func:`trainer.retrain.retrain` takes, read without training.
         """
+        from trainer.promotion import retrain_need
         from trainer.retrain import take_snapshot
 
         spec = self._spec(task)
         snapshot = take_snapshot(self._database, spec.name)
         with self._database.begin() as session:
-            production = registry.get_alias(session=session, task=spec.name)
-            new = label_store.count_corrections_since(
-                session=session, task=spec.name, since=_snapshot_time(production)
+            need = retrain_need(
+                session, spec.name, min_new_labels=self._options.min_new_labels, force=force
             )
         return RetrainPlan(
             spec,
             len(snapshot.examples),
-            new,
-            production.version if production else None,
-            self._options.min_new_labels,
+            need.new_corrections,
+            need.production.version if need.production else None,
+            need.min_new_labels,
             force,
         )
 
@@ -378,7 +379,7 @@ class RetrainService:
             job = self._jobs.get(task)
             running = self._running
         with self._database.begin() as session:
-            lease = runs.get_lease(session=session, name=LEASE_PREFIX + task)
+            lease = runs.get_lease(session=session, name=retrain_lease(task))
             run = None
             if lease is not None and lease.expires_at > utcnow() and lease.run_id is not None:
                 try:
@@ -421,7 +422,7 @@ class RetrainService:
         """Promote the card's candidate anyway, or roll back the promotion the card shows.
 
         The role is checked before anything is read; the move and its audit entry share
-        one unit of work (:func:`trainer.promotion.move_production`). Production models in
+        one unit of work (:func:`trainer.promotion.move_alias`). Production models in
         this process reload in the background.
 
         Raises:
@@ -429,9 +430,7 @@ class RetrainService:
             BotError: The move is not possible (production moved meanwhile, artifact
                 deleted, nothing to roll back to, ...); nothing changed.
         """
-        from trainer.promotion import PROMOTE as PROMOTE_MOVE
-        from trainer.promotion import ROLLBACK as ROLLBACK_MOVE
-        from trainer.promotion import PromotionError, move_production
+        from trainer.promotion import PromotionError, manual_move
 
         if not self.roles.is_admin(user_id):
             raise NotAllowedError(
@@ -444,22 +443,24 @@ class RetrainService:
         details = {"via": "slack", "run": request.run_id}
         try:
             if request.action == PROMOTE:
-                move = move_production(
+                move = manual_move(
                     self._database,
                     spec.name,
-                    action=PROMOTE_MOVE,
+                    action=PROMOTE,
                     actor=user_id,
                     reason=reason,
+                    home=self._options.home,
                     version=request.version,
                     details=details | {"gate_overridden": True},
                 )
             elif request.action == ROLLBACK:
-                move = move_production(
+                move = manual_move(
                     self._database,
                     spec.name,
-                    action=ROLLBACK_MOVE,
+                    action=ROLLBACK,
                     actor=user_id,
                     reason=reason,
+                    home=self._options.home,
                     expected_production=request.version,
                     details=details,
                 )
@@ -614,11 +615,3 @@ def _default_runner() -> RetrainRunner:
     from trainer.retrain import retrain
 
     return retrain
-
-
-def _snapshot_time(production: ModelVersionRecord | None) -> datetime | None:
-    """When production's training snapshot was taken (trainer.retrain's rule)."""
-    if production is None:
-        return None
-    taken = production.data_snapshot.get("taken_at")
-    return datetime.fromisoformat(taken) if taken else production.created_at

@@ -22,6 +22,7 @@ from storage import messages, overview, registry
 from storage.db import Database
 from storage.errors import DuplicateError
 from storage.records import MessageRecord, PredictionRecord
+from trainer.promotion import snapshot_time
 from trainer.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ class StatusService:
                 promoted_at=alias.updated_at if alias else None,
                 promoted_by=alias.updated_by if alias else None,
             )
-            since = _snapshot_time(production.data_snapshot) or production.created_at
+            since = snapshot_time(production)
         corrections = label_store.count_corrections_since(
             session=session, task=spec.name, since=since
         )
@@ -393,18 +394,6 @@ def _scores(metrics: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
-
-
-def _snapshot_time(snapshot: Mapping[str, Any]) -> datetime | None:
-    """When production's training data was snapshotted (as trainer.retrain counts from)."""
-    taken = snapshot.get("taken_at")
-    if not isinstance(taken, str):
-        return None
-    try:
-        when = datetime.fromisoformat(taken)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _run_summary(item: overview.RunOverview) -> RunSummary:

@@ -39,6 +39,7 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
 
 
 class VersionStatus(enum.StrEnum):

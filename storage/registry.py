@@ -110,48 +110,70 @@ def get_alias_record(*, session: Session, task: str, alias: str = PRODUCTION) ->
     return None if row is None else to_record(AliasRecord, row)
 
 
-def set_alias(
+def lock_alias(
+    *, session: Session, task: str, alias: str = PRODUCTION
+) -> ModelVersionRecord | None:
+    """The version an alias points to, with the alias row locked for the unit of work.
+
+    On PostgreSQL the row stays locked (``SELECT ... FOR UPDATE``) until the caller's unit
+    of work ends, so a compare-and-set that reads here and then moves the alias cannot
+    interleave with another. SQLite transactions start with ``BEGIN IMMEDIATE`` (see
+    :func:`storage.db.make_engine`), which serialises writers the same way.
+    """
+    row = session.get(Alias, (task, alias), with_for_update=True, populate_existing=True)
+    if row is None:
+        return None
+    return get_model_version_by_id(session=session, version_id=row.model_version_id)
+
+
+def compare_and_set_alias(
     *,
     session: Session,
     task: str,
     version_id: int,
+    expected_version_id: int | None,
     updated_by: str,
     alias: str = PRODUCTION,
-) -> int | None:
-    """Point an alias at a version (the atomic step of promotion and rollback).
+) -> bool:
+    """Point an alias at a version only if it still points at ``expected_version_id``.
 
-    The row is locked for the rest of the caller's unit of work, so two concurrent moves
-    of the same alias serialise.
+    The one write path of aliases (promotion and rollback are built on it). Call
+    :func:`lock_alias` first in the same unit of work to read what it points at.
+
+    Args:
+        session: The caller's unit of work.
+        task: The task.
+        version_id: The version to point at.
+        expected_version_id: What the alias must point at now (None: it must not exist).
+        updated_by: Who moves it.
+        alias: The alias name.
 
     Returns:
-        The version id the alias pointed to before, or None if it is new.
+        True if the alias moved; False if it pointed elsewhere (nothing changed).
     """
     version = session.get(ModelVersion, version_id)
     if version is None:
         raise NotFoundError(f"no model version {version_id}")
     if version.task != task:
         raise ValueError(f"version {version.version} belongs to {version.task}, not {task}")
-    row = session.get(Alias, (task, alias), with_for_update=True)
+    row = session.get(Alias, (task, alias), with_for_update=True, populate_existing=True)
     if row is None:
+        if expected_version_id is not None:
+            return False
         try:
             with session.begin_nested():
                 session.add(
                     Alias(
-                        task=task,
-                        alias=alias,
-                        model_version_id=version_id,
-                        updated_by=updated_by,
+                        task=task, alias=alias, model_version_id=version_id, updated_by=updated_by
                     )
                 )
         except IntegrityError:
-            # Another unit of work created it first: take its row and move it.
-            row = session.get(Alias, (task, alias), with_for_update=True, populate_existing=True)
-            assert row is not None
-        else:
-            return None
-    previous = row.model_version_id
+            return False  # another unit of work created it first
+        return True
+    if row.model_version_id != expected_version_id:
+        return False
     row.model_version_id = version_id
     row.updated_by = updated_by
     row.updated_at = utcnow()
     session.flush()
-    return previous
+    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -12,9 +11,10 @@ import pytest
 
 from bertbot.cli import build_parser, main
 from bertbot.doctor import encoder_present
-from storage import registry
+from storage import registry, schema
 from storage.db import Database
 from storage.enums import VersionStatus
+from trainer.artifact import write_manifest
 
 
 @pytest.fixture
@@ -92,6 +92,9 @@ def test_doctor_on_a_complete_setup_exits_0(home: Path, capsys: pytest.CaptureFi
         artifact = home / "models" / task / "1"
         artifact.mkdir(parents=True)
         (artifact / "saved_model.pb").write_bytes(b"model")
+        (artifact / "variables").mkdir()
+        (artifact / "variables" / "variables.data").write_bytes(b"weights of " + task.encode())
+        sha256 = write_manifest(artifact)
         with database.begin() as session:
             version = registry.add_model_version(
                 session=session,
@@ -99,23 +102,37 @@ def test_doctor_on_a_complete_setup_exits_0(home: Path, capsys: pytest.CaptureFi
                 version="1",
                 status=VersionStatus.ACCEPTED,
                 artifact_uri=f"models/{task}/1",
-                sha256=hashlib.sha256(b"model").hexdigest(),
+                sha256=sha256,
                 base_encoder="all-MiniLM-L6-v2",
                 hyperparameters={},
                 data_snapshot={},
                 metrics={},
                 created_by="test",
             )
-            registry.set_alias(session=session, task=task, version_id=version.id, updated_by="t")
+            registry.compare_and_set_alias(
+                session=session,
+                task=task,
+                version_id=version.id,
+                expected_version_id=None,
+                updated_by="t",
+            )
     database.dispose()
     code, out, _ = _run(capsys, "doctor")
     assert code == 0, out
     assert "everything is in place" in out
 
+    assert "files match sha256" in out
+
+    # A changed model file is found by its checksum and named.
+    (home / "models" / "sentiment" / "1" / "variables" / "variables.data").write_bytes(b"other")
+    code, out, _ = _run(capsys, "doctor")
+    assert code == 1 and "variables/variables.data is corrupt" in out, out
+    assert "bertbot models rollback --task sentiment" in out
+
     # A production pointer whose files are gone is reported, not trusted.
     (home / "models" / "spam" / "1" / "saved_model.pb").unlink()
     code, out, _ = _run(capsys, "doctor")
-    assert code == 1 and "artifact" in out and "is missing" in out
+    assert code == 1 and "is missing saved_model.pb" in out, out
 
 
 def test_doctor_reports_half_configured_slack(
@@ -130,11 +147,12 @@ def test_db_upgrade_current_downgrade(home: Path, capsys: pytest.CaptureFixture[
     code, out, _ = _run(capsys, "db", "current")
     assert code == 1 and "empty" in out and "bertbot db upgrade" in out
     code, out, _ = _run(capsys, "db", "upgrade")
-    assert code == 0 and "empty -> 0002" in out
+    head = schema.head_revision()
+    assert code == 0 and f"empty -> {head}" in out
     code, out, _ = _run(capsys, "db", "current")
     assert code == 0 and "at head" in out
     code, out, _ = _run(capsys, "db", "downgrade", "base")
-    assert code == 0 and "0002 -> empty" in out
+    assert code == 0 and f"{head} -> empty" in out
     code, out, _ = _run(capsys, "db", "downgrade", "nonsense")
     assert code == 1
 

@@ -1,4 +1,8 @@
-"""Model artifacts on disk: the sha256 manifest, and verification on load."""
+"""Model artifacts on disk: where they live, the sha256 manifest, and verification.
+
+Every alias move and every load verifies the artifact in full (:func:`verify_artifact`):
+a missing, changed or extra file refuses it, and the refusal names the file.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 MANIFEST = "manifest.json"
 
@@ -84,8 +90,30 @@ def verify_artifact(artifact_dir: Path, expected_sha256: str | None = None) -> d
     missing = sorted(set(files) - present)
     if missing:
         raise ArtifactError(f"{artifact_dir} is missing {', '.join(missing[:5])}")
+    extra = sorted(present - set(files))
+    if extra:
+        raise ArtifactError(
+            f"{artifact_dir} has file(s) its manifest does not list: {', '.join(extra[:5])}"
+        )
     for name, expected in files.items():
         actual = sha256_file(artifact_dir / name)
         if actual != expected:
             raise ArtifactError(f"{artifact_dir / name} is corrupt (sha256 {actual[:12]}…)")
     return dict(manifest)
+
+
+def artifact_uri(home: Path, artifact_dir: Path) -> str:
+    """Paths under BERTBOT_HOME are stored relative to it (a shared volume may move)."""
+    resolved = artifact_dir.resolve()
+    try:
+        return resolved.relative_to(home.resolve()).as_posix()
+    except ValueError:
+        return resolved.as_uri()
+
+
+def resolve_artifact(home: Path, uri: str) -> Path:
+    """The directory an artifact URI names: ``file://`` URIs decoded, others under ``home``."""
+    if uri.startswith("file:"):
+        parsed = urlparse(uri)
+        return Path(url2pathname(parsed.path))
+    return home / uri

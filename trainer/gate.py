@@ -23,94 +23,44 @@ TensorFlow, no database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from trainer.decisions import Check, GateDecision
 from trainer.metrics import classification_metrics
+from trainer.options import DEFAULT_GATE, GateConfig
+
+__all__ = ["DEFAULT_GATE", "BootstrapGate", "Gate", "GateConfig", "decide", "load_gate"]
 
 
-@dataclass(frozen=True)
-class GateConfig:
-    """Thresholds of the gate (settings ``BERTBOT_GATE__*``).
+@runtime_checkable
+class Gate(Protocol):
+    """May a candidate replace production? One implementation per rule set.
 
-    Attributes:
-        min_delta: Smallest macro-F1 gain (where judged) that promotes.
-        confidence: Smallest bootstrap P(gain > 0).
-        chance_level: Largest label-permutation p-value at which the candidate counts as
-            having learnt the corrections (the share of unlearnable label sets let through).
-        max_class_drop: Largest allowed drop of any class's F1 (on the guarded part).
-        min_eval: Smallest eval set the gate decides on.
-        bootstrap_resamples: Paired bootstrap resamples (and label permutations).
-        seed: Seed of the bootstrap and the permutations.
-        min_correction_eval: Corrections in the eval set needed to judge the candidate on
-            them; with fewer, the whole eval set is the judge.
-        max_regression: Largest macro-F1 drop allowed on the seed part of the eval set when
-            the candidate is judged on the corrections.
+    ``decide`` gets the gold labels of the eval set, the candidate's and production's
+    predictions on it (production None: the task has no model yet) and which examples are
+    moderators' corrections, and returns a :class:`GateDecision` explaining itself.
+    ``first_model`` judges a task's first model from its held-out metrics alone (setup and
+    ``bertbot train`` have no production to compare with). Replace the gate by writing a
+    class with these two methods, constructed from a :class:`GateConfig`, and naming it in
+    ``BERTBOT_GATE__IMPLEMENTATION`` (``module:Class``).
     """
 
-    min_delta: float = 0.005
-    confidence: float = 0.90
-    chance_level: float = 0.01
-    max_class_drop: float = 0.05
-    min_eval: int = 200
-    bootstrap_resamples: int = 1000
-    seed: int = 0
-    min_correction_eval: int = 30
-    max_regression: float = 0.02
+    def decide(
+        self,
+        y_true: Sequence[str],
+        candidate_pred: Sequence[str],
+        production_pred: Sequence[str] | None,
+        labels: Sequence[str],
+        *,
+        corrections_mask: Sequence[bool] | None = None,
+    ) -> GateDecision: ...
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_delta <= 1:
-            raise ValueError("min_delta must be in [0, 1]")
-        if not 0 < self.confidence < 1:
-            raise ValueError("confidence must be in (0, 1)")
-        if not 0 < self.chance_level < 1:
-            raise ValueError("chance_level must be in (0, 1)")
-        if not 0 <= self.max_class_drop <= 1:
-            raise ValueError("max_class_drop must be in [0, 1]")
-        if not 0 <= self.max_regression <= 1:
-            raise ValueError("max_regression must be in [0, 1]")
-        if self.min_eval < 1 or self.bootstrap_resamples < 100 or self.min_correction_eval < 1:
-            raise ValueError(
-                "min_eval and min_correction_eval must be >= 1 and bootstrap_resamples >= 100"
-            )
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    value: float
-    threshold: float
-    detail: str
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """The verdict with every number behind it (stored with the training run).
-
-    ``scope`` says where the gain was judged: ``"corrections"`` (the corrections' eval
-    share, with the rest guarded) or ``"all"``. ``delta_macro_f1`` and ``p_improvement`` are
-    measured there; ``candidate`` and ``production`` are the metrics on the whole eval set.
-    """
-
-    promote: bool
-    reason: str
-    checks: list[Check]
-    eval_size: int
-    candidate: dict[str, Any]
-    production: dict[str, Any] | None
-    delta_macro_f1: float
-    p_improvement: float | None
-    class_f1_drops: dict[str, float] = field(default_factory=dict)
-    corrections: dict[str, Any] | None = None
-    scope: str = "all"
-    rest: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def first_model(self, metrics: Mapping[str, Any]) -> Check: ...
 
 
 def macro_f1_from_weights(
@@ -179,7 +129,8 @@ def permutation_test(
     """How often shuffled labels fit the predictions at least as well as the real ones.
 
     Returns:
-        (p-value: share of label permutations whose macro-F1 >= the observed one, the
+        (p-value: (k + 1) / (n + 1) for k of n label permutations whose macro-F1 >= the
+        observed one, the
         95th percentile of the permuted macro-F1s: the best that chance agreement gives).
     """
     rng = np.random.default_rng(seed)
@@ -190,16 +141,36 @@ def permutation_test(
     tp = (true_one_hot * pred_one_hot[None]).sum(axis=1)
     denominator = true_one_hot.sum(axis=1) + pred_one_hot.sum(axis=0)[None]
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0).mean(axis=1)
-    return float((f1 >= observed - 1e-12).mean()), float(np.percentile(f1, 95))
+    # (k + 1) / (n + 1): the observed labelling counts as one of the permutations, so the
+    # estimate is never 0 (Phipson & Smyth 2010).
+    extreme = int((f1 >= observed - 1e-12).sum())
+    return (extreme + 1) / (permutations + 1), float(np.percentile(f1, 95))
 
 
-def majority_baseline_macro_f1(y_true: Sequence[str], labels: Sequence[str]) -> float:
-    """Macro-F1 of always predicting the most frequent label."""
-    counts = {label: 0 for label in labels}
-    for y in y_true:
-        counts[y] += 1
-    majority = max(labels, key=lambda label: counts[label])
-    return float(classification_metrics(y_true, [majority] * len(y_true), labels)["macro_f1"])
+def majority_baseline_macro_f1(metrics: Mapping[str, Any]) -> float:
+    """Macro-F1 of always predicting the most frequent class, from a metrics dict's supports.
+
+    The majority class gets F1 = 2p / (p + 1) with p its share; every other class gets 0.
+    """
+    supports = [row["support"] for row in metrics["per_class"].values()]
+    total, top = sum(supports), max(supports, default=0)
+    if total == 0:
+        return 0.0
+    precision = top / total
+    return float(2 * precision / (precision + 1) / len(supports))
+
+
+def first_model_check(metrics: Mapping[str, Any] | None) -> Check:
+    """A task's first model must beat always predicting the most frequent class."""
+    score = float(metrics["macro_f1"]) if metrics else 0.0
+    baseline = majority_baseline_macro_f1(metrics) if metrics else 0.0
+    return Check(
+        "beats_majority_baseline",
+        score > baseline + 1e-9,  # the same number computed two ways must not count as a gain
+        score,
+        baseline,
+        f"macro-F1 {score:.4f} vs majority-class {baseline:.4f}",
+    )
 
 
 def _subset(values: Sequence[str], picked: Sequence[int]) -> list[str]:
@@ -256,17 +227,9 @@ def decide(
             )["macro_f1"]
 
     if production_pred is None:
-        baseline = majority_baseline_macro_f1(y_true, labels)
-        delta = candidate_metrics["macro_f1"] - baseline
-        checks.append(
-            Check(
-                "beats_majority_baseline",
-                delta > 0,
-                candidate_metrics["macro_f1"],
-                baseline,
-                f"macro-F1 {candidate_metrics['macro_f1']:.4f} vs majority-class {baseline:.4f}",
-            )
-        )
+        first = first_model_check(candidate_metrics)
+        delta = first.value - first.threshold
+        checks.append(first)
         promote = all(check.passed for check in checks)
         return GateDecision(
             promote=promote,
@@ -413,3 +376,48 @@ def _reason(promote: bool, checks: list[Check], *, first: bool) -> str:
         return ("first model: " if first else "better: ") + detail
     failed = [check.detail for check in checks if not check.passed]
     return "rejected: " + "; ".join(failed)
+
+
+@dataclass(frozen=True)
+class BootstrapGate:
+    """Today's gate: the rules in this module's docstring, with :class:`GateConfig`'s levels."""
+
+    config: GateConfig = GateConfig()
+
+    def decide(
+        self,
+        y_true: Sequence[str],
+        candidate_pred: Sequence[str],
+        production_pred: Sequence[str] | None,
+        labels: Sequence[str],
+        *,
+        corrections_mask: Sequence[bool] | None = None,
+    ) -> GateDecision:
+        return decide(
+            y_true,
+            candidate_pred,
+            production_pred,
+            labels,
+            self.config,
+            corrections_mask=corrections_mask,
+        )
+
+    def first_model(self, metrics: Mapping[str, Any]) -> Check:
+        return first_model_check(metrics)
+
+
+def load_gate(implementation: str, config: GateConfig) -> Gate:
+    """Build the gate a setting names (``module:Class``, constructed with the config).
+
+    Raises:
+        ValueError: The name does not resolve to a class that makes a :class:`Gate`.
+    """
+    module_name, _, class_name = implementation.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot load the gate {implementation!r}: {exc}") from exc
+    gate = cls(config)
+    if not isinstance(gate, Gate):
+        raise ValueError(f"{implementation} has no decide() and first_model(): not a gate")
+    return gate

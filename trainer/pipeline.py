@@ -1,6 +1,7 @@
-"""From a trained artifact to the registry: versions, promotion of a task's first model.
+"""From a trained artifact to the registry: versions, and a task's first model.
 
-The full retrain loop (snapshot, gate, lease, scheduler) builds on these steps.
+A retrained candidate goes through :mod:`trainer.retrain` instead; both register versions
+here-or-there and move the alias only through :func:`trainer.promotion.move_alias`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 from storage import audit, registry
 from storage.db import Database
 from storage.enums import VersionStatus
-from storage.errors import DuplicateError
 from storage.records import ModelVersionRecord
+from trainer.artifact import artifact_uri
+from trainer.gate import Gate
+from trainer.promotion import ProductionMovedError, move_alias
 
 logger = logging.getLogger(__name__)
 
@@ -26,38 +29,12 @@ class Registered:
     reason: str
 
 
-def artifact_uri(home: Path, artifact_dir: Path) -> str:
-    """Paths under BERTBOT_HOME are stored relative to it (a shared volume may move)."""
-    resolved = artifact_dir.resolve()
-    try:
-        return resolved.relative_to(home.resolve()).as_posix()
-    except ValueError:
-        return resolved.as_uri()
-
-
-def resolve_artifact(home: Path, uri: str) -> Path:
-    if uri.startswith("file://"):
-        return Path(uri.removeprefix("file://"))
-    return home / uri
-
-
 def next_version(database: Database, task: str) -> str:
     """The next free integer version name of a task ("1", "2", ...)."""
     with database.begin() as session:
         versions = registry.list_model_versions(session=session, task=task)
     numbers = [int(v.version) for v in versions if v.version.isdigit()]
     return str(max(numbers, default=0) + 1)
-
-
-def majority_baseline_macro_f1(eval_metrics: dict[str, Any]) -> float:
-    """Macro-F1 of always predicting the most frequent eval class."""
-    supports = [row["support"] for row in eval_metrics["per_class"].values()]
-    total, top = sum(supports), max(supports)
-    if total == 0:
-        return 0.0
-    precision = top / total
-    f1_top = 2 * precision / (precision + 1)
-    return f1_top / len(supports)
 
 
 def register_model(
@@ -73,31 +50,30 @@ def register_model(
     data_snapshot: dict[str, Any],
     metrics: dict[str, Any],
     created_by: str,
+    gate: Gate,
     promote_if_first: bool = True,
 ) -> Registered:
     """Add a trained model to the registry; make it production if the task has none yet.
 
-    A first model is promoted only if it beats the majority-class baseline on its eval set
-    (or validation set, when it had no eval set). Both steps share one unit of work.
+    A first model is promoted only if it passes the gate's first-model rule on its eval set
+    (or validation set, when it had no eval set). Registering and promoting share one unit
+    of work; the artifact is verified before the alias moves.
     """
     scored = metrics.get("eval") or metrics.get("validation")
     with database.begin() as session:
-        try:
-            record = registry.add_model_version(
-                session=session,
-                task=task,
-                version=version,
-                status=VersionStatus.ACCEPTED,
-                artifact_uri=artifact_uri(home, artifact_dir),
-                sha256=sha256,
-                base_encoder=base_encoder,
-                hyperparameters=hyperparameters,
-                data_snapshot=data_snapshot,
-                metrics=metrics,
-                created_by=created_by,
-            )
-        except DuplicateError:
-            raise
+        record = registry.add_model_version(
+            session=session,
+            task=task,
+            version=version,
+            status=VersionStatus.ACCEPTED,
+            artifact_uri=artifact_uri(home, artifact_dir),
+            sha256=sha256,
+            base_encoder=base_encoder,
+            hyperparameters=hyperparameters,
+            data_snapshot=data_snapshot,
+            metrics=metrics,
+            created_by=created_by,
+        )
         audit.record_audit(
             session=session,
             actor=created_by,
@@ -113,24 +89,22 @@ def register_model(
                 else "not promoted (asked not to)"
             )
             return Registered(record, False, reason)
-        baseline = majority_baseline_macro_f1(scored) if scored else 0.0
-        if not scored or scored["macro_f1"] <= baseline:
-            return Registered(
-                record,
-                False,
-                f"not promoted: macro-F1 {scored['macro_f1'] if scored else 0:.4f} does not beat "
-                f"the majority-class baseline {baseline:.4f}",
+        check = gate.first_model(scored or {})
+        if not check.passed:
+            return Registered(record, False, f"not promoted: {check.detail}")
+        reason = f"first model of {task}: {check.detail}"
+        try:
+            move_alias(
+                database,
+                task,
+                version,
+                None,
+                created_by,
+                reason,
+                "first",
+                home=home,
+                session=session,
             )
-        registry.set_alias(session=session, task=task, version_id=record.id, updated_by=created_by)
-        reason = (
-            f"first model of {task}: macro-F1 {scored['macro_f1']:.4f} beats the majority-class "
-            f"baseline {baseline:.4f}"
-        )
-        audit.record_audit(
-            session=session,
-            actor=created_by,
-            action="promote",
-            subject=f"{task}/{version}",
-            details={"reason": reason, "previous": None},
-        )
+        except ProductionMovedError as exc:
+            return Registered(record, False, f"not promoted: {exc}")
     return Registered(record, True, reason)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,19 @@ from storage.db import Database
 from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
 from storage.errors import StorageError
 from storage.records import LabelledExample, ModelVersionRecord, TrainingRunRecord
+from trainer.artifact import artifact_uri, resolve_artifact
 from trainer.datasets import Example
-from trainer.gate import GateConfig, GateDecision, decide
-from trainer.pipeline import artifact_uri, next_version, resolve_artifact
+from trainer.decisions import GateDecision, RetrainProgress
+from trainer.options import RetrainOptions
+from trainer.pipeline import next_version
+from trainer.promotion import (
+    ArtifactRefusedError,
+    ProductionMovedError,
+    move_alias,
+    retrain_lease,
+    retrain_need,
+    verify_version,
+)
 from trainer.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -47,41 +57,6 @@ class AlreadyRunningError(RuntimeError):
 
 class RetrainError(RuntimeError):
     """The retrain could not run (no data, broken production artifact, ...)."""
-
-
-@dataclass(frozen=True)
-class RetrainOptions:
-    """Everything a retrain needs besides the database and the task (built from settings).
-
-    Attributes:
-        home: BERTBOT_HOME (artifacts live under ``home/models/<task>/<version>``).
-        encoder_dir: The imported base encoder.
-        base_encoder: Its name, recorded on versions.
-        gate: The promotion thresholds.
-        max_minutes: Wall-clock budget of the fine-tune.
-        min_new_labels: Corrections needed since production's snapshot (unless forced).
-        keep_rejected: Rejected candidates whose artifacts are kept per task.
-        threads: TensorFlow threads (None: all cores).
-        replay_examples: Seed examples replayed in a warm start from production.
-        correction_share: Target share of corrections in the training mix (by oversampling).
-        lease_ttl: How long the lease lasts without renewal (renewed every third of it).
-        train_overrides: TrainConfig fields to override (learning rate, epochs, ...).
-        seed: Seeds sampling and training.
-    """
-
-    home: Path
-    encoder_dir: Path
-    base_encoder: str
-    gate: GateConfig = field(default_factory=GateConfig)
-    max_minutes: float = 30.0
-    min_new_labels: int = 20
-    keep_rejected: int = 3
-    threads: int | None = None
-    replay_examples: int = 6000
-    correction_share: float = 0.25
-    lease_ttl: timedelta = timedelta(minutes=5)
-    train_overrides: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,7 +100,7 @@ class Snapshot:
         }
 
 
-ProgressFn = Callable[[dict[str, Any]], None]
+ProgressFn = Callable[[RetrainProgress], None]
 
 
 class _LeaseKeeper(threading.Thread):
@@ -142,8 +117,8 @@ class _LeaseKeeper(threading.Thread):
             ttl,
             run_id,
         )
-        self.progress: dict[str, Any] | None = None
-        self._saved: dict[str, Any] | None = None
+        self.progress: RetrainProgress | None = None
+        self._saved: RetrainProgress | None = None
         self._stop_event = threading.Event()
         self.lost = False
 
@@ -162,7 +137,7 @@ class _LeaseKeeper(threading.Thread):
                     logger.error("lost the lease %s; the retrain will not promote", self.lease)
                 if self.progress is not None and self.progress is not self._saved:
                     runs.set_run_progress(
-                        session=session, run_id=self.run_id, progress=self.progress
+                        session=session, run_id=self.run_id, progress=self.progress.to_json()
                     )
                     self._saved = self.progress
         except StorageError:
@@ -199,11 +174,12 @@ def retrain(
         trigger: schedule, admin or cli.
         requested_by: Who asked (a Slack user id, ``scheduler``, ``cli``).
         force: Retrain even if too few corrections arrived since production's snapshot.
-        progress: Called with a progress dict (phase, step, total, eta_s, ...) as it goes.
+        progress: Called with a :class:`RetrainProgress` as it goes.
         on_promoted: Called with the task name after the alias moved (hot reload here).
 
     Returns:
-        How the run ended: succeeded (promoted), rejected, or skipped.
+        How the run ended: succeeded (promoted), rejected, skipped, or superseded (the gate
+        passed, but production moved while the candidate trained: kept, not promoted).
 
     Raises:
         AlreadyRunningError: The task is being retrained elsewhere; nothing was recorded.
@@ -211,7 +187,7 @@ def retrain(
             when the database allows, and production is unchanged.
     """
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    lease_name = f"retrain:{spec.name}"
+    lease_name = retrain_lease(spec.name)
     with database.begin() as session:
         lease = runs.acquire_lease(
             session=session, name=lease_name, holder=holder, ttl=options.lease_ttl
@@ -238,7 +214,7 @@ def retrain(
     keeper = _LeaseKeeper(database, lease_name, holder, options.lease_ttl, run.id)
     keeper.start()
 
-    def report(update: dict[str, Any]) -> None:
+    def report(update: RetrainProgress) -> None:
         keeper.progress = update
         if progress is not None:
             progress(update)
@@ -364,29 +340,20 @@ def _retrain_locked(
     if removed:
         logger.info("removed %d half-written artifact(s): %s", len(removed), removed)
 
-    report({"phase": "snapshot", "message": "taking the label snapshot"})
+    report(RetrainProgress("snapshot", "taking the label snapshot"))
     snapshot = take_snapshot(database, spec.name)
     with database.begin() as session:
-        production = registry.get_alias(session=session, task=spec.name)
-        since = None
-        if production is not None:
-            taken = production.data_snapshot.get("taken_at")
-            since = datetime.fromisoformat(taken) if taken else production.created_at
-        new_labels = label_store.count_corrections_since(
-            session=session, task=spec.name, since=since
-        )
-    summary = snapshot.summary() | {"new_corrections": new_labels}
-    if production is not None and not force and new_labels < options.min_new_labels:
-        reason = (
-            f"skipped: {new_labels} new correction(s) since production {production.version}'s "
-            f"snapshot, fewer than {options.min_new_labels} (use --force to retrain anyway)"
-        )
+        need = retrain_need(session, spec.name, min_new_labels=options.min_new_labels, force=force)
+    production = need.production
+    summary = snapshot.summary() | {"new_corrections": need.new_corrections}
+    if need.too_few:
+        reason = need.skip_reason()
         with database.begin() as session:
             finished = runs.finish_run(
                 session=session,
                 run_id=run.id,
                 status=RunStatus.SKIPPED,
-                gate_decision={"promote": False, "reason": reason, "snapshot": summary},
+                gate_decision=GateDecision(False, reason, snapshot=summary).to_json(),
             )
         return RetrainOutcome(finished, RunStatus.SKIPPED, reason)
 
@@ -402,8 +369,15 @@ def _retrain_locked(
 
     production_dir = None
     if production is not None:
+        try:  # warm start only from a production whose files are what the registry says
+            verify_version(options.home, production)
+        except ArtifactRefusedError as exc:
+            raise RetrainError(
+                f"production {production.version} cannot be trained from or compared with "
+                f"({exc}); roll back or promote by hand"
+            ) from exc
         production_dir = resolve_artifact(options.home, production.artifact_uri)
-    warm = production_dir is not None and (production_dir / "saved_model.pb").is_file()
+    warm = production_dir is not None
     mix, mix_info = training_mix(
         train_examples,
         warm_start=warm,
@@ -433,17 +407,17 @@ def _retrain_locked(
 
     def on_train_event(event: Any) -> None:
         report(
-            {
-                "phase": event.phase,
-                "step": event.step,
-                "total_steps": event.total_steps,
-                "eta_s": event.eta_s,
-                "examples_per_s": event.examples_per_s,
-                "message": event.message,
-            }
+            RetrainProgress(
+                event.phase,
+                event.message,
+                step=event.step,
+                total_steps=event.total_steps,
+                eta_s=event.eta_s,
+                examples_per_s=event.examples_per_s,
+            )
         )
 
-    report({"phase": "train", "message": f"training v{version} on {len(mix)} examples"})
+    report(RetrainProgress("train", f"training v{version} on {len(mix)} examples"))
     result = train(
         mix,
         config,
@@ -454,7 +428,7 @@ def _retrain_locked(
         data_description=summary,
     )
 
-    report({"phase": "evaluate", "message": f"scoring v{version} and production"})
+    report(RetrainProgress("evaluate", f"scoring v{version} and production"))
     texts = [e.text for e in eval_examples]
     truth = [e.label for e in eval_examples]
     candidate = SavedModelClassifier.load(
@@ -476,18 +450,18 @@ def _retrain_locked(
                 "roll back or promote by hand"
             ) from exc
         production_pred = [p.label for p in current.predict(texts)]
-    decision = decide(
+    decision = options.make_gate().decide(
         truth,
         candidate_pred,
         production_pred,
         spec.labels,
-        options.gate,
         corrections_mask=[e.source in HUMAN for e in eval_examples],
     )
     if keeper.lost:
         raise RetrainError("the lease was lost during training; not promoting")
 
-    decision_json = decision.to_json() | {"snapshot": summary}
+    decision = replace(decision, snapshot=summary)
+    expected = production.version if production else None
     with database.begin() as session:
         record = registry.add_model_version(
             session=session,
@@ -507,51 +481,65 @@ def _retrain_locked(
             },
             created_by=run.requested_by,
         )
-        subject = f"{spec.name}/{version}"
+        facts = {
+            "run": run.id,
+            "delta_macro_f1": decision.delta_macro_f1,
+            "p_improvement": decision.p_improvement,
+        }
+        status = RunStatus.REJECTED
         if decision.promote:
-            previous = registry.set_alias(
-                session=session,
-                task=spec.name,
-                version_id=record.id,
-                updated_by=run.requested_by,
-            )
+            try:
+                move_alias(
+                    database,
+                    spec.name,
+                    version,
+                    expected,
+                    run.requested_by,
+                    decision.reason,
+                    "gate" if production is not None else "first",
+                    home=options.home,
+                    details=facts,
+                    session=session,
+                )
+                status = RunStatus.SUCCEEDED
+            except ProductionMovedError as exc:
+                now = registry.get_alias(session=session, task=spec.name)
+                moved_to = now.version if now else None
+                decision = replace(
+                    decision,
+                    promote=False,
+                    superseded_by=moved_to,
+                    reason=(
+                        f"superseded: the gate passed v{version} against production "
+                        f"{_name(expected)}, but production moved to {_name(moved_to)} "
+                        f"while it trained; v{version} is kept, not promoted (an admin can "
+                        f"promote it by hand). Gate: {decision.reason}"
+                    ),
+                )
+                status = RunStatus.SUPERSEDED
+                logger.warning("run %d of %s superseded: %s", run.id, spec.name, exc)
+        if status != RunStatus.SUCCEEDED:
             audit.record_audit(
                 session=session,
                 actor=run.requested_by,
-                action="promote",
-                subject=subject,
-                details={
-                    "reason": decision.reason,
-                    "run": run.id,
-                    "previous_version_id": previous,
-                    "delta_macro_f1": decision.delta_macro_f1,
-                    "p_improvement": decision.p_improvement,
-                },
+                action="reject" if status == RunStatus.REJECTED else "supersede",
+                subject=f"{spec.name}/{version}",
+                details=facts | {"reason": decision.reason},
             )
-        else:
-            audit.record_audit(
-                session=session,
-                actor=run.requested_by,
-                action="reject",
-                subject=subject,
-                details={
-                    "reason": decision.reason,
-                    "run": run.id,
-                    "delta_macro_f1": decision.delta_macro_f1,
-                    "p_improvement": decision.p_improvement,
-                },
-            )
-        status = RunStatus.SUCCEEDED if decision.promote else RunStatus.REJECTED
         finished = runs.finish_run(
             session=session,
             run_id=run.id,
             status=status,
             candidate_version_id=record.id,
-            gate_decision=decision_json,
+            gate_decision=decision.to_json(),
         )
     _apply_retention(database, spec.name, options)
-    report({"phase": "done", "message": decision.reason})
+    report(RetrainProgress("done", decision.reason))
     return RetrainOutcome(finished, status, decision.reason, record, decision)
+
+
+def _name(version: str | None) -> str:
+    return f"v{version}" if version is not None else "none"
 
 
 def _apply_retention(database: Database, task: str, options: RetrainOptions) -> None:
@@ -578,7 +566,7 @@ def wait_for_lease(database: Database, task: str, timeout_s: float = 60.0) -> bo
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with database.begin() as session:
-            lease = runs.get_lease(session=session, name=f"retrain:{task}")
+            lease = runs.get_lease(session=session, name=retrain_lease(task))
         if lease is None or lease.expires_at < datetime.now(UTC):
             return True
         time.sleep(0.2)

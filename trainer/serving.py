@@ -202,6 +202,15 @@ class SavedModelClassifier:
 
 
 @dataclass(frozen=True)
+class _Refusal:
+    """A version that failed to load: which, how often, and when to try it again."""
+
+    key: tuple[str, str]
+    attempts: int
+    retry_at: float
+
+
+@dataclass(frozen=True)
 class ModelRef:
     """Where a task's production model is: what the registry's alias points at."""
 
@@ -224,7 +233,7 @@ def load_ref(ref: ModelRef) -> Classifier:
 def registry_resolver(database: Any, home: Path) -> Resolver:
     """Resolve ``production`` through the registry (storage) of a database."""
     from storage import registry
-    from trainer.pipeline import resolve_artifact
+    from trainer.artifact import resolve_artifact
 
     def resolve(task: str) -> ModelRef | None:
         with database.begin() as session:
@@ -243,7 +252,10 @@ class ProductionModels:
 
     A new model is loaded, verified and warmed up beside the old one, then one reference
     is replaced: in-flight predictions finish on the model they started with. A model that
-    fails its checksum or warm-up is refused and logged; the old one keeps serving.
+    fails its checksum or warm-up is refused and logged; the old one keeps serving, and the
+    refused version is tried again with exponential back-off (``retry_base_s`` doubling up
+    to ``retry_max_s``), so files that arrive late on shared storage are picked up without
+    a restart.
     """
 
     def __init__(
@@ -253,13 +265,19 @@ class ProductionModels:
         *,
         loader: Loader = load_ref,
         poll_seconds: float = 30.0,
+        retry_base_s: float = 1.0,
+        retry_max_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tasks = list(tasks)
         self._resolve = resolve
         self._loader = loader
         self._poll_seconds = poll_seconds
         self._models: dict[str, Classifier] = {}
-        self._refused: dict[str, tuple[str, str]] = {}
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._clock = clock
+        self._refused: dict[str, _Refusal] = {}
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -295,20 +313,29 @@ class ProductionModels:
         current = self._models.get(task)
         if current is not None and current.version == ref.version:
             return "unchanged"
-        if self._refused.get(task) == (ref.version, ref.sha256):
-            return f"refused {ref.version} (earlier)"
+        refusal = self._refused.get(task)
+        if refusal is not None and refusal.key != (ref.version, ref.sha256):
+            refusal = None  # the alias moved on: a new version gets a fresh start
+        now = self._clock()
+        if refusal is not None and now < refusal.retry_at:
+            return f"refused {ref.version} (earlier; retry in {refusal.retry_at - now:.0f} s)"
         try:
             model = self._loader(ref)
         except Exception as exc:  # noqa: BLE001 - any failure: refuse it, keep the old one
-            self._refused[task] = (ref.version, ref.sha256)
+            attempts = refusal.attempts + 1 if refusal is not None else 1
+            delay = min(self._retry_max_s, self._retry_base_s * 2 ** (attempts - 1))
+            self._refused[task] = _Refusal((ref.version, ref.sha256), attempts, now + delay)
             logger.error(
-                "refusing %s v%s (keeping %s): %s",
+                "refusing %s v%s (keeping %s; attempt %d, next in %.0f s): %s",
                 task,
                 ref.version,
                 current.version if current else "nothing",
+                attempts,
+                delay,
                 exc,
             )
             return f"refused {ref.version}: {exc}"
+        self._refused.pop(task, None)
         self._models[task] = model  # one reference swap
         logger.info(
             "%s: now serving v%s (was %s)",
@@ -329,8 +356,15 @@ class ProductionModels:
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(self._poll_seconds):
+        while not self._stop.wait(self._next_wait()):
             self.refresh()
+
+    def _next_wait(self) -> float:
+        """Until the next poll, or sooner when a refused version is due for another try."""
+        retries = [refusal.retry_at for refusal in list(self._refused.values())]
+        if not retries:
+            return self._poll_seconds
+        return max(0.05, min(self._poll_seconds, min(retries) - self._clock()))
 
     def stop(self) -> None:
         self._stop.set()

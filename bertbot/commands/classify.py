@@ -16,7 +16,7 @@ def _model_dir(args: argparse.Namespace, settings: Settings) -> tuple[Path, str 
     if args.model:
         return Path(args.model), None, None
     from storage import registry
-    from trainer.pipeline import resolve_artifact
+    from trainer.artifact import resolve_artifact
 
     database = open_database(settings)
     with database.begin() as session:

@@ -99,20 +99,23 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _move_alias(args: argparse.Namespace, settings: Settings, action: str) -> int:
-    from trainer.promotion import PromotionError, move_production
+    from trainer.promotion import PromotionError, manual_move
 
     spec = task_spec(settings, args.task)
     if action == "promote" and not args.version:
         raise CommandError("name the version to promote: --version N")
     database = open_database(settings)
     try:
-        move = move_production(
+        move = manual_move(
             database,
             spec.name,
             action="promote" if action == "promote" else "rollback",
             actor=args.actor or "cli",
             reason=args.reason,
+            home=settings.home_dir,
             version=args.version,
+            expected_production=args.expect,
+            details={"via": "cli"},
         )
     except PromotionError as exc:
         raise CommandError(str(exc)) from exc
@@ -136,6 +139,7 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.services import retrain_options
     from storage.enums import RunStatus, RunTrigger
+    from trainer.decisions import RetrainProgress
     from trainer.retrain import AlreadyRunningError, RetrainError, retrain
     from trainer.train import TrainingError
 
@@ -144,13 +148,13 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     database = open_database(settings)
     bar = ProgressBar()
 
-    def show(update: dict[str, Any]) -> None:
-        if update.get("phase") == "train" and update.get("total_steps"):
-            rate = update.get("examples_per_s")
+    def show(update: RetrainProgress) -> None:
+        if update.phase == "train" and update.total_steps and update.step is not None:
+            rate = update.examples_per_s
             detail = f"{rate:.1f} ex/s" if rate else ""
-            bar.update(update["step"], update["total_steps"], detail, update.get("eta_s"))
-        elif update.get("message"):
-            bar.message(update["message"])
+            bar.update(update.step, update.total_steps, detail, update.eta_s)
+        elif update.message:
+            bar.message(update.message)
 
     try:
         outcome = retrain(
@@ -238,6 +242,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     for parser in (promote, rollback):
         parser.add_argument("--reason", required=True, help="why (kept in the audit log)")
         parser.add_argument("--actor", help="who is doing it (default: cli)")
+        parser.add_argument(
+            "--expect",
+            metavar="VERSION",
+            help="refuse unless production is this version now (default: as read when run)",
+        )
 
     retrain = add_command(
         commands,

@@ -82,6 +82,7 @@ def _progress_printer() -> tuple[Any, ProgressBar]:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from bertbot.services import gate
     from trainer.datasets import Example
     from trainer.pipeline import next_version, register_model
     from trainer.train import TrainingError, train
@@ -146,6 +147,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
             },
             metrics=result.metrics,
             created_by="cli",
+            gate=gate(settings),
         )
         print(f"registered {spec.name} v{version}: {registered.reason}")
     return 0

@@ -179,10 +179,15 @@ class FakeRunner:
             )
             details = {"reason": decision.reason, "run": run_id}
             if decision.promote:
-                previous = registry.set_alias(
-                    session=session, task=spec.name, version_id=record.id, updated_by=requested_by
+                current = registry.lock_alias(session=session, task=spec.name)
+                assert registry.compare_and_set_alias(
+                    session=session,
+                    task=spec.name,
+                    version_id=record.id,
+                    expected_version_id=current.id if current else None,
+                    updated_by=requested_by,
                 )
-                details["previous_version_id"] = previous
+                details["previous"] = current.version if current else None
             audit.record_audit(
                 session=session,
                 actor=requested_by,
@@ -350,7 +355,13 @@ def seed(
                 metrics={},
                 created_by="cli",
             )
-            registry.set_alias(session=session, task=task, version_id=first.id, updated_by="cli")
+            registry.compare_and_set_alias(
+                session=session,
+                task=task,
+                version_id=first.id,
+                expected_version_id=None,
+                updated_by="cli",
+            )
             audit.record_audit(
                 session=session,
                 actor="cli",

@@ -75,7 +75,13 @@ def _seed_spam(database: Database) -> None:
             },
             created_by="scheduler",
         )
-        registry.set_alias(session=session, task="spam", version_id=version.id, updated_by=ADMIN)
+        registry.compare_and_set_alias(
+            session=session,
+            task="spam",
+            version_id=version.id,
+            expected_version_id=None,
+            updated_by=ADMIN,
+        )
         stored = {}
         for text, label in (("old one", "spam"), ("new one", "spam"), ("hello 0", "ham")):
             stored[text], _ = annotations.add_annotation(

@@ -293,8 +293,12 @@ def _seed_registry(database: Database) -> None:
                 created_by="seed",
             )
             if version == "1":
-                registry.set_alias(
-                    session=session, task="spam", version_id=record.id, updated_by="seed"
+                registry.compare_and_set_alias(
+                    session=session,
+                    task="spam",
+                    version_id=record.id,
+                    expected_version_id=None,
+                    updated_by="seed",
                 )
 
 

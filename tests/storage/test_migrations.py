@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from storage import schema
 from storage.db import Database
@@ -73,11 +77,12 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
             "INSERT INTO messages (id, team_id, channel_id, ts, text, received_at) "
             "VALUES (1, 'T1', 'C1', '1.1', 'WIN a prize', '2026-01-01 00:00:00')"
         )
-    with pytest.raises(SchemaOutOfDateError, match="expects 0002; run `bertbot db upgrade`"):
+    head = schema.head_revision()
+    with pytest.raises(SchemaOutOfDateError, match=f"expects {head}; run `bertbot db upgrade`"):
         schema.check_schema(empty_database)
 
-    schema.upgrade(empty_database)
-    assert schema.check_schema(empty_database) == "0002"
+    schema.upgrade(empty_database, "0002")
+    assert schema.current_revision(empty_database) == "0002"
     assert _tables(empty_database) == TABLES
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
@@ -86,3 +91,43 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
     assert _tables(empty_database) == TABLES - {"alerts"}
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
+
+
+def test_superseded_runs_and_one_audit_format_both_ways(empty_database: Database) -> None:
+    """0003: a ``superseded`` run status; old promotions name the previous version, not its id."""
+    schema.upgrade(empty_database, "0002")
+    with empty_database.engine.begin() as connection:
+        for row_id, version in ((1, "1"), (2, "2")):
+            connection.exec_driver_sql(
+                "INSERT INTO model_versions (id, task, version, status, artifact_uri, sha256, "
+                "base_encoder, hyperparameters, data_snapshot, metrics, created_by, created_at) "
+                f"VALUES ({row_id}, 'spam', '{version}', 'accepted', 'models/spam/{version}', "
+                "'0', 'x', '{}', '{}', '{}', 'cli', '2026-01-01 00:00:00')"
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO audit_log (actor, action, subject, details, created_at) VALUES "
+            "('U1', 'promote', 'spam/2', '{\"reason\": \"better\", \"run\": 4, "
+            "\"previous_version_id\": 1}', '2026-01-02 00:00:00')"
+        )
+        with pytest.raises(IntegrityError):
+            with connection.begin_nested():
+                _insert_run(connection, "superseded")
+    schema.upgrade(empty_database)
+    assert schema.check_schema(empty_database) == "0003"
+    with empty_database.engine.begin() as connection:
+        _insert_run(connection, "superseded")
+        details = connection.exec_driver_sql("SELECT details FROM audit_log").scalar()
+    details = json.loads(details) if isinstance(details, str) else details
+    assert details == {"reason": "better", "run": 4, "previous": "1", "kind": "gate"}
+
+    schema.downgrade(empty_database, "0002")
+    with empty_database.engine.connect() as connection:
+        statuses = connection.exec_driver_sql("SELECT status FROM training_runs").scalars().all()
+    assert statuses == ["failed"]
+
+
+def _insert_run(connection: Any, status: str) -> None:
+    connection.exec_driver_sql(
+        'INSERT INTO training_runs (task, "trigger", requested_by, status, created_at) '
+        f"VALUES ('spam', 'admin', 'U1', '{status}', '2026-01-03 00:00:00')"
+    )

@@ -37,31 +37,49 @@ def test_versions_are_unique_per_task(session: Session) -> None:
         registry.get_model_version(session=session, task="spam", version="2")
 
 
-def test_alias_moves_and_reports_the_previous_version(session: Session) -> None:
+def test_alias_moves_only_from_the_expected_version(session: Session) -> None:
     assert registry.get_alias(session=session, task="spam") is None
     one, two = _version(session, "1"), _version(session, "2")
-    assert (
-        registry.set_alias(session=session, task="spam", version_id=one.id, updated_by="U1") is None
-    )
+
+    def move(version_id: int, expected: int | None, who: str) -> bool:
+        return registry.compare_and_set_alias(
+            session=session,
+            task="spam",
+            version_id=version_id,
+            expected_version_id=expected,
+            updated_by=who,
+        )
+
+    assert not move(one.id, two.id, "U1"), "no alias yet: expecting one must fail"
+    assert registry.get_alias(session=session, task="spam") is None
+    assert move(one.id, None, "U1")
+    assert registry.lock_alias(session=session, task="spam").version == "1"
+    assert not move(two.id, None, "U2"), "the alias exists: expecting none must fail"
+    assert not move(two.id, two.id, "U2")
     assert registry.get_alias(session=session, task="spam").version == "1"
-    assert (
-        registry.set_alias(session=session, task="spam", version_id=two.id, updated_by="U2")
-        == one.id
-    )
+    assert move(two.id, one.id, "U2")
     assert registry.get_alias(session=session, task="spam").version == "2"
     assert registry.get_alias_record(session=session, task="spam").updated_by == "U2"
-    assert [v.version for v in registry.list_model_versions(session=session, task="spam")] == [
-        "1",
-        "2",
-    ]
 
 
 def test_alias_refuses_another_tasks_version(session: Session) -> None:
     other = _version(session, "1", task="sentiment")
     with pytest.raises(ValueError, match="belongs to sentiment"):
-        registry.set_alias(session=session, task="spam", version_id=other.id, updated_by="U1")
+        registry.compare_and_set_alias(
+            session=session,
+            task="spam",
+            version_id=other.id,
+            expected_version_id=None,
+            updated_by="U1",
+        )
     with pytest.raises(NotFoundError):
-        registry.set_alias(session=session, task="spam", version_id=10**6, updated_by="U1")
+        registry.compare_and_set_alias(
+            session=session,
+            task="spam",
+            version_id=10**6,
+            expected_version_id=None,
+            updated_by="U1",
+        )
 
 
 def test_artifact_deletion_is_recorded(session: Session) -> None:

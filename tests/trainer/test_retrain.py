@@ -244,7 +244,7 @@ def test_a_database_error_at_gate_time_promotes_nothing(
     def broken(**kwargs: object) -> None:
         raise StorageError("database error: connection lost")
 
-    monkeypatch.setattr(registry, "set_alias", broken)
+    monkeypatch.setattr(registry, "compare_and_set_alias", broken)
     with pytest.raises(StorageError):
         retrain(database, TOY, options, trigger=RunTrigger.CLI, requested_by="cli")
     assert production(database) is None
@@ -308,7 +308,7 @@ def test_kill_9_during_training_leaves_production_and_the_next_run_succeeds(
         if (
             latest.status == RunStatus.RUNNING
             and progress.get("phase") == "train"
-            and progress.get("step", 0) > 0
+            and (progress.get("step") or 0) > 0
         ):
             running = latest
         assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""

@@ -1,0 +1,99 @@
+"""The learning loop's configs: frozen dataclasses with their defaults and bounds.
+
+Standard library only, so the settings layer can build its fields from them at start-up
+(``bertbot.settings``) without importing numpy, scikit-learn or TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer.bounds import bounded, check_bounds
+
+if TYPE_CHECKING:
+    from trainer.gate import Gate
+
+DEFAULT_GATE = "trainer.gate:BootstrapGate"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds of the gate (settings ``BERTBOT_GATE__*``).
+
+    Attributes:
+        min_delta: Smallest macro-F1 gain (where judged) that promotes.
+        confidence: Smallest bootstrap P(gain > 0).
+        chance_level: Largest label-permutation p-value at which the candidate counts as
+            having learnt the corrections (the share of unlearnable label sets let through).
+        max_class_drop: Largest allowed drop of any class's F1 (on the guarded part).
+        min_eval: Smallest eval set the gate decides on.
+        bootstrap_resamples: Paired bootstrap resamples (and label permutations).
+        seed: Seed of the bootstrap and the permutations.
+        min_correction_eval: Corrections in the eval set needed to judge the candidate on
+            them; with fewer, the whole eval set is the judge.
+        max_regression: Largest macro-F1 drop allowed on the seed part of the eval set when
+            the candidate is judged on the corrections.
+    """
+
+    min_delta: float = bounded(0.005, ge=0.0, le=1.0)
+    confidence: float = bounded(0.90, gt=0.0, lt=1.0)
+    chance_level: float = bounded(0.01, gt=0.0, lt=1.0)
+    max_class_drop: float = bounded(0.05, ge=0.0, le=1.0)
+    min_eval: int = bounded(200, ge=1)
+    bootstrap_resamples: int = bounded(1000, ge=100)
+    seed: int = 0
+    min_correction_eval: int = bounded(30, ge=1)
+    max_regression: float = bounded(0.02, ge=0.0, le=1.0)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+@dataclass(frozen=True)
+class RetrainOptions:
+    """Everything a retrain needs besides the database and the task (built from settings).
+
+    Attributes:
+        home: BERTBOT_HOME (artifacts live under ``home/models/<task>/<version>``).
+        encoder_dir: The imported base encoder.
+        base_encoder: Its name, recorded on versions.
+        gate: The promotion thresholds.
+        gate_implementation: The gate class (``module:Class``; setting
+            ``BERTBOT_GATE__IMPLEMENTATION``).
+        max_minutes: Wall-clock budget of the fine-tune.
+        min_new_labels: Corrections needed since production's snapshot (unless forced).
+        keep_rejected: Rejected candidates whose artifacts are kept per task.
+        threads: TensorFlow threads (None: all cores).
+        replay_examples: Seed examples replayed in a warm start from production.
+        correction_share: Target share of corrections in the training mix (by oversampling).
+        lease_ttl: How long the lease lasts without renewal (renewed every third of it).
+        train_overrides: TrainConfig fields to override (learning rate, epochs, ...).
+        seed: Seeds sampling and training.
+    """
+
+    home: Path
+    encoder_dir: Path
+    base_encoder: str
+    gate: GateConfig = field(default_factory=GateConfig)
+    gate_implementation: str = DEFAULT_GATE
+    max_minutes: float = bounded(30.0, gt=0.0)
+    min_new_labels: int = bounded(20, ge=0)
+    keep_rejected: int = bounded(3, ge=0)
+    threads: int | None = bounded(None, ge=1, le=64)
+    replay_examples: int = bounded(6000, ge=0)
+    correction_share: float = bounded(0.25, gt=0.0, lt=1.0)
+    lease_ttl: timedelta = timedelta(minutes=5)
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+    def make_gate(self) -> Gate:
+        """The gate ``gate_implementation`` names, with the ``gate`` thresholds."""
+        from trainer.gate import load_gate
+
+        return load_gate(self.gate_implementation, self.gate)
