@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer import datasets, pypi
-from trainer.datasets import (
+from trainer import pypi
+from trainer.datasets import mojibake as datasets
+from trainer.datasets.mojibake import (
     DatasetError,
     Example,
     build_sentiment_examples,
