@@ -24,20 +24,18 @@ from trainer import pypi
 from trainer.datasets import (
     DatasetError,
     Example,
+    build,
     build_datasets,
     fetch,
     load_dataset_csv,
     read_labelled_file,
 )
-from trainer.datasets import mojibake as datasets
-from trainer.datasets.mojibake import (
+from trainer.datasets.mojibake import learn_repair_chain, mojibake_runs, repair_mojibake
+from trainer.datasets.sentiment import (
     _shuffle_key,
     build_sentiment_examples,
     clean_whitespace,
     fix_airline_export,
-    learn_repair_chain,
-    mojibake_runs,
-    repair_mojibake,
     unescape_html,
 )
 from trainer.datasets.sms import recover_sms_spam
@@ -584,14 +582,14 @@ def test_a_build_that_does_not_reproduce_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = [["hello", "ham", "train"]]
-    data = datasets._csv_bytes(["text", "label", "split"], rows)
-    monkeypatch.setattr(datasets, "EXPECTED_SHA256", {"spam": "0" * 64})
+    data = build._csv_bytes(["text", "label", "split"], rows)
+    monkeypatch.setattr(build, "EXPECTED_SHA256", {"spam": "0" * 64})
     with pytest.raises(DatasetError, match="not reproducible"):
-        datasets._write_verified("spam", tmp_path / "spam.csv", data, rows)
+        build._write_verified("spam", tmp_path / "spam.csv", data, rows)
     assert not (tmp_path / "spam.csv").exists()
 
-    monkeypatch.setattr(datasets, "EXPECTED_SHA256", {"spam": hashlib.sha256(data).hexdigest()})
-    info = datasets._write_verified("spam", tmp_path / "spam.csv", data, rows)
+    monkeypatch.setattr(build, "EXPECTED_SHA256", {"spam": hashlib.sha256(data).hexdigest()})
+    info = build._write_verified("spam", tmp_path / "spam.csv", data, rows)
     assert info.rows == 1 and info.label_counts == {"ham": 1}
     assert info.split_counts == {"train": 1, "eval": 0}
     assert load_dataset_csv(info.path) == [Example("hello", "ham")]
@@ -637,7 +635,7 @@ def test_real_corpora_build_reproducibly(tmp_path: Path) -> None:
     assert sentiment.rows == sum(SENTIMENT_LABEL_COUNTS.values()) == 37161
     assert sentiment.label_counts == SENTIMENT_LABEL_COUNTS
     for task in ("spam", "sentiment"):
-        assert first[task].sha256 == datasets.EXPECTED_SHA256[task]
+        assert first[task].sha256 == build.EXPECTED_SHA256[task]
         assert first[task].path.read_bytes() == second[task].path.read_bytes()
         eval_share = first[task].split_counts["eval"] / first[task].rows
         assert 0.18 < eval_share < 0.22
