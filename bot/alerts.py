@@ -25,8 +25,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import blocks
 from bot.services import Alert, BotServices
+from bot.ui import blocks
 from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)

@@ -108,12 +108,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.services import retrain_options
     from bot.alerts import AlertSweeper
     from bot.app import BotConfig, create_app, make_client
-    from bot.retraining import RetrainService
-    from bot.roles import Roles
-    from bot.server import BotHttpServer
     from bot.services import AlertPolicy, BotServices
-    from bot.socket_mode import SocketModeError, SocketModeRunner
-    from bot.status import StatusService
+    from bot.services.retraining import RetrainService
+    from bot.services.roles import Roles
+    from bot.services.status import StatusService
+    from bot.transport.http import BotHttpServer
+    from bot.transport.socket_mode import SocketModeError, SocketModeRunner
     from trainer.serving import ProductionModels, registry_resolver
 
     logging.getLogger().setLevel(settings.log_level)

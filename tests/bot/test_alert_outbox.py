@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-import bot.events.messages as message_events
+import bot.listeners.events.messages as message_events
 from bot.alerts import (
     ALERT_EVENT,
     AlertSweeper,
@@ -29,9 +29,9 @@ from bot.alerts import (
 )
 from bot.app import make_client
 from bot.fake_slack import RecordedCall, new_event_id
-from bot.roles import Roles
 from bot.services import Alert as BotAlert
 from bot.services import AlertPolicy, BotServices
+from bot.services.roles import Roles
 from storage import alerts
 from storage.db import Database
 from storage.enums import utcnow

@@ -19,10 +19,10 @@ from slack_bolt import App
 
 import bot.app
 from bot.app import BotConfig, create_app
-from bot.retraining import RetrainService
-from bot.roles import Roles
 from bot.services import AlertPolicy, BotServices
-from bot.status import StatusService
+from bot.services.retraining import RetrainService
+from bot.services.roles import Roles
+from bot.services.status import StatusService
 from storage.db import Database
 from tests.bot.conftest import FakeModels
 from trainer.retrain import RetrainOptions

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.roles import Roles
 from bot.services import AlertPolicy, BotServices, NotAllowedError, parse_classify
+from bot.services.roles import Roles
 
 ROLES = Roles.of(admins=["U0ADMIN"], moderators=["U0MOD"])
 TASKS = ("spam", "sentiment")

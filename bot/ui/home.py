@@ -1,7 +1,7 @@
 """The App Home tab: status, recent training runs and the "Needs review" queue.
 
 Moderators and admins get label controls on each queued prediction; their block ids name
-the prediction (as alerts' do, see :func:`bot.blocks.label_block_id`) and their action ids
+the prediction (as alerts' do, see :func:`bot.ui.blocks.label_block_id`) and their action ids
 are the Home tab's own, so a click is answered by re-publishing the tab. Members see the
 status and the runs but not the queue: it quotes messages from channels they may not be in.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks import escape, label_block_id, label_title, percent, quote
-from bot.status import HomeOverview, ReviewItem, RunSummary
-from bot.views.format import (
+from bot.services.status import HomeOverview, ReviewItem, RunSummary
+from bot.ui.blocks import escape, label_block_id, label_title, percent, quote
+from bot.ui.format import (
     Block,
     context,
     divider,
@@ -24,7 +24,7 @@ from bot.views.format import (
     when,
     who,
 )
-from bot.views.status import data_line, next_retrain_line, production_line
+from bot.ui.status import data_line, next_retrain_line, production_line
 
 HOME_LABEL_ACTION_PREFIX = "bertbot_home_label:"
 HOME_RELABEL_ACTION = "bertbot_home_relabel"

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bot.blocks import escape
-from bot.retraining import (
+from bot.services.retraining import (
     PROMOTE,
     ROLLBACK,
     Busy,
@@ -24,6 +23,7 @@ from bot.retraining import (
     RetrainPlan,
     RetrainReport,
 )
+from bot.ui.blocks import escape
 
 if TYPE_CHECKING:
     from trainer.promotion import AliasMove

@@ -20,12 +20,11 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
-from bot.events.messages import from_bot
+from bot.listeners.events.messages import from_bot
+from bot.listeners.slack_text import to_plain
 from bot.services import BotError, BotServices, SlackMessage
-from bot.slack_text import to_plain
-from bot.status import StatusService
-from bot.views import label_modal
+from bot.services.status import StatusService
+from bot.ui import blocks, label_modal
 
 
 @dataclass(frozen=True)

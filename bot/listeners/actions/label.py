@@ -18,8 +18,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
 from bot.services import BotError, BotServices, Correction, NotAllowedError
+from bot.ui import blocks
 
 LABEL_ACTIONS = re.compile(
     "^(" + re.escape(blocks.LABEL_ACTION_PREFIX) + r"[a-z0-9_]+|" + blocks.RELABEL_ACTION + ")$"

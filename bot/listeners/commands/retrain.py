@@ -1,8 +1,8 @@
 """``/retrain [task] [--force]``: admins retrain a task (no task: every active task).
 
-The listener acks at once, then asks :class:`bot.retraining.RetrainService` to queue the
+The listener acks at once, then asks :class:`bot.services.retraining.RetrainService` to queue the
 jobs; the training itself runs on the service's worker thread, which reports through a
-:class:`bot.retrain_card.SlackRetrainCard` in the command's channel.
+:class:`bot.services.retrain_card.SlackRetrainCard` in the command's channel.
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import admin_blocks
-from bot.retrain_card import SlackRetrainCard
-from bot.retraining import CONTEXT_KEY, JobInfo, RequestOutcome, RetrainService, parse_retrain
 from bot.services import BotError, BotServices, NotAllowedError
+from bot.services.retrain_card import SlackRetrainCard
+from bot.services.retraining import (
+    CONTEXT_KEY,
+    JobInfo,
+    RequestOutcome,
+    RetrainService,
+    parse_retrain,
+)
+from bot.ui import retrain as retrain_ui
 
 COMMAND = "/retrain"
 
@@ -34,11 +40,11 @@ def register(app: App, services: BotServices) -> None:
         user_id = command["user_id"]
         if not services.roles.is_admin(user_id):
             logger.info("refused /retrain from %s: not an admin", user_id)
-            ack(text=admin_blocks.NOT_ADMIN_RETRAIN, response_type="ephemeral")
+            ack(text=retrain_ui.NOT_ADMIN_RETRAIN, response_type="ephemeral")
             return
         retraining: RetrainService | None = context.get(CONTEXT_KEY)
         if retraining is None:
-            ack(text=admin_blocks.NOT_ENABLED, response_type="ephemeral")
+            ack(text=retrain_ui.NOT_ENABLED, response_type="ephemeral")
             return
         try:
             request = parse_retrain(command.get("text") or "", retraining.task_names)
@@ -46,7 +52,7 @@ def register(app: App, services: BotServices) -> None:
             ack(text=str(exc), response_type="ephemeral")
             return
         if request is None:
-            ack(text=admin_blocks.usage_text(retraining.task_names), response_type="ephemeral")
+            ack(text=retrain_ui.usage_text(retraining.task_names), response_type="ephemeral")
             return
         ack()
         channel_id = command.get("channel_id")
@@ -61,7 +67,7 @@ def register(app: App, services: BotServices) -> None:
             )
 
         def answer(outcome: RequestOutcome) -> None:
-            respond(text=admin_blocks.request_text(outcome), response_type="ephemeral")
+            respond(text=retrain_ui.request_text(outcome), response_type="ephemeral")
 
         try:
             retraining.request(request, user_id=user_id, reporter_for=card_for, acknowledge=answer)

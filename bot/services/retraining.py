@@ -4,7 +4,7 @@
 task on the listener thread (cheap database reads only) and the learning loop
 (:func:`trainer.retrain.retrain`, or an injected runner in tests) runs on the worker, never
 on a Bolt listener thread. A job reports through a :class:`JobReporter`; the Slack one is
-:class:`bot.retrain_card.SlackRetrainCard`. The same service moves the ``production`` alias
+:class:`bot.services.retrain_card.SlackRetrainCard`. The same service moves the ``production`` alias
 for the card's "Promote anyway" and "Roll back" buttons through
 :func:`trainer.promotion.move_production`, the function ``bertbot models promote|rollback``
 calls.
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.roles import Roles
 from bot.services import BotError, NotAllowedError
+from bot.services.roles import Roles
 from storage import annotations as label_store
 from storage import registry, runs
 from storage.db import Database

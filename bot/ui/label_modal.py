@@ -1,7 +1,7 @@
 """The "Label with bertbot" modal: each task's prediction for a message, a label per task.
 
 Moderators and admins get one optional label select per task (an input block whose id
-names the prediction, see :func:`bot.blocks.label_block_id`) and a submit button; anyone
+names the prediction, see :func:`bot.ui.blocks.label_block_id`) and a submit button; anyone
 else gets the predictions and a note that only moderators label. The submission is checked
 again server-side: the modal is never trusted to say who may label.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.blocks import escape, label_block_id, label_title, percent, quote
-from bot.status import MessagePredictions, TaskPrediction
-from bot.views.format import Block, context, limit_blocks, plain, section
+from bot.services.status import MessagePredictions, TaskPrediction
+from bot.ui.blocks import escape, label_block_id, label_title, percent, quote
+from bot.ui.format import Block, context, limit_blocks, plain, section
 
 SHORTCUT_CALLBACK = "label_with_bertbot"
 MODAL_CALLBACK = "bertbot_label_modal"

@@ -20,9 +20,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from bot import admin_blocks
-from bot.admin_blocks import Rendered
-from bot.retraining import JobInfo, RetrainReport
+from bot.services.retraining import JobInfo, RetrainReport
+from bot.ui import retrain as admin_blocks
+from bot.ui.retrain import Rendered
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class _RateLimited(Exception):
 
 
 class SlackRetrainCard:
-    """Reports one job in Slack (a :class:`bot.retraining.JobReporter`)."""
+    """Reports one job in Slack (a :class:`bot.services.retraining.JobReporter`)."""
 
     def __init__(
         self,

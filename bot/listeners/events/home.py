@@ -9,8 +9,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.services import BotServices
-from bot.status import StatusService
-from bot.views.home import home_view
+from bot.services.status import StatusService
+from bot.ui.home import home_view
 
 
 def publish_home(

@@ -15,12 +15,12 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot import blocks
-from bot.actions.label import correct_click, parse_click
-from bot.events.home import publish_home
+from bot.listeners.actions.label import correct_click, parse_click
+from bot.listeners.events.home import publish_home
 from bot.services import BotError, BotServices
-from bot.status import StatusService
-from bot.views.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
+from bot.services.status import StatusService
+from bot.ui import blocks
+from bot.ui.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
 
 HOME_LABEL_ACTIONS = re.compile(
     "^(" + re.escape(HOME_LABEL_ACTION_PREFIX) + r"[a-z0-9_]+|" + HOME_RELABEL_ACTION + ")$"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.blocks import escape, label_title
-from bot.status import LabelCount, StatusReport, TaskStatus
-from bot.views.format import Block, context, header, limit_blocks, score, section, when, who
+from bot.services.status import LabelCount, StatusReport, TaskStatus
+from bot.ui.blocks import escape, label_title
+from bot.ui.format import Block, context, header, limit_blocks, score, section, when, who
 
 COMMAND = "/bertbot"
 SUBCOMMANDS = (("status", "models, metrics, labels and the next retrain"), ("help", "this help"))

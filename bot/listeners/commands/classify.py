@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import blocks
+from bot.listeners.slack_text import to_plain
 from bot.services import BotServices, parse_classify
-from bot.slack_text import to_plain
+from bot.ui import blocks
 
 COMMAND = "/classify"
 

@@ -5,7 +5,7 @@ control sequences in angle brackets: links ``<https://x.y|label>``, mentions ``<
 channels ``<#C123|general>``, special mentions ``<!here>`` and user groups
 ``<!subteam^S123|@team>``. See https://api.slack.com/reference/surfaces/formatting.
 The models were trained on plain text, so listeners decode once at the boundary; everything
-shown back in Slack is escaped again by :func:`bot.blocks.escape`.
+shown back in Slack is escaped again by :func:`bot.ui.blocks.escape`.
 """
 
 from __future__ import annotations

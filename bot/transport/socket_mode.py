@@ -1,6 +1,6 @@
 """Serving the Bolt app over Socket Mode: an outbound WebSocket instead of a public URL.
 
-The same app that :mod:`bot.server` serves over HTTP runs here unchanged: the bot asks
+The same app that :mod:`bot.transport.http` serves over HTTP runs here unchanged: the bot asks
 Slack for a WebSocket URL (``apps.connections.open`` with the app-level ``xapp-`` token),
 Slack pushes each command, event and interaction as an envelope, and the bot acks the
 envelope over the socket. Replies still go out through ``response_url`` and the Web API.
@@ -30,7 +30,7 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.request_checks import envelope_problem, missing_field
+from bot.transport.request_checks import envelope_problem, missing_field
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def builtin_client_factory(*, concurrency: int = 8, ping_interval: float = 10.0)
         return SocketModeClient(
             app_token=app_token,
             web_client=web_client,
-            logger=logging.getLogger("bot.socket_mode.client"),
+            logger=logging.getLogger("bot.transport.socket_mode.client"),
             auto_reconnect_enabled=True,
             ping_interval=ping_interval,
             concurrency=concurrency,

@@ -17,8 +17,8 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from bot.alerts import deliver_alert
+from bot.listeners.slack_text import to_plain
 from bot.services import BotServices, MessageOutcome, SlackMessage
-from bot.slack_text import to_plain
 
 # Subtypes that are a person posting (anything else is a join, a topic change, a bot, ...).
 NEW_MESSAGE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})

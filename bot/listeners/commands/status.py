@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.services import BotServices
-from bot.status import StatusService
-from bot.views import status as views
+from bot.services.status import StatusService
+from bot.ui import status as views
 
 COMMAND = views.COMMAND
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.events import home, messages
+from bot.listeners.events import home, messages
 from bot.services import BotServices
-from bot.status import StatusService
+from bot.services.status import StatusService
 
 
 def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:

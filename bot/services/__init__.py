@@ -1,7 +1,7 @@
 """The bot's business logic, free of Slack payloads and Block Kit.
 
 Listeners parse a payload, call one method here and render the result with
-:mod:`bot.blocks`. Every method owns its unit of work (``with database.begin()``). Errors
+:mod:`bot.ui.blocks`. Every method owns its unit of work (``with database.begin()``). Errors
 meant for the user are :class:`BotError`; storage errors pass through to the app's one
 error handler.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot.roles import Roles
+from bot.services.roles import Roles
 from storage import alerts as outbox
 from storage import audit, messages
 from storage.annotations import add_annotation

@@ -15,7 +15,7 @@ from slack_bolt import App
 from waitress import wasyncore
 from waitress.server import create_server
 
-from bot.request_checks import CheckedRequestHandler
+from bot.transport.request_checks import CheckedRequestHandler
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def make_wsgi_app(app: App, path: str = EVENTS_PATH) -> WsgiApp:
     """The WSGI application: Bolt at ``path`` (malformed requests refused with a 4xx before
-    Bolt parses them, see :mod:`bot.request_checks`), a health check, 404 elsewhere."""
+    Bolt parses them, see :mod:`bot.transport.request_checks`), a health check, 404 elsewhere."""
     slack = CheckedRequestHandler(app, path=path)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.roles import Roles
 from bot.services import BotError, ModelSource, SlackMessage
+from bot.services.roles import Roles
 from storage import annotations as label_store
 from storage import messages, overview, registry
 from storage.db import Database

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.commands import classify, retrain
-from bot.commands import status as status_command
+from bot.listeners.commands import classify, retrain
+from bot.listeners.commands import status as status_command
 from bot.services import BotServices
-from bot.status import StatusService
+from bot.services.status import StatusService
 
 
 def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:

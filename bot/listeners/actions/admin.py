@@ -2,7 +2,7 @@
 
 A click is checked server-side (admins only; anyone else gets a private refusal and nothing
 opens), then a modal asks why. The submission is checked again, moves the alias through
-:meth:`bot.retraining.RetrainService.move` (audited with who and why) and re-renders the
+:meth:`bot.services.retraining.RetrainService.move` (audited with who and why) and re-renders the
 card from the registry.
 """
 
@@ -17,13 +17,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from bot import admin_blocks
-from bot.admin_blocks import CardRef
-from bot.retraining import CONTEXT_KEY, RetrainService
 from bot.services import BotError, BotServices, NotAllowedError
+from bot.services.retraining import CONTEXT_KEY, RetrainService
+from bot.ui import retrain as retrain_ui
+from bot.ui.retrain import CardRef
 from trainer.promotion import AliasMove
 
-MOVE_ACTIONS = re.compile("^(" + "|".join(map(re.escape, admin_blocks.MOVE_ACTIONS)) + ")$")
+MOVE_ACTIONS = re.compile("^(" + "|".join(map(re.escape, retrain_ui.MOVE_ACTIONS)) + ")$")
 
 
 def register(app: App, services: BotServices) -> None:
@@ -42,16 +42,14 @@ def register(app: App, services: BotServices) -> None:
         if not services.roles.is_admin(user_id):
             logger.info("refused %s from %s: not an admin", action.get("action_id"), user_id)
             respond(
-                text=admin_blocks.NOT_ADMIN_MOVE, response_type="ephemeral", replace_original=False
+                text=retrain_ui.NOT_ADMIN_MOVE, response_type="ephemeral", replace_original=False
             )
             return
         retraining: RetrainService | None = context.get(CONTEXT_KEY)
         if retraining is None:
-            respond(
-                text=admin_blocks.NOT_ENABLED, response_type="ephemeral", replace_original=False
-            )
+            respond(text=retrain_ui.NOT_ENABLED, response_type="ephemeral", replace_original=False)
             return
-        request = admin_blocks.parse_move_value(action.get("action_id"), action.get("value"))
+        request = retrain_ui.parse_move_value(action.get("action_id"), action.get("value"))
         if request is None:
             logger.warning("ignoring a malformed card action %s", action.get("action_id"))
             return
@@ -63,7 +61,7 @@ def register(app: App, services: BotServices) -> None:
         )
         try:
             client.views_open(
-                trigger_id=body["trigger_id"], view=admin_blocks.move_modal(request, card)
+                trigger_id=body["trigger_id"], view=retrain_ui.move_modal(request, card)
             )
         except SlackApiError:
             logger.exception("could not open the %s dialog for %s", request.action, user_id)
@@ -73,7 +71,7 @@ def register(app: App, services: BotServices) -> None:
                 replace_original=False,
             )
 
-    @app.view(admin_blocks.MOVE_CALLBACK)
+    @app.view(retrain_ui.MOVE_CALLBACK)
     def move_submitted(
         ack: Ack,
         body: dict[str, Any],
@@ -83,22 +81,22 @@ def register(app: App, services: BotServices) -> None:
         logger: logging.Logger,
     ) -> None:
         user_id = (body.get("user") or {}).get("id")
-        parsed = admin_blocks.parse_move_submission(view)
+        parsed = retrain_ui.parse_move_submission(view)
         if parsed is None:
-            logger.warning("ignoring a malformed %s submission", admin_blocks.MOVE_CALLBACK)
+            logger.warning("ignoring a malformed %s submission", retrain_ui.MOVE_CALLBACK)
             ack()
             return
         request, card = parsed
         retraining: RetrainService | None = context.get(CONTEXT_KEY)
         if user_id is None or not services.roles.is_admin(user_id) or retraining is None:
             logger.info("refused a %s submission from %s", request.action, user_id)
-            refusal = admin_blocks.NOT_ADMIN_MOVE if retraining else admin_blocks.NOT_ENABLED
-            ack(response_action="errors", errors={admin_blocks.REASON_BLOCK: refusal})
+            refusal = retrain_ui.NOT_ADMIN_MOVE if retraining else retrain_ui.NOT_ENABLED
+            ack(response_action="errors", errors={retrain_ui.REASON_BLOCK: refusal})
             return
         if not request.reason.strip():
             ack(
                 response_action="errors",
-                errors={admin_blocks.REASON_BLOCK: "Say why: it is kept in the audit log."},
+                errors={retrain_ui.REASON_BLOCK: "Say why: it is kept in the audit log."},
             )
             return
         ack()
@@ -123,11 +121,11 @@ def _update_card(
     user_id: str,
     logger: logging.Logger,
 ) -> None:
-    status = admin_blocks.moved_text(move, user_id)
+    status = retrain_ui.moved_text(move, user_id)
     if run_id is None:
         _tell(client, card, user_id, status, logger)
         return
-    content = admin_blocks.result_card(retraining.report(run_id), status=status)
+    content = retrain_ui.result_card(retraining.report(run_id), status=status)
     try:
         if card.channel_id and card.ts:
             client.chat_update(

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.blocks import escape
+from bot.ui.blocks import escape
 
 Block = dict[str, Any]
 
