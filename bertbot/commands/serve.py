@@ -106,9 +106,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import retrain_options
-    from bot.alerts import AlertSweeper
     from bot.app import BotConfig, create_app, make_client
-    from bot.services import AlertPolicy, BotServices
+    from bot.services import BotServices
+    from bot.services.alert_outbox import AlertPolicy, AlertSweeper
     from bot.services.retraining import RetrainService
     from bot.services.roles import Roles
     from bot.services.status import StatusService
@@ -170,7 +170,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
     # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
     # claims in the outbox keep two processes from posting one alert twice.
-    sweeper = AlertSweeper(services, client, interval_s=settings.alert_retry_seconds)
+    sweeper = AlertSweeper(services.outbox, client, interval_s=settings.alert_retry_seconds)
     scheduler: Any = None
     try:
         try:

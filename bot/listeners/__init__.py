@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, events
+from bot.listeners import actions, commands, events, views
 from bot.services import BotServices
 from bot.services.status import StatusService
 
@@ -27,3 +27,4 @@ def register(app: App, services: BotServices, *, status: StatusService | None = 
     commands.register(app, services, status=status)
     events.register(app, services, status=status)
     actions.register(app, services, status=status)
+    views.register(app, services, status=status)

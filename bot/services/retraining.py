@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.services import BotError, NotAllowedError
+from bot.services.errors import BotError, NotAllowedError
 from bot.services.roles import Roles
 from storage import annotations as label_store
 from storage import registry, runs

@@ -3,8 +3,8 @@
 The read side of the Slack surface, free of Slack payloads and Block Kit: ``/bertbot
 status`` and the Home tab render :class:`StatusReport` and :class:`HomeOverview`; the
 "Label with bertbot" shortcut renders :class:`MessagePredictions`. Labels themselves are
-stored by :meth:`bot.services.BotServices.correct`, the one path every labelling control
-uses. Every method owns its unit of work.
+stored by :meth:`bot.services.corrections.CorrectionService.correct`, the one path every
+labelling control uses. Every method owns its unit of work.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.services import BotError, ModelSource, SlackMessage
+from bot.services.errors import BotError
+from bot.services.ingestion import SlackMessage
+from bot.services.predictor import ModelSource
 from bot.services.roles import Roles
 from storage import annotations as label_store
 from storage import messages, overview, registry

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.services import Alert, ClassifyOutcome, Correction, TaskResult
 from trainer.tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from bot.services.alert_outbox import Alert
+    from bot.services.classification import ClassifyOutcome
+    from bot.services.corrections import Correction
+    from bot.services.predictor import TaskResult
 
 Block = dict[str, Any]
 

@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import FakeSlack, SlackSender
-from bot.services import AlertPolicy, BotServices
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles
 from bot.transport.http import BotHttpServer
 from storage import schema

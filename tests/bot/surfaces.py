@@ -18,7 +18,8 @@ from typing import Any
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import Delivery, FakeSlack, SlackSender, find_element
-from bot.services import AlertPolicy, BotServices
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles
 from bot.services.status import NextRetrain, StatusService
 from bot.transport.http import BotHttpServer

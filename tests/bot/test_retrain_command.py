@@ -26,7 +26,8 @@ import pytest
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import Delivery, FakeMessage, FakeSlack, SlackSender
-from bot.services import BotError, BotServices
+from bot.services import BotServices
+from bot.services.errors import BotError
 from bot.services.retrain_card import SlackRetrainCard
 from bot.services.retraining import (
     WORKER_THREAD_PREFIX,

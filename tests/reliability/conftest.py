@@ -29,7 +29,8 @@ import pytest
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import FakeSlack, RecordedCall, SlackSender
-from bot.services import AlertPolicy, BotServices
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
 from bot.services.retraining import RetrainService
 from bot.services.roles import Roles
 from bot.services.status import StatusService

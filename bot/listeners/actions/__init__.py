@@ -1,4 +1,4 @@
-"""Interactive components (buttons, selects), each module with ``register(app, services)``."""
+"""Interactive components (buttons, selects, shortcuts), each module with a ``register``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from bot.services.status import StatusService
 
 
 def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
-    label.register(app, services)
-    admin.register(app, services)
+    label.register(app, services.corrections)
+    admin.register(app, services.roles)
     if status is not None:
-        home.register(app, services, status)
-        shortcut.register(app, services, status)
+        home.register(app, services.corrections, status)
+        shortcut.register(app, status)

@@ -1,9 +1,8 @@
-"""The ``/retrain`` card's "Promote anyway" and "Roll back" buttons, and their reason modal.
+"""The ``/retrain`` card's "Promote anyway" and "Roll back" buttons.
 
 A click is checked server-side (admins only; anyone else gets a private refusal and nothing
-opens), then a modal asks why. The submission is checked again, moves the alias through
-:meth:`bot.services.retraining.RetrainService.move` (audited with who and why) and re-renders the
-card from the registry.
+opens), then a modal asks why; its submission is handled in
+:mod:`bot.listeners.views.admin`.
 """
 
 from __future__ import annotations
@@ -14,19 +13,17 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.errors import SlackApiError
 
-from bot.services import BotError, BotServices, NotAllowedError
 from bot.services.retraining import CONTEXT_KEY, RetrainService
+from bot.services.roles import Roles
 from bot.ui import retrain as retrain_ui
 from bot.ui.retrain import CardRef
-from trainer.promotion import AliasMove
 
 MOVE_ACTIONS = re.compile("^(" + "|".join(map(re.escape, retrain_ui.MOVE_ACTIONS)) + ")$")
 
 
-def register(app: App, services: BotServices) -> None:
+def register(app: App, roles: Roles) -> None:
     @app.action(MOVE_ACTIONS)
     def move_clicked(
         ack: Ack,
@@ -39,7 +36,7 @@ def register(app: App, services: BotServices) -> None:
     ) -> None:
         ack()
         user_id = (body.get("user") or {}).get("id")
-        if not services.roles.is_admin(user_id):
+        if not roles.is_admin(user_id):
             logger.info("refused %s from %s: not an admin", action.get("action_id"), user_id)
             respond(
                 text=retrain_ui.NOT_ADMIN_MOVE, response_type="ephemeral", replace_original=False
@@ -70,87 +67,3 @@ def register(app: App, services: BotServices) -> None:
                 response_type="ephemeral",
                 replace_original=False,
             )
-
-    @app.view(retrain_ui.MOVE_CALLBACK)
-    def move_submitted(
-        ack: Ack,
-        body: dict[str, Any],
-        view: dict[str, Any],
-        client: WebClient,
-        context: BoltContext,
-        logger: logging.Logger,
-    ) -> None:
-        user_id = (body.get("user") or {}).get("id")
-        parsed = retrain_ui.parse_move_submission(view)
-        if parsed is None:
-            logger.warning("ignoring a malformed %s submission", retrain_ui.MOVE_CALLBACK)
-            ack()
-            return
-        request, card = parsed
-        retraining: RetrainService | None = context.get(CONTEXT_KEY)
-        if user_id is None or not services.roles.is_admin(user_id) or retraining is None:
-            logger.info("refused a %s submission from %s", request.action, user_id)
-            refusal = retrain_ui.NOT_ADMIN_MOVE if retraining else retrain_ui.NOT_ENABLED
-            ack(response_action="errors", errors={retrain_ui.REASON_BLOCK: refusal})
-            return
-        if not request.reason.strip():
-            ack(
-                response_action="errors",
-                errors={retrain_ui.REASON_BLOCK: "Say why: it is kept in the audit log."},
-            )
-            return
-        ack()
-        try:
-            move = retraining.move(request, user_id=user_id)
-        except BotError as exc:
-            level = logging.INFO if isinstance(exc, NotAllowedError) else logging.WARNING
-            logger.log(
-                level, "%s of %s by %s refused: %s", request.action, request.task, user_id, exc
-            )
-            _tell(client, card, user_id, str(exc), logger)
-            return
-        _update_card(client, retraining, request.run_id, card, move, user_id, logger)
-
-
-def _update_card(
-    client: WebClient,
-    retraining: RetrainService,
-    run_id: int | None,
-    card: CardRef,
-    move: AliasMove,
-    user_id: str,
-    logger: logging.Logger,
-) -> None:
-    status = retrain_ui.moved_text(move, user_id)
-    if run_id is None:
-        _tell(client, card, user_id, status, logger)
-        return
-    content = retrain_ui.result_card(retraining.report(run_id), status=status)
-    try:
-        if card.channel_id and card.ts:
-            client.chat_update(
-                channel=card.channel_id, ts=card.ts, text=content.text, blocks=content.blocks
-            )
-        elif card.response_url:
-            WebhookClient(card.response_url).send(
-                text=content.text, blocks=content.blocks, replace_original=True
-            )
-    except (SlackClientError, OSError):
-        logger.exception("moved %s production but could not update the card", move.task)
-        _tell(client, card, user_id, f"{status} (the card could not be updated)", logger)
-
-
-def _tell(
-    client: WebClient, card: CardRef, user_id: str, text: str, logger: logging.Logger
-) -> None:
-    """A private note to the admin, next to the card."""
-    try:
-        if card.response_url and (card.ts is None or not card.channel_id):
-            # An ephemeral card: the bot may not be able to post in its channel.
-            WebhookClient(card.response_url).send(
-                text=text, response_type="ephemeral", replace_original=False
-            )
-        elif card.channel_id:
-            client.chat_postEphemeral(channel=card.channel_id, user=user_id, text=text)
-    except (SlackClientError, OSError):
-        logger.warning("could not tell %s: %s", user_id, text, exc_info=True)

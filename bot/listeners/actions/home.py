@@ -1,7 +1,8 @@
 """Label buttons (and selects) in the Home tab's "Needs review" queue.
 
-A click stores a correction through :meth:`BotServices.correct`, the path every labelling
-control uses (role checked server-side, idempotent, linked to the prediction and its model
+A click stores a correction through
+:meth:`bot.services.corrections.CorrectionService.correct`, the path every labelling control
+uses (role checked server-side, idempotent, linked to the prediction and its model
 version), then re-publishes the tab with the outcome on top. A Home tab click has no
 response_url, so a refusal is shown the same way.
 """
@@ -17,7 +18,8 @@ from slack_sdk import WebClient
 
 from bot.listeners.actions.label import correct_click, parse_click
 from bot.listeners.events.home import publish_home
-from bot.services import BotError, BotServices
+from bot.services.corrections import CorrectionService
+from bot.services.errors import BotError
 from bot.services.status import StatusService
 from bot.ui import blocks
 from bot.ui.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
@@ -27,7 +29,7 @@ HOME_LABEL_ACTIONS = re.compile(
 )
 
 
-def register(app: App, services: BotServices, status: StatusService) -> None:
+def register(app: App, corrections: CorrectionService, status: StatusService) -> None:
     @app.action(HOME_LABEL_ACTIONS)
     def home_label_clicked(
         ack: Ack,
@@ -42,7 +44,7 @@ def register(app: App, services: BotServices, status: StatusService) -> None:
             logger.warning("ignoring a malformed Home label action %s", action.get("action_id"))
             return
         try:
-            correction = correct_click(services, click, logger, "Home label")
+            correction = correct_click(corrections, click, logger, "Home label")
         except BotError as exc:
             notice = f":warning: {blocks.escape(str(exc))}"
         else:

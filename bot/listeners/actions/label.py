@@ -18,7 +18,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.services import BotError, BotServices, Correction, NotAllowedError
+from bot.services.corrections import Correction, CorrectionService
+from bot.services.errors import BotError, NotAllowedError
 from bot.ui import blocks
 
 LABEL_ACTIONS = re.compile(
@@ -63,7 +64,7 @@ def parse_click(body: Mapping[str, Any], action: Mapping[str, Any]) -> LabelClic
 
 
 def correct_click(
-    services: BotServices, click: LabelClick, logger: logging.Logger, what: str = "label"
+    corrections: CorrectionService, click: LabelClick, logger: logging.Logger, what: str = "label"
 ) -> Correction:
     """Store a click's label (role checked by the service); log a refusal or failure.
 
@@ -71,7 +72,7 @@ def correct_click(
         BotError: Refused or failed; the message is for the user.
     """
     try:
-        return services.correct(
+        return corrections.correct(
             user_id=click.user_id, prediction_id=click.prediction_id, label=click.label
         )
     except NotAllowedError:
@@ -84,7 +85,7 @@ def correct_click(
         raise
 
 
-def register(app: App, services: BotServices) -> None:
+def register(app: App, corrections: CorrectionService) -> None:
     @app.action(LABEL_ACTIONS)
     def label_clicked(
         ack: Ack,
@@ -100,7 +101,7 @@ def register(app: App, services: BotServices) -> None:
             logger.warning("ignoring a malformed label action %s", action.get("action_id"))
             return
         try:
-            correction = correct_click(services, click, logger)
+            correction = correct_click(corrections, click, logger)
         except BotError as exc:
             respond(text=str(exc), response_type="ephemeral", replace_original=False)
             return

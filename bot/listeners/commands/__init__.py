@@ -1,4 +1,4 @@
-"""Slash commands, one module per command, each with ``register(app, services)``."""
+"""Slash commands, one module per command, each with a ``register``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bot.services.status import StatusService
 
 
 def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
-    classify.register(app, services)
-    retrain.register(app, services)
+    classify.register(app, services.classification, services.corrections)
+    retrain.register(app, services.roles)
     if status is not None:
-        status_command.register(app, services, status)
+        status_command.register(app, status)

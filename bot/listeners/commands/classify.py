@@ -8,31 +8,34 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.listeners.slack_text import to_plain
-from bot.services import BotServices, parse_classify
+from bot.services.classification import ClassificationService, parse_classify
+from bot.services.corrections import CorrectionService
 from bot.ui import blocks
 
 COMMAND = "/classify"
 
 
-def register(app: App, services: BotServices) -> None:
+def register(
+    app: App, classification: ClassificationService, corrections: CorrectionService
+) -> None:
     @app.command(COMMAND)
     def classify_command(
         ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger
     ) -> None:
-        request = parse_classify(to_plain(command.get("text") or ""), services.task_names)
+        request = parse_classify(to_plain(command.get("text") or ""), classification.task_names)
         if request is None:
             ack(
-                text=blocks.usage_text(services.task_names, COMMAND),
-                blocks=blocks.usage_blocks(services.task_names, COMMAND),
+                text=blocks.usage_text(classification.task_names, COMMAND),
+                blocks=blocks.usage_blocks(classification.task_names, COMMAND),
                 response_type="ephemeral",
             )
             return
         ack()
         user_id = command["user_id"]
-        outcome = services.classify(request, requested_by=user_id)
+        outcome = classification.classify(request, requested_by=user_id)
         answer = respond(
             text=blocks.classify_text(outcome),
-            blocks=blocks.classify_blocks(outcome, can_label=services.can_label(user_id)),
+            blocks=blocks.classify_blocks(outcome, can_label=corrections.can_label(user_id)),
             response_type="ephemeral",
         )
         if answer.status_code != 200:

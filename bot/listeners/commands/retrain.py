@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.services import BotError, BotServices, NotAllowedError
+from bot.services.errors import BotError, NotAllowedError
 from bot.services.retrain_card import SlackRetrainCard
 from bot.services.retraining import (
     CONTEXT_KEY,
@@ -22,12 +22,13 @@ from bot.services.retraining import (
     RetrainService,
     parse_retrain,
 )
+from bot.services.roles import Roles
 from bot.ui import retrain as retrain_ui
 
 COMMAND = "/retrain"
 
 
-def register(app: App, services: BotServices) -> None:
+def register(app: App, roles: Roles) -> None:
     @app.command(COMMAND)
     def retrain_command(
         ack: Ack,
@@ -38,7 +39,7 @@ def register(app: App, services: BotServices) -> None:
         logger: logging.Logger,
     ) -> None:
         user_id = command["user_id"]
-        if not services.roles.is_admin(user_id):
+        if not roles.is_admin(user_id):
             logger.info("refused /retrain from %s: not an admin", user_id)
             ack(text=retrain_ui.NOT_ADMIN_RETRAIN, response_type="ephemeral")
             return

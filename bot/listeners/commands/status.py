@@ -7,14 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.services import BotServices
 from bot.services.status import StatusService
 from bot.ui import status as views
 
 COMMAND = views.COMMAND
 
 
-def register(app: App, services: BotServices, status: StatusService) -> None:
+def register(app: App, status: StatusService) -> None:
     @app.command(COMMAND)
     def bertbot_command(
         ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger

@@ -1,4 +1,4 @@
-"""Events API listeners, each module with ``register(app, services)``."""
+"""Events API listeners, each module with a ``register``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,6 @@ from bot.services.status import StatusService
 
 
 def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
-    messages.register(app, services)
+    messages.register(app, services.ingestion, services.outbox)
     if status is not None:
-        home.register(app, services, status)
+        home.register(app, status)

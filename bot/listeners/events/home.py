@@ -8,7 +8,6 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.services import BotServices
 from bot.services.status import StatusService
 from bot.ui.home import home_view
 
@@ -35,7 +34,7 @@ def publish_home(
     logger.debug("published the Home tab of %s (%d blocks)", user_id, len(view["blocks"]))
 
 
-def register(app: App, services: BotServices, status: StatusService) -> None:
+def register(app: App, status: StatusService) -> None:
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
         user_id = event.get("user")

@@ -2,9 +2,10 @@
 
 Bolt acks every event before these listeners run. Bots' messages (including bertbot's own
 alerts) are ignored; a delivery Slack retries is stored once (see
-:meth:`BotServices.record_message`). An alert goes to the moderators' channel when a
-task's alert label crosses the threshold: stored with the message, posted after the
-commit; a retried delivery posts the alerts its first delivery left unposted.
+:meth:`bot.services.ingestion.IngestionService.record_message`). An alert goes to the
+moderators' channel when a task's alert label crosses the threshold: stored with the
+message, posted after the commit; a retried delivery posts the alerts its first delivery
+left unposted (:func:`bot.services.alert_outbox.deliver_alert`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from bot.alerts import deliver_alert
 from bot.listeners.slack_text import to_plain
-from bot.services import BotServices, MessageOutcome, SlackMessage
+from bot.services.alert_outbox import AlertOutbox, deliver_alert
+from bot.services.ingestion import IngestionService, MessageOutcome, SlackMessage
 
 # Subtypes that are a person posting (anything else is a join, a topic change, a bot, ...).
 NEW_MESSAGE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -56,7 +57,7 @@ def slack_message(
     )
 
 
-def register(app: App, services: BotServices) -> None:
+def register(app: App, ingestion: IngestionService, alerts: AlertOutbox) -> None:
     # Bolt runs the first listener that matches: the subtypes go before plain "message".
     @app.event({"type": "message", "subtype": "message_changed"})
     def message_changed(
@@ -71,11 +72,11 @@ def register(app: App, services: BotServices) -> None:
             return
         if from_bot(current, context.bot_user_id):
             return
-        outcome = services.record_edit(
+        outcome = ingestion.record_edit(
             event_id=body["event_id"], message=slack_message(body, current, event["channel"])
         )
         logger.debug("message_changed %s: %s", body["event_id"], outcome.status)
-        post_alerts(client, services, outcome, logger)
+        post_alerts(client, alerts, outcome, logger)
 
     @app.event({"type": "message", "subtype": "message_deleted"})
     def message_deleted(
@@ -84,7 +85,7 @@ def register(app: App, services: BotServices) -> None:
         ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
         if not in_channel(event) or not ts:
             return
-        outcome = services.record_deletion(
+        outcome = ingestion.record_deletion(
             event_id=body["event_id"],
             team_id=str(body.get("team_id") or ""),
             channel_id=event["channel"],
@@ -104,15 +105,15 @@ def register(app: App, services: BotServices) -> None:
             return
         if from_bot(event, context.bot_user_id) or not event.get("ts"):
             return
-        outcome = services.record_message(
+        outcome = ingestion.record_message(
             event_id=body["event_id"], message=slack_message(body, event, event["channel"])
         )
         logger.debug("message %s: %s", body["event_id"], outcome.status)
-        post_alerts(client, services, outcome, logger)
+        post_alerts(client, alerts, outcome, logger)
 
 
 def post_alerts(
-    client: WebClient, services: BotServices, outcome: MessageOutcome, logger: logging.Logger
+    client: WebClient, alerts: AlertOutbox, outcome: MessageOutcome, logger: logging.Logger
 ) -> None:
     """Post each alert of an outcome to the moderators' channel (and react, if configured).
 
@@ -121,4 +122,4 @@ def post_alerts(
     the alert stays pending and the sweeper tries it again.
     """
     for alert in outcome.alerts:
-        deliver_alert(client, services, alert, logger)
+        deliver_alert(client, alerts, alert, logger)
