@@ -24,10 +24,11 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot import actions, blocks, commands, events
-from bot.retraining import RetrainService
+from bot import listeners
 from bot.services import BotServices
-from bot.status import StatusService
+from bot.services.retraining import RetrainService
+from bot.services.status import StatusService
+from bot.ui import blocks
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +154,7 @@ def create_app(
     )
     if retraining is not None:
         app.middleware(retraining.middleware)
-    commands.register(app, services, status=status)
-    events.register(app, services, status=status)
-    actions.register(app, services, status=status)
+    listeners.register(app, services, status=status)
     app.error(handle_error)
     return app
 

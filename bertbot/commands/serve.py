@@ -106,14 +106,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import retrain_options
-    from bot.alerts import AlertSweeper
     from bot.app import BotConfig, create_app, make_client
-    from bot.retraining import RetrainService
-    from bot.roles import Roles
-    from bot.server import BotHttpServer
-    from bot.services import AlertPolicy, BotServices
-    from bot.socket_mode import SocketModeError, SocketModeRunner
-    from bot.status import StatusService
+    from bot.services import BotServices
+    from bot.services.alert_outbox import AlertPolicy, AlertSweeper
+    from bot.services.retraining import RetrainService
+    from bot.services.roles import Roles
+    from bot.services.status import StatusService
+    from bot.transport.http import BotHttpServer
+    from bot.transport.socket_mode import SocketModeError, SocketModeRunner
     from trainer.serving import ProductionModels, registry_resolver
 
     logging.getLogger().setLevel(settings.log_level)
@@ -170,7 +170,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
     # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
     # claims in the outbox keep two processes from posting one alert twice.
-    sweeper = AlertSweeper(services, client, interval_s=settings.alert_retry_seconds)
+    sweeper = AlertSweeper(services.outbox, client, interval_s=settings.alert_retry_seconds)
     scheduler: Any = None
     try:
         try:

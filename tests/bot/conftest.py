@@ -1,7 +1,7 @@
 """The bot over real HTTP: waitress serving the Bolt app, a fake Slack Web API, SQLite.
 
 Every test gets its own database (a copy of one migrated template), fake Slack, and bot
-served by the same :class:`bot.server.BotHttpServer` that ``bertbot serve --http`` uses.
+served by the same :class:`bot.transport.http.BotHttpServer` that ``bertbot serve --http`` uses.
 Models are keyword-rule fakes behind the ``Classifier`` protocol: no TensorFlow here.
 """
 
@@ -21,9 +21,10 @@ from sqlalchemy import func, select
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import FakeSlack, SlackSender
-from bot.roles import Roles
-from bot.server import BotHttpServer
-from bot.services import AlertPolicy, BotServices
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.roles import Roles
+from bot.transport.http import BotHttpServer
 from storage import schema
 from storage.db import Database
 from storage.models import Annotation, AuditEntry, Message, Prediction, SlackEvent

@@ -18,10 +18,11 @@ from typing import Any
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import Delivery, FakeSlack, SlackSender, find_element
-from bot.roles import Roles
-from bot.server import BotHttpServer
-from bot.services import AlertPolicy, BotServices
-from bot.status import NextRetrain, StatusService
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.roles import Roles
+from bot.services.status import NextRetrain, StatusService
+from bot.transport.http import BotHttpServer
 from storage.db import Database
 from tests.bot.conftest import (
     ADMIN,

@@ -19,19 +19,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-import bot.events.messages as message_events
-from bot.alerts import (
+import bot.listeners.events.messages as message_events
+from bot.app import make_client
+from bot.fake_slack import RecordedCall, new_event_id
+from bot.services import BotServices
+from bot.services.alert_outbox import (
     ALERT_EVENT,
+    AlertPolicy,
     AlertSweeper,
     alert_metadata,
     deliver_alert,
     find_posted_alert,
 )
-from bot.app import make_client
-from bot.fake_slack import RecordedCall, new_event_id
-from bot.roles import Roles
-from bot.services import Alert as BotAlert
-from bot.services import AlertPolicy, BotServices
+from bot.services.alert_outbox import Alert as BotAlert
+from bot.services.roles import Roles
 from storage import alerts
 from storage.db import Database
 from storage.enums import utcnow
@@ -134,7 +135,7 @@ class TestAFailedPost:
         assert _alerts(bot) == []
 
         client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
-        sweeper = AlertSweeper(bot.services, client, interval_s=0.05, min_age_s=0)
+        sweeper = AlertSweeper(bot.services.outbox, client, interval_s=0.05, min_age_s=0)
         eventually(sweeper.sweep, timeout=5)
         assert len(_alerts(bot)) == 1 and sweeper.sweep() == 0
         [row] = _outbox(bot)
@@ -146,10 +147,10 @@ def test_the_sweeper_posts_old_pending_alerts_and_leaves_fresh_ones_to_their_req
 ) -> None:
     _store_spam_without_posting(bot, dying)
     client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
-    assert AlertSweeper(bot.services, client, min_age_s=60).sweep() == 0
+    assert AlertSweeper(bot.services.outbox, client, min_age_s=60).sweep() == 0
     assert _alerts(bot) == []
 
-    sweeper = AlertSweeper(bot.services, client, interval_s=0.05, min_age_s=0.2).start()
+    sweeper = AlertSweeper(bot.services.outbox, client, interval_s=0.05, min_age_s=0.2).start()
     try:
         eventually(lambda: _alerts(bot), timeout=5)
         threading.Event().wait(0.3)  # several more sweeps
@@ -170,12 +171,18 @@ def test_two_sweepers_racing_post_each_pending_alert_once(
     other = BotServices(
         other_database,
         bot.models,
-        {name: spec for name in bot.services.task_names if (spec := bot.services.task(name))},
+        {
+            name: spec
+            for name in bot.services.predictor.task_names
+            if (spec := bot.services.predictor.task(name))
+        },
         Roles.of(admins=[ADMIN], moderators=[MODERATOR]),
-        alerts=bot.services.alerts,
+        alerts=bot.services.outbox.policy,
     )
     sweepers = [
-        AlertSweeper(services, make_client(BOT_TOKEN, base_url=bot.fake.api_url), min_age_s=0)
+        AlertSweeper(
+            services.outbox, make_client(BOT_TOKEN, base_url=bot.fake.api_url), min_age_s=0
+        )
         for services in (bot.services, other)
     ]
     barrier = threading.Barrier(len(sweepers))
@@ -210,13 +217,13 @@ class TestAPosterThatDiedAfterSlackTookTheAlert:
         def died(*_: Any, **__: Any) -> None:
             raise Died("killed after Slack answered, before the alert was marked posted")
 
-        bot.services.alert_posted = died  # type: ignore[method-assign]
+        bot.services.outbox.alert_posted = died  # type: ignore[method-assign]
         event = bot.sender.message_event(SPAM_TEXT, user_id=MEMBER)
         try:
             bot.sender.event(event)
             bot.settle()
         finally:
-            del bot.services.alert_posted
+            del bot.services.outbox.alert_posted
         [posted] = _alerts(bot)
         [row] = _outbox(bot)
         assert row.pending and row.attempts == 1 and row.claimed_until is not None
@@ -233,7 +240,7 @@ class TestAPosterThatDiedAfterSlackTookTheAlert:
         posted, alerted_ts = self._post_then_die(bot)
         client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
 
-        assert AlertSweeper(bot.services, client, min_age_s=0).sweep() == 0
+        assert AlertSweeper(bot.services.outbox, client, min_age_s=0).sweep() == 0
 
         assert _alerts(bot) == [posted]  # one alert in Slack
         [row] = _outbox(bot)
@@ -241,7 +248,7 @@ class TestAPosterThatDiedAfterSlackTookTheAlert:
         [history] = bot.fake.calls("conversations.history")
         assert history.params["channel"] == "C0MODERATORS"
         assert history.params["oldest"] == alerted_ts
-        named = bot.services.alerts.channel == "moderators"
+        named = bot.services.outbox.policy.channel == "moderators"
         assert len(bot.fake.calls("conversations.list")) == (1 if named else 0)
         # The reaction the dead poster never added is added now.
         message = bot.fake.message("C0GENERAL", alerted_ts)
@@ -251,7 +258,7 @@ class TestAPosterThatDiedAfterSlackTookTheAlert:
             f"{len(_alerts(bot))} in Slack, row posted with ts {row.slack_ts}"
         )
 
-        assert AlertSweeper(bot.services, client, min_age_s=0).sweep() == 0
+        assert AlertSweeper(bot.services.outbox, client, min_age_s=0).sweep() == 0
         assert len(_alerts(bot)) == 1
 
     def test_when_slack_cannot_be_asked_it_is_posted_again_rather_than_lost(
@@ -261,8 +268,8 @@ class TestAPosterThatDiedAfterSlackTookTheAlert:
         bot.fake.fail_next("conversations.history", status=500)
         client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
 
-        with caplog.at_level(logging.WARNING, logger="bot.alerts"):
-            assert AlertSweeper(bot.services, client, min_age_s=0).sweep() == 1
+        with caplog.at_level(logging.WARNING, logger="bot.services.alert_outbox"):
+            assert AlertSweeper(bot.services.outbox, client, min_age_s=0).sweep() == 1
 
         first, second = _alerts(bot)
         [row] = _outbox(bot)
@@ -309,5 +316,7 @@ def test_the_lookup_pages_through_the_channel_history(
 
 
 def _bot_alert(bot: Bot, row: AlertRecord) -> BotAlert:
-    [alert] = [a for a in bot.services.due_alerts(older_than=timedelta(0)) if a.alert_id == row.id]
+    [alert] = [
+        a for a in bot.services.outbox.due_alerts(older_than=timedelta(0)) if a.alert_id == row.id
+    ]
     return alert

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
-from bot import blocks
-from bot.services import Alert, ClassifyOutcome, TaskResult
+from bot.services.alert_outbox import Alert
+from bot.services.classification import ClassifyOutcome
+from bot.services.predictor import TaskResult
+from bot.ui import blocks
 from storage.records import MessageRecord
 from trainer.serving import Prediction
 from trainer.tasks import BUILTIN_TASKS

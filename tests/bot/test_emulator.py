@@ -25,9 +25,10 @@ from bot.app import BotConfig, create_app, make_client
 from bot.emulator import Emulator, EmulatorWebServer, Entry
 from bot.emulator.workspace import COMMANDS, MESSAGE_SHORTCUTS, REQUIRED, SLACKBOT
 from bot.fake_slack import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET
-from bot.roles import Roles
-from bot.server import BotHttpServer
-from bot.services import AlertPolicy, BotServices
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.roles import Roles
+from bot.transport.http import BotHttpServer
 from storage import annotations
 from storage.db import Database
 from storage.enums import AnnotationSource

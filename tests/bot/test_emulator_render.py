@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot import blocks as bot_blocks
 from bot.emulator.render import RenderContext, blocks_html, mrkdwn_html, with_ids
+from bot.ui import blocks as bot_blocks
 
 CTX = RenderContext(
     users={"U0MO": "mo", "U0ME": "me"},
@@ -123,7 +123,7 @@ def test_block_kit_renders_sections_fields_context_header_divider_and_actions() 
 
 
 def test_the_bots_own_alert_renders_with_its_buttons() -> None:
-    """bot.blocks' output goes through unchanged: a real builder, a real render."""
+    """bot.ui.blocks' output goes through unchanged: a real builder, a real render."""
     text = bot_blocks.quote("WIN a <b>FREE</b> prize & more")
     html = mrkdwn_html(f":rotating_light: *Possible spam* from <@U0MO>\n{text}", CTX)
     assert html.startswith("🚨 <b>Possible spam</b> from")

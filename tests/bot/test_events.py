@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.fake_slack import RecordedCall, new_event_id
-from bot.services import AlertPolicy
+from bot.services.alert_outbox import AlertPolicy
 from storage import annotations, messages
 from storage.enums import AnnotationSource
 from tests.bot.conftest import (

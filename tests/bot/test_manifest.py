@@ -19,10 +19,11 @@ from slack_bolt import App
 
 import bot.app
 from bot.app import BotConfig, create_app
-from bot.retraining import RetrainService
-from bot.roles import Roles
-from bot.services import AlertPolicy, BotServices
-from bot.status import StatusService
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.retraining import RetrainService
+from bot.services.roles import Roles
+from bot.services.status import StatusService
 from storage.db import Database
 from tests.bot.conftest import FakeModels
 from trainer.retrain import RetrainOptions
@@ -46,8 +47,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "chat_postEphemeral": {"chat:write"},
     "chat_postMessage": {"chat:write"},
     "chat_update": {"chat:write"},
-    # Looking for an alert a dead poster may have posted (bot/alerts.py), in public and
-    # private channels; conversations.list finds a channel given by name.
+    # Looking for an alert a dead poster may have posted (bot/services/alert_outbox.py), in
+    # public and private channels; conversations.list finds a channel given by name.
     "conversations_history": {"channels:history", "groups:history"},
     "conversations_list": {"channels:read", "groups:read"},
     "reactions_add": {"reactions:write"},

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.request_checks import envelope_problem
+from bot.transport.request_checks import envelope_problem
 
 
 @pytest.mark.parametrize(

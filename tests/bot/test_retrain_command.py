@@ -1,6 +1,6 @@
 """``/retrain`` over real HTTP: signed commands in, the worker's progress and result card out.
 
-The learning loop is a fake runner behind :class:`bot.retraining.RetrainRunner` that writes
+The learning loop is a fake runner behind :class:`bot.services.retraining.RetrainRunner` that writes
 real rows (lease, run, version, alias, audit) with the storage repositories and a real gate
 decision (:func:`trainer.gate.decide` on synthetic predictions), so the card is checked
 against the registry. No TensorFlow here; the real trainer behind ``/retrain`` is tested in
@@ -24,11 +24,12 @@ from typing import Any
 
 import pytest
 
-from bot import admin_blocks
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import Delivery, FakeMessage, FakeSlack, SlackSender
-from bot.retrain_card import SlackRetrainCard
-from bot.retraining import (
+from bot.services import BotServices
+from bot.services.errors import BotError
+from bot.services.retrain_card import SlackRetrainCard
+from bot.services.retraining import (
     WORKER_THREAD_PREFIX,
     JobInfo,
     RetrainPlan,
@@ -36,9 +37,9 @@ from bot.retraining import (
     RetrainService,
     parse_retrain,
 )
-from bot.roles import Roles
-from bot.server import BotHttpServer
-from bot.services import BotError, BotServices
+from bot.services.roles import Roles
+from bot.transport.http import BotHttpServer
+from bot.ui import retrain as admin_blocks
 from storage import audit, registry, runs
 from storage.annotations import NewAnnotation, add_annotation, add_annotations
 from storage.db import Database
@@ -824,12 +825,12 @@ def test_a_failure_in_the_worker_posts_a_short_error_and_is_logged(
     bot = retrain_bot
     bot.runner.error = error
     seed(bot.database)
-    with caplog.at_level(logging.ERROR, logger="bot.retraining"):
+    with caplog.at_level(logging.ERROR, logger="bot.services.retraining"):
         card = finished_card(bot, bot.retrain("spam"))
     text = text_of(card.blocks)
     assert ":warning: *spam: no new model*" in text
     assert shown in text and hidden not in text and "Traceback" not in text
-    [record] = [r for r in caplog.records if r.name == "bot.retraining"]
+    [record] = [r for r in caplog.records if r.name == "bot.services.retraining"]
     assert record.exc_info is not None and record.exc_info[1] is error
     assert bot.production().version == "1"  # type: ignore[union-attr]
     with bot.database.begin() as session:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.roles import Roles
-from bot.services import AlertPolicy, BotServices, NotAllowedError, parse_classify
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.classification import parse_classify
+from bot.services.errors import NotAllowedError
+from bot.services.roles import Roles
 
 ROLES = Roles.of(admins=["U0ADMIN"], moderators=["U0MOD"])
 TASKS = ("spam", "sentiment")
@@ -43,7 +46,7 @@ def test_a_refused_correction_touches_nothing() -> None:
 
     services = BotServices(Untouchable(), Untouchable(), {"spam": _spam()}, ROLES)  # type: ignore[arg-type]
     with pytest.raises(NotAllowedError, match="Only moderators and admins"):
-        services.correct(user_id="U0MEMBER", prediction_id=1, label="spam")
+        services.corrections.correct(user_id="U0MEMBER", prediction_id=1, label="spam")
 
 
 def _spam():

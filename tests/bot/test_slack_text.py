@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack_text import to_plain
+from bot.listeners.slack_text import to_plain
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,10 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from bertbot.cli import main
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import LOCAL_APP_TOKEN, LOCAL_BOT_TOKEN, FakeSlack, SlackSender
-from bot.roles import Roles
-from bot.services import AlertPolicy, BotServices
-from bot.socket_mode import SocketModeError, SocketModeRunner, check_app_token
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.roles import Roles
+from bot.transport.socket_mode import SocketModeError, SocketModeRunner, check_app_token
 from storage.db import Database
 from tests.bot.conftest import (
     ADMIN,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.fake_slack import FakeSlack
-from bot.services import AlertPolicy
+from bot.services.alert_outbox import AlertPolicy
 from storage import annotations, registry
 from storage.annotations import NewAnnotation
 from storage.db import Database

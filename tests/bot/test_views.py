@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.status import (
+from bot.services.status import (
     HomeOverview,
     MessagePredictions,
     ReviewItem,
@@ -12,9 +12,9 @@ from bot.status import (
     StatusReport,
     TaskPrediction,
 )
-from bot.views.format import MAX_BLOCKS
-from bot.views.home import home_view, run_line
-from bot.views.label_modal import label_modal
+from bot.ui.format import MAX_BLOCKS
+from bot.ui.home import home_view, run_line
+from bot.ui.label_modal import label_modal
 from storage.records import MessageRecord
 from trainer.tasks import BUILTIN_TASKS
 

@@ -25,11 +25,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator import Emulator, EmulatorWebServer
 from bot.fake_slack import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET
-from bot.retraining import RetrainService
-from bot.roles import Roles
-from bot.server import BotHttpServer
-from bot.services import AlertPolicy, BotServices
-from bot.status import StatusService
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.retraining import RetrainService
+from bot.services.roles import Roles
+from bot.services.status import StatusService
+from bot.transport.http import BotHttpServer
 from storage import annotations, registry, schema
 from storage.db import Database
 from storage.enums import AnnotationSource

@@ -29,11 +29,12 @@ import pytest
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import FakeSlack, RecordedCall, SlackSender
-from bot.retraining import RetrainService
-from bot.roles import Roles
-from bot.server import BotHttpServer
-from bot.services import AlertPolicy, BotServices
-from bot.status import StatusService
+from bot.services import BotServices
+from bot.services.alert_outbox import AlertPolicy
+from bot.services.retraining import RetrainService
+from bot.services.roles import Roles
+from bot.services.status import StatusService
+from bot.transport.http import BotHttpServer
 from storage import schema
 from storage.db import Database
 from tests.bot.conftest import (

@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import bot.events.messages as message_events  # noqa: E402
-import bot.services as services  # noqa: E402
+import bot.listeners.events.messages as message_events  # noqa: E402
+import bot.services.corrections as services  # noqa: E402
 import trainer.serving as serving  # noqa: E402
 from bertbot.cli import main  # noqa: E402
 from tests.bot.conftest import FakeClassifier, fake_models  # noqa: E402

@@ -87,7 +87,7 @@ def test_an_error_just_after_ack_still_answers_slack_at_once(
     def broken(**_: Any) -> None:
         raise RuntimeError("a bug right after ack()")
 
-    monkeypatch.setattr(bot.services, "classify", broken)
+    monkeypatch.setattr(bot.services.classification, "classify", broken)
     statuses, slowest = [], 0.0
     for i in range(20):
         delivery = bot.sender.command(f"text {i}", user_id=MEMBER)

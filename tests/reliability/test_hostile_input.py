@@ -1,6 +1,6 @@
 """Oversized bodies, and texts built to break storage or Slack formatting.
 
-* A body over ``bot.server.MAX_BODY_BYTES`` (1 MiB) is refused with 413 from its headers
+* A body over ``bot.transport.http.MAX_BODY_BYTES`` (1 MiB) is refused with 413 from its headers
   alone (the client has sent a sliver of a declared 50 MB); chunked bodies too; a body of
   exactly 1 MiB is served; the server keeps serving afterwards.
 * Texts with SQL, HTML, mrkdwn control characters and Slack's special mentions, RTL and
@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.blocks import escape
-from bot.server import MAX_BODY_BYTES
-from bot.slack_text import to_plain
+from bot.listeners.slack_text import to_plain
+from bot.transport.http import MAX_BODY_BYTES
+from bot.ui.blocks import escape
 from storage.db import Database
 from storage.models import Annotation, Message, Prediction
 from storage.texts import storable_text, text_hash
@@ -92,7 +92,7 @@ def _cases() -> dict[str, tuple[str, str]]:
     """Name -> (text as Slack sends it, text as the user typed it).
 
     Slack escapes ``& < >`` in what users type, and writes mentions and links as ``<...>``
-    control sequences; the bot stores the text as typed (``bot.slack_text.to_plain``).
+    control sequences; the bot stores the text as typed (``bot.listeners.slack_text.to_plain``).
     """
     cases = {
         name: (escape(typed + TRIGGER), typed + TRIGGER) for name, typed in HOSTILE_TEXTS.items()

@@ -29,12 +29,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot import admin_blocks
-from bot.admin_blocks import CardRef
 from bot.fake_slack import Delivery, SlackSender, iter_elements
-from bot.retraining import PROMOTE, MoveRequest
-from bot.views import label_modal
-from bot.views.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
+from bot.services.retraining import PROMOTE, MoveRequest
+from bot.ui import label_modal
+from bot.ui import retrain as admin_blocks
+from bot.ui.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
+from bot.ui.retrain import CardRef
 from storage import registry
 from storage.db import Database
 from storage.enums import VersionStatus

@@ -15,10 +15,10 @@ import pytest
 
 from bot.app import BotConfig, create_app, make_client
 from bot.fake_slack import FakeSlack, SlackSender
-from bot.retraining import RetrainService
-from bot.roles import Roles
-from bot.server import BotHttpServer
 from bot.services import BotServices
+from bot.services.retraining import RetrainService
+from bot.services.roles import Roles
+from bot.transport.http import BotHttpServer
 from storage import registry, runs, schema
 from storage.db import Database
 from storage.enums import RunStatus, RunTrigger

@@ -1,0 +1,30 @@
+"""Every Slack surface the bot listens on, one folder each, wired by :func:`register`.
+
+``commands/`` (slash commands), ``actions/`` (buttons, selects, shortcuts), ``events/``
+(Events API) and ``views/`` (modal submissions). Listeners are thin: parse the payload, call
+a service, render with a :mod:`bot.ui` builder. Services arrive through these ``register``
+closures (or Bolt's context for the retrain service), never module globals.
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import actions, commands, events, views
+from bot.services import BotServices
+from bot.services.status import StatusService
+
+
+def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
+    """Register every listener on ``app``.
+
+    Args:
+        app: The Bolt app.
+        services: The use cases the listeners call.
+        status: Serves ``/bertbot status``, the App Home tab and the "Label with bertbot"
+            shortcut; without it those surfaces are not registered.
+    """
+    commands.register(app, services, status=status)
+    events.register(app, services, status=status)
+    actions.register(app, services, status=status)
+    views.register(app, services, status=status)

@@ -1,0 +1,45 @@
+"""``/bertbot status`` (and ``help``): models, metrics, labels and the next retrain, privately."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.services.status import StatusService
+from bot.ui import status as views
+
+COMMAND = views.COMMAND
+
+
+def register(app: App, status: StatusService) -> None:
+    @app.command(COMMAND)
+    def bertbot_command(
+        ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger
+    ) -> None:
+        words = (command.get("text") or "").split()
+        subcommand = words[0].lower() if words else "help"
+        if subcommand != "status":
+            unknown = None if subcommand == "help" else words[0]
+            ack(
+                text=views.usage_text(),
+                blocks=views.usage_blocks(unknown),
+                response_type="ephemeral",
+            )
+            return
+        ack()
+        report = status.status()
+        answer = respond(
+            text=views.status_text(report),
+            blocks=views.status_blocks(report),
+            response_type="ephemeral",
+        )
+        if answer.status_code != 200:
+            logger.warning(
+                "%s status for %s was refused by Slack: %s %s",
+                COMMAND,
+                command.get("user_id"),
+                answer.status_code,
+                answer.body[:200],
+            )

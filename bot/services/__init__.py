@@ -1,0 +1,67 @@
+"""The bot's use cases, free of Slack payloads and Block Kit; :class:`BotServices` wires them.
+
+``classification`` answers ``/classify``; ``ingestion`` stores channel messages;
+``alert_outbox`` queues, claims and posts moderators' alerts; ``corrections`` stores
+moderators' labels. All four share one :class:`~bot.services.predictor.Predictor`.
+``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
+``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
+holds the errors meant for the Slack user.
+
+Every service method owns its unit of work (``with database.begin()``). Errors meant for
+the user are :class:`~bot.services.errors.BotError`; storage errors pass through to the
+app's one error handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.services.alert_outbox import AlertOutbox, AlertPolicy
+from bot.services.classification import ClassificationService
+from bot.services.corrections import CorrectionService
+from bot.services.ingestion import IngestionService
+from bot.services.predictor import ModelSource, Predictor
+from bot.services.roles import Roles
+from storage.db import Database
+from trainer.tasks import TaskSpec
+
+
+class BotServices:
+    """The use cases the listeners call, built once at the entry point around one predictor.
+
+    Thread-safe: no service keeps per-request state; each call runs its own unit of work.
+    Listeners take the service they use from here (see :func:`bot.listeners.register`).
+
+    Attributes:
+        roles: Admins and moderators.
+        predictor: The active tasks and their production models, shared by the services.
+        classification: ``/classify``.
+        ingestion: Channel messages and their edits and deletions.
+        outbox: Moderators' alerts: their policy, claims and posts.
+        corrections: Moderators' labels.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        models: ModelSource,
+        tasks: Mapping[str, TaskSpec],
+        roles: Roles,
+        *,
+        alerts: AlertPolicy | None = None,
+    ) -> None:
+        """Wire the services.
+
+        Args:
+            database: Where messages, predictions, alerts, annotations and audit entries go.
+            models: The production classifier per task (``ProductionModels`` or a fake).
+            tasks: The active tasks by name, in display order.
+            roles: Admins and moderators.
+            alerts: When and where to alert moderators.
+        """
+        self.roles = roles
+        self.predictor = Predictor(models, tasks)
+        self.classification = ClassificationService(database, self.predictor)
+        self.outbox = AlertOutbox(database, self.predictor, alerts or AlertPolicy())
+        self.ingestion = IngestionService(database, self.predictor, self.outbox)
+        self.corrections = CorrectionService(database, self.predictor, roles)

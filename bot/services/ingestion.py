@@ -1,0 +1,204 @@
+"""Channel messages: stored and classified once per event, edits re-classified, deletions marked.
+
+The events listener turns each message event into a :class:`SlackMessage` and calls
+:class:`IngestionService`; the :class:`MessageOutcome` carries the alerts to post (queued in
+the :mod:`bot.services.alert_outbox` in the same unit of work as the message).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.services.alert_outbox import Alert, AlertOutbox
+from bot.services.predictor import Predictor, TaskResult, store_prediction
+from storage import messages
+from storage.db import Database
+from storage.errors import DuplicateError
+from storage.records import MessageRecord, PredictionRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """The fields of a channel message the bot keeps."""
+
+    team_id: str
+    channel_id: str
+    ts: str
+    user_id: str | None
+    text: str
+    thread_ts: str | None = None
+
+
+class MessageStatus(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    EDITED = "edited"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    """What handling a message event did."""
+
+    status: MessageStatus
+    message: MessageRecord | None = None
+    results: tuple[TaskResult, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+
+
+class IngestionService:
+    """Stores channel messages and their predictions, and queues the alerts they raise.
+
+    Thread-safe: it keeps no per-request state; each call runs its own unit of work.
+    """
+
+    def __init__(self, database: Database, predictor: Predictor, alerts: AlertOutbox) -> None:
+        """Wire the service.
+
+        Args:
+            database: Where messages, predictions and delivered event ids go.
+            predictor: The tasks and their production models.
+            alerts: The outbox the alerts are queued in.
+        """
+        self._database = database
+        self._predictor = predictor
+        self._alerts = alerts
+
+    def record_message(self, *, event_id: str, message: SlackMessage) -> MessageOutcome:
+        """Store a new channel message and one prediction per task, once per event.
+
+        The event id is recorded before anything else, in the same unit of work as the
+        message, its predictions and its alerts (queued in the outbox, posted by the
+        caller after the commit): a retried delivery (or a second process) costs one
+        insert, calls no model and stores nothing. It returns the message's alerts that
+        are still unposted (the first delivery died before posting them), for the caller
+        to post; claiming each one first makes sure it is posted once.
+
+        Args:
+            event_id: Slack's ``event_id`` (the same across retries).
+            message: The message.
+
+        Returns:
+            ``STORED`` with predictions and alerts, or ``DUPLICATE`` with the pending alerts.
+        """
+        with self._database.begin() as session:
+            if not self._first_delivery(session, event_id, "message", message.team_id):
+                return self._duplicate(session, message)
+            try:
+                stored = self._add_message(session, message)
+            except DuplicateError:
+                # The same message under another event id: keep the first.
+                return self._duplicate(session, message)
+            results = self._classify_message(session, stored)
+            alerts = self._alerts.queue(session, results, stored, previous={})
+        return MessageOutcome(MessageStatus.STORED, stored, results, alerts)
+
+    def record_edit(self, *, event_id: str, message: SlackMessage) -> MessageOutcome:
+        """Re-classify an edited message (stored as new if the bot had not seen it).
+
+        An edit that leaves the text as it was (an unfurl, a pin) stores nothing new. An
+        alert is raised only when the edit crosses the threshold.
+
+        Args:
+            event_id: Slack's ``event_id`` of the ``message_changed`` event.
+            message: The message as it is now.
+
+        Returns:
+            ``EDITED``, ``STORED`` (first seen now), ``UNCHANGED`` or ``DUPLICATE`` (with
+            the message's alerts still unposted).
+        """
+        with self._database.begin() as session:
+            if not self._first_delivery(session, event_id, "message_changed", message.team_id):
+                return self._duplicate(session, message)
+            existing = messages.find_message(
+                session=session,
+                team_id=message.team_id,
+                channel_id=message.channel_id,
+                ts=message.ts,
+            )
+            previous: dict[str, PredictionRecord] = {}
+            if existing is None:
+                stored = self._add_message(session, message)
+                status = MessageStatus.STORED
+            elif existing.text == message.text:
+                return MessageOutcome(MessageStatus.UNCHANGED, existing)
+            else:
+                for record in messages.predictions_for_message(
+                    session=session, message_id=existing.id
+                ):
+                    previous[record.task] = record  # oldest first: the last one wins
+                stored = messages.edit_message(
+                    session=session, message_id=existing.id, text=message.text
+                )
+                status = MessageStatus.EDITED
+            results = self._classify_message(session, stored)
+            alerts = self._alerts.queue(session, results, stored, previous)
+        return MessageOutcome(status, stored, results, alerts)
+
+    def record_deletion(
+        self, *, event_id: str, team_id: str, channel_id: str, ts: str
+    ) -> MessageOutcome:
+        """Mark a message deleted; its predictions and labels are kept.
+
+        Returns:
+            ``DELETED``, ``UNKNOWN`` (never stored) or ``DUPLICATE``.
+        """
+        with self._database.begin() as session:
+            if not self._first_delivery(session, event_id, "message_deleted", team_id):
+                return MessageOutcome(MessageStatus.DUPLICATE)
+            existing = messages.find_message(
+                session=session, team_id=team_id, channel_id=channel_id, ts=ts
+            )
+            if existing is None:
+                return MessageOutcome(MessageStatus.UNKNOWN)
+            deleted = messages.mark_message_deleted(session=session, message_id=existing.id)
+        return MessageOutcome(MessageStatus.DELETED, deleted)
+
+    @staticmethod
+    def _add_message(session: Any, message: SlackMessage) -> MessageRecord:
+        return messages.add_message(
+            session=session,
+            team_id=message.team_id,
+            channel_id=message.channel_id,
+            ts=message.ts,
+            text=message.text,
+            user_id=message.user_id,
+            thread_ts=message.thread_ts,
+        )
+
+    def _classify_message(self, session: Any, message: MessageRecord) -> tuple[TaskResult, ...]:
+        # Inside the unit of work, after the event was found new. On SQLite this holds the
+        # write lock for one model call per task (milliseconds to tens of milliseconds).
+        predictor = self._predictor
+        return tuple(
+            store_prediction(session, spec, prediction, message_id=message.id)
+            for spec, prediction in predictor.predict(message.text, predictor.task_names)
+        )
+
+    @staticmethod
+    def _first_delivery(session: Any, event_id: str, event_type: str, team_id: str) -> bool:
+        first = messages.record_event(
+            session=session, event_id=event_id, event_type=event_type, team_id=team_id
+        )
+        if not first:
+            logger.info("event %s (%s) delivered again; ignored", event_id, event_type)
+        return first
+
+    def _duplicate(self, session: Any, message: SlackMessage) -> MessageOutcome:
+        """A repeated delivery: the stored message and its alerts not posted yet."""
+        stored = messages.find_message(
+            session=session, team_id=message.team_id, channel_id=message.channel_id, ts=message.ts
+        )
+        if stored is None:
+            return MessageOutcome(MessageStatus.DUPLICATE)
+        alerts = self._alerts.pending(session, stored)
+        if alerts:
+            logger.info("message %s has %d unposted alert(s)", stored.id, len(alerts))
+        return MessageOutcome(MessageStatus.DUPLICATE, stored, alerts=alerts)

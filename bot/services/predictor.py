@@ -1,0 +1,109 @@
+"""The one shared predictor: each active task's production model, and how a prediction is kept.
+
+:class:`Predictor` is shared by classification (``/classify``), ingestion (channel
+messages), the alert outbox and corrections: the same tasks, the same models, and one
+function (:func:`store_prediction`) that records a prediction as a :class:`TaskResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from storage import messages
+from trainer.serving import Classifier, Prediction
+from trainer.tasks import TaskSpec
+
+
+class ModelSource(Protocol):
+    """Where the production classifier of a task comes from (``ProductionModels``)."""
+
+    def get(self, task: str) -> Classifier | None: ...
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's answer for a text.
+
+    Attributes:
+        task: The task.
+        prediction: The production model's prediction; None when the task has no model yet.
+        prediction_id: The stored prediction (what a correction links to).
+    """
+
+    task: TaskSpec
+    prediction: Prediction | None
+    prediction_id: int | None
+
+
+class Predictor:
+    """The active tasks, in display order, and their production models.
+
+    Thread-safe: it keeps no per-request state.
+    """
+
+    def __init__(self, models: ModelSource, tasks: Mapping[str, TaskSpec]) -> None:
+        """Keep the tasks and where their models come from.
+
+        Args:
+            models: The production classifier per task (``ProductionModels`` or a fake).
+            tasks: The active tasks by name, in display order.
+        """
+        if not tasks:
+            raise ValueError("BotServices needs at least one task")
+        self._models = models
+        self._tasks = dict(tasks)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(self._tasks)
+
+    def task(self, name: str) -> TaskSpec | None:
+        return self._tasks.get(name)
+
+    def predict(
+        self, text: str, task_names: Sequence[str]
+    ) -> list[tuple[TaskSpec, Prediction | None]]:
+        """Each task's production prediction for ``text`` (None for a task without a model)."""
+        predicted: list[tuple[TaskSpec, Prediction | None]] = []
+        for name in task_names:
+            spec = self._tasks[name]
+            model = self._models.get(name)
+            predicted.append((spec, model.predict([text])[0] if model is not None else None))
+        return predicted
+
+
+def store_prediction(
+    session: Any,
+    spec: TaskSpec,
+    prediction: Prediction | None,
+    *,
+    message_id: int | None = None,
+    text: str | None = None,
+) -> TaskResult:
+    """Record a prediction in the caller's unit of work (nothing for a task without a model).
+
+    Args:
+        session: The caller's unit of work.
+        spec: The task.
+        prediction: What its production model said, or None.
+        message_id: The channel message predicted, or
+        text: the free text predicted (``/classify``).
+
+    Returns:
+        The result, with the stored prediction's id (None when nothing was predicted).
+    """
+    if prediction is None:
+        return TaskResult(spec, None, None)
+    record = messages.add_prediction(
+        session=session,
+        task=spec.name,
+        model_version=prediction.model_version,
+        label=prediction.label,
+        scores=prediction.probabilities,
+        latency_ms=prediction.latency_ms,
+        message_id=message_id,
+        text=text,
+    )
+    return TaskResult(spec, prediction, record.id)

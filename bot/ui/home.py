@@ -1,0 +1,140 @@
+"""The App Home tab: status, recent training runs and the "Needs review" queue.
+
+Moderators and admins get label controls on each queued prediction; their block ids name
+the prediction (as alerts' do, see :func:`bot.ui.blocks.label_block_id`) and their action ids
+are the Home tab's own, so a click is answered by re-publishing the tab. Members see the
+status and the runs but not the queue: it quotes messages from channels they may not be in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.services.status import HomeOverview, ReviewItem, RunSummary
+from bot.ui.blocks import escape, label_block_id, label_title, percent, quote
+from bot.ui.format import (
+    Block,
+    context,
+    divider,
+    header,
+    limit_blocks,
+    plain,
+    section,
+    shorten,
+    when,
+    who,
+)
+from bot.ui.status import data_line, next_retrain_line, production_line
+
+HOME_LABEL_ACTION_PREFIX = "bertbot_home_label:"
+HOME_RELABEL_ACTION = "bertbot_home_relabel"
+NOTICE_BLOCK = "notice"
+QUEUE_QUOTE_CHARS = 280
+_MAX_BUTTONS = 5
+
+_RUN_ICONS = {
+    "queued": ":clock3:",
+    "running": ":hourglass_flowing_sand:",
+    "succeeded": ":white_check_mark:",
+    "rejected": ":no_entry_sign:",
+    "failed": ":x:",
+    "skipped": ":fast_forward:",
+}
+
+
+def home_view(home: HomeOverview, *, notice: str | None = None) -> dict[str, Any]:
+    """The Home tab for one user.
+
+    Args:
+        home: What the service found for the user.
+        notice: A line to show on top (mrkdwn the caller built and escaped), e.g. the
+            outcome of the user's last click.
+    """
+    blocks: list[Block] = []
+    if notice:
+        blocks.append(context(notice, block_id=NOTICE_BLOCK))
+    blocks.append(header("bertbot"))
+    for status in home.status.tasks:
+        blocks.append(section(production_line(status), block_id=f"task:{status.task.name}"))
+        blocks.append(context(data_line(status), block_id=f"data:{status.task.name}"))
+    blocks.append(context(next_retrain_line(home.status), block_id="next_retrain"))
+    blocks += [divider(), header("Recent training runs")]
+    if home.runs:
+        blocks += [context(run_line(run), block_id=f"run:{run.id}") for run in home.runs]
+    else:
+        blocks.append(context("No training runs yet."))
+    blocks += [divider(), header("Needs review")]
+    if not home.can_label:
+        blocks.append(context("The review queue is for moderators and admins."))
+    elif not home.queue:
+        blocks.append(context("Nothing to review: every recent message was labelled or is clear."))
+    else:
+        blocks.append(
+            context(
+                "Recent channel messages the model was least sure about, least sure first. "
+                "A label you give here is a correction for the next retrain."
+            )
+        )
+        for item in home.queue:
+            blocks += review_blocks(item)
+    return {"type": "home", "blocks": limit_blocks(blocks)}
+
+
+def run_line(run: RunSummary) -> str:
+    icon = _RUN_ICONS.get(run.status, ":grey_question:")
+    line = (
+        f"{icon} *{escape(run.task)}* run {run.id} {escape(run.status)} · "
+        f"{escape(run.trigger)} by {who(run.requested_by)} · {when(run.created_at)}"
+    )
+    if run.candidate_version:
+        line += f" · candidate v{escape(run.candidate_version)}"
+        if run.promoted is not None:
+            line += " promoted" if run.promoted else " not promoted"
+    if run.summary:
+        line += f"\n{escape(shorten(run.summary, 280))}"
+    return line
+
+
+def review_blocks(item: ReviewItem) -> list[Block]:
+    """A queued prediction: the message, what the model said, one control per label."""
+    message = item.message
+    author = f"<@{message.user_id}>" if message.user_id else "someone"
+    said = escape(label_title(item.task, item.label))
+    text = (
+        f"*{item.task.name}*: model v{escape(item.model_version)} said *{said}* "
+        f"({percent(item.top_probability)}, margin {percent(item.margin)}) · "
+        f"{author} in <#{message.channel_id}> · {when(message.received_at)}\n"
+        f"{quote(message.text, QUEUE_QUOTE_CHARS)}"
+    )
+    labels = list(item.task.labels)
+    elements: list[dict[str, Any]]
+    if len(labels) <= _MAX_BUTTONS:
+        elements = [_button(item, label) for label in labels]
+    else:
+        elements = [
+            {
+                "type": "static_select",
+                "action_id": HOME_RELABEL_ACTION,
+                "placeholder": plain("Label as …"),
+                "options": [
+                    {"text": plain(label_title(item.task, label)), "value": label}
+                    for label in labels
+                ],
+            }
+        ]
+    return [
+        section(text, block_id=f"review:{item.prediction_id}"),
+        {"type": "actions", "block_id": label_block_id(item.prediction_id), "elements": elements},
+    ]
+
+
+def _button(item: ReviewItem, label: str) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": f"{HOME_LABEL_ACTION_PREFIX}{label}",
+        "text": plain(label_title(item.task, label)),
+        "value": label,
+    }
+    if label == item.task.alert_label:
+        button["style"] = "danger"
+    return button
