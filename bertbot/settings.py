@@ -56,8 +56,8 @@ def _split_csv(value: Any) -> Any:
 def _from(config: type[Any], name: str, **default: Any) -> Any:
     """A settings field whose default and bounds are the config dataclass field's own."""
     field = {f.name: f for f in dataclasses.fields(config)}[name]
-    value = default["default"] if "default" in default else field.default
-    return Field(value, **field_bounds(field))
+    value: Any = default["default"] if "default" in default else field.default
+    return Field(value, **field_bounds(field))  # type: ignore[call-overload]
 
 
 class GateSettings(BaseModel):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from trainer.decisions import RetrainProgress
 
 from bertbot.commands import CommandError
 from bertbot.settings import Settings
@@ -98,3 +102,17 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def retrain_progress(bar: ProgressBar, *, indent: str = "") -> Callable[[RetrainProgress], None]:
+    """A retrain's progress on a bar: training steps with speed and time left, else messages."""
+
+    def show(update: RetrainProgress) -> None:
+        if update.phase == "train" and update.total_steps and update.step is not None:
+            rate = update.examples_per_s
+            detail = f"{rate:.1f} ex/s" if rate else "steps"
+            bar.update(update.step, update.total_steps, detail, update.eta_s)
+        elif update.message:
+            bar.message(f"{indent}{update.message}")
+
+    return show

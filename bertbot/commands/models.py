@@ -9,7 +9,14 @@ import sys
 from typing import Any
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import ProgressBar, open_database, require_encoder, say, task_spec
+from bertbot.commands.common import (
+    ProgressBar,
+    open_database,
+    require_encoder,
+    retrain_progress,
+    say,
+    task_spec,
+)
 from bertbot.settings import Settings
 
 
@@ -139,7 +146,6 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.services import retrain_options
     from storage.enums import RunStatus, RunTrigger
-    from trainer.decisions import RetrainProgress
     from trainer.retrain import AlreadyRunningError, RetrainError, retrain
     from trainer.train import TrainingError
 
@@ -148,13 +154,7 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     database = open_database(settings)
     bar = ProgressBar()
 
-    def show(update: RetrainProgress) -> None:
-        if update.phase == "train" and update.total_steps and update.step is not None:
-            rate = update.examples_per_s
-            detail = f"{rate:.1f} ex/s" if rate else ""
-            bar.update(update.step, update.total_steps, detail, update.eta_s)
-        elif update.message:
-            bar.message(update.message)
+    show = retrain_progress(bar)
 
     try:
         outcome = retrain(

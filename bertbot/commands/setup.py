@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import ProgressBar, open_database, say
+from bertbot.commands.common import ProgressBar, open_database, retrain_progress, say
 from bertbot.settings import Settings
 
 # First-model training budgets (minutes): with install, encoder import and data, a first
@@ -82,11 +81,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
         say(f"  {task}: training the first model (budget {minutes:g} min)")
         bar = ProgressBar()
 
-        def show(update: dict[str, Any], bar: ProgressBar = bar) -> None:
-            if update.get("phase") == "train" and update.get("total_steps"):
-                bar.update(update["step"], update["total_steps"], "steps", update.get("eta_s"))
-            elif update.get("message"):
-                bar.message(f"  {update['message']}")
+        show = retrain_progress(bar, indent="  ")
 
         try:
             outcome = retrain(

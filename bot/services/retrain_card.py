@@ -23,6 +23,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.services.retraining import JobInfo, RetrainReport
 from bot.ui import retrain as admin_blocks
 from bot.ui.retrain import Rendered
+from trainer.decisions import RetrainProgress
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class SlackRetrainCard:
         self._last_progress = self._clock()
         self._show(admin_blocks.progress_message(job, None), final=False)
 
-    def progress(self, job: JobInfo, update: Mapping[str, Any]) -> None:
+    def progress(self, job: JobInfo, update: RetrainProgress) -> None:
         now = self._clock()
         if self._last_progress is not None and now - self._last_progress < self._min_interval_s:
             return

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from bot.services.errors import BotError, NotAllowedError
 from bot.services.roles import Roles
@@ -31,6 +31,7 @@ from storage.db import Database
 from storage.enums import RunStatus, RunTrigger, utcnow
 from storage.errors import NotFoundError
 from storage.records import ModelVersionRecord, TrainingRunRecord
+from trainer.decisions import GateDecision, RetrainProgress
 from trainer.promotion import retrain_lease
 from trainer.tasks import TaskSpec
 
@@ -43,8 +44,8 @@ logger = logging.getLogger(__name__)
 CONTEXT_KEY = "bertbot_retraining"
 WORKER_THREAD_PREFIX = "bertbot-retrain"
 FORCE_WORDS = frozenset({"--force", "force", "-f"})
-PROMOTE = "promote"
-ROLLBACK = "rollback"
+PROMOTE: Final = "promote"
+ROLLBACK: Final = "rollback"
 
 
 class RetrainRunner(Protocol):
@@ -59,7 +60,7 @@ class RetrainRunner(Protocol):
         trigger: RunTrigger,
         requested_by: str,
         force: bool = False,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[RetrainProgress], None] | None = None,
     ) -> RetrainOutcome: ...
 
 
@@ -175,8 +176,14 @@ class RetrainReport:
         )
 
     @property
-    def decision(self) -> dict[str, Any]:
-        return dict(self.run.gate_decision or {})
+    def decision(self) -> GateDecision | None:
+        """The gate's verdict as the run recorded it (None: the run ended before one)."""
+        return GateDecision.from_json(self.run.gate_decision)
+
+    @property
+    def superseded(self) -> bool:
+        """The gate passed, but production moved while the candidate trained."""
+        return self.run.status == RunStatus.SUPERSEDED
 
     @property
     def skipped(self) -> bool:
@@ -199,7 +206,7 @@ class JobReporter(Protocol):
 
     def started(self, job: JobInfo) -> None: ...
 
-    def progress(self, job: JobInfo, update: Mapping[str, Any]) -> None: ...
+    def progress(self, job: JobInfo, update: RetrainProgress) -> None: ...
 
     def finished(self, job: JobInfo, report: RetrainReport) -> None: ...
 
@@ -531,7 +538,7 @@ class RetrainService:
         reporter.started(job)
         runner = self._runner or _default_runner()
 
-        def progress(update: dict[str, Any]) -> None:
+        def progress(update: RetrainProgress) -> None:
             reporter.progress(job, update)
 
         try:

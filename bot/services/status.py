@@ -24,6 +24,7 @@ from storage import messages, overview, registry
 from storage.db import Database
 from storage.errors import DuplicateError
 from storage.records import MessageRecord, PredictionRecord
+from trainer.decisions import GateDecision
 from trainer.promotion import snapshot_time
 from trainer.tasks import TaskSpec
 
@@ -400,9 +401,9 @@ def _number(value: Any) -> float | None:
 
 def _run_summary(item: overview.RunOverview) -> RunSummary:
     run = item.run
-    decision = run.gate_decision or {}
-    promote = decision.get("promote")
-    summary = run.error or decision.get("reason")
+    decision = GateDecision.from_json(run.gate_decision)
+    promote = decision.promote if decision is not None else None
+    summary = run.error or (decision.reason if decision is not None else None)
     return RunSummary(
         id=run.id,
         task=run.task,

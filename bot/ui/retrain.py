@@ -24,6 +24,7 @@ from bot.services.retraining import (
     RetrainReport,
 )
 from bot.ui.blocks import escape
+from trainer.decisions import RetrainProgress
 
 if TYPE_CHECKING:
     from trainer.promotion import AliasMove
@@ -162,28 +163,22 @@ def request_text(outcome: RequestOutcome) -> str:
 # The progress message ----------------------------------------------------------------
 
 
-def progress_line(update: Mapping[str, Any] | None) -> str:
-    """One line about where a retrain is (from trainer.retrain's progress dicts)."""
-    if not update:
+def progress_line(update: RetrainProgress | None) -> str:
+    """One line about where a retrain is."""
+    if update is None:
         return "Waiting for the worker…"
-    step, total = update.get("step"), update.get("total_steps")
-    if (
-        update.get("phase") == "train"
-        and isinstance(step, int)
-        and isinstance(total, int)
-        and total
-    ):
-        line = f"Training: step {step:,} of {total:,} ({min(1.0, step / total) * 100:.0f}%)"
-        eta = update.get("eta_s")
-        if isinstance(eta, int | float) and eta == eta:  # not NaN
-            minutes = max(1, round(eta / 60))
+    fraction = update.fraction
+    if update.phase == "train" and fraction is not None:
+        line = f"Training: step {update.step:,} of {update.total_steps:,} ({fraction * 100:.0f}%)"
+        if update.eta_known and update.eta_s is not None:
+            minutes = max(1, round(update.eta_s / 60))
             line += f" · about {minutes} min left"
         return line
-    message = escape(str(update.get("message") or update.get("phase") or "working"))
+    message = escape(update.message or update.phase or "working")
     return (message[:1].upper() + message[1:])[:300]
 
 
-def progress_message(job: JobInfo, update: Mapping[str, Any] | None) -> Rendered:
+def progress_message(job: JobInfo, update: RetrainProgress | None) -> Rendered:
     """The message a job keeps updating until it becomes the result card."""
     plan = job.plan
     header = (
@@ -233,16 +228,23 @@ def _header(report: RetrainReport) -> str:
         first = "" if before else " (the task's first model)"
         return f":white_check_mark: *{task} v{version} promoted: it is production now*{was}{first}"
     now = f"v{escape(report.production.version)}" if report.production else "empty"
+    if report.superseded:
+        return (
+            f":twisted_rightwards_arrows: *{task} v{version} superseded*: production moved to "
+            f"{now} while it trained, so it was not promoted"
+        )
     return f":no_entry_sign: *{task} v{version} not promoted*: production stays {now}"
 
 
 def _per_class_table(report: RetrainReport) -> str | None:
     decision = report.decision
-    candidate = (decision.get("candidate") or {}).get("per_class") or {}
-    production = (decision.get("production") or {}).get("per_class") or {}
+    if decision is None:
+        return None
+    candidate = decision.candidate.get("per_class") or {}
+    production = (decision.production or {}).get("per_class") or {}
     if not candidate:
         return None
-    labels = list((decision.get("candidate") or {}).get("labels") or candidate)
+    labels = decision.labels
     width = max(8, *(len(label) for label in labels))
     rows = [f"{'F1':<{width}}  candidate  production"]
     for label in labels:
@@ -291,24 +293,24 @@ def result_card(report: RetrainReport, *, status: str | None = None) -> Rendered
         status: A line about what an admin did since (promoted anyway, rolled back).
     """
     decision = report.decision
-    reason = str(decision.get("reason") or report.run.error or "no reason recorded")
+    reason = (decision.reason if decision else "") or report.run.error or "no reason recorded"
     blocks: list[Block] = [
         _section(f"{_header(report)}\n*Why:* {escape(reason[:1500])}"),
     ]
-    if report.candidate is not None and decision.get("candidate"):
-        p_improvement = decision.get("p_improvement")
-        delta = decision.get("delta_macro_f1")
-        production_f1 = (decision.get("production") or {}).get("macro_f1")
+    if report.candidate is not None and decision is not None and decision.candidate:
+        p_improvement = decision.p_improvement
+        delta = decision.delta_macro_f1
+        production_f1 = (decision.production or {}).get("macro_f1")
         # The gate may judge the gain on the corrections' share of the eval set only.
-        scope = " (corrections)" if decision.get("scope") == "corrections" else ""
+        scope = " (corrections)" if decision.scope == "corrections" else ""
         fields = [
-            f"*Candidate macro-F1*\n{_f1((decision.get('candidate') or {}).get('macro_f1'))}",
+            f"*Candidate macro-F1*\n{_f1(decision.candidate.get('macro_f1'))}",
             f"*Production macro-F1*\n"
             f"{_f1(production_f1) if production_f1 is not None else '— (no production)'}",
             f"*Δ macro-F1{scope}*\n{f'{delta:+.4f}' if isinstance(delta, int | float) else '—'}",
             f"*P(Δ &gt; 0){scope}*\n"
             f"{f'{p_improvement:.3f}' if isinstance(p_improvement, int | float) else '—'}",
-            f"*Eval examples*\n{decision.get('eval_size', '—')}",
+            f"*Eval examples*\n{decision.eval_size}",
             f"*Decision*\n{'promoted' if report.promoted else 'not promoted'}",
         ]
         blocks.append(
@@ -341,6 +343,8 @@ def result_card(report: RetrainReport, *, status: str | None = None) -> Rendered
         )
     )
     verdict = "promoted" if report.promoted else "not promoted"
+    if report.superseded:
+        verdict = "superseded (production moved while it trained)"
     if report.skipped or report.candidate is None:
         verdict = "not retrained"
     return Rendered(f"{report.task.name} retrain: {verdict}. {escape(reason)}"[:_MAX_TEXT], blocks)

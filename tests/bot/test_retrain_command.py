@@ -57,6 +57,7 @@ from tests.bot.conftest import (
     eventually,
 )
 from trainer.gate import GateConfig, decide
+from trainer.decisions import RetrainProgress
 from trainer.pipeline import next_version
 from trainer.retrain import AlreadyRunningError, RetrainError, RetrainOptions, RetrainOutcome
 from trainer.tasks import TaskSpec
@@ -130,12 +131,12 @@ class FakeRunner:
             for step in range(1, self.steps + 1):
                 if progress is not None:
                     progress(
-                        {
-                            "phase": "train",
-                            "step": step,
-                            "total_steps": self.steps,
-                            "eta_s": 60.0 * (self.steps - step),
-                        }
+                        RetrainProgress(
+                            "train",
+                            step=step,
+                            total_steps=self.steps,
+                            eta_s=60.0 * (self.steps - step),
+                        )
                     )
             if self.hold is not None:
                 self.hold.wait(15)
@@ -870,7 +871,7 @@ def test_progress_updates_at_most_every_interval() -> None:
     card.started(job)
     for at, step in ((1.0, 1), (9.9, 2), (10.0, 3), (15.0, 4), (21.0, 5)):
         now[0] = at
-        card.progress(job, {"phase": "train", "step": step, "total_steps": 5})
+        card.progress(job, RetrainProgress("train", step=step, total_steps=5))
     card.failed(job, "stopped")
     assert [kind for kind, _ in client.calls] == ["post", "update", "update", "update"]
     assert "step 3 of 5" in client.calls[1][1] and "step 5 of 5" in client.calls[2][1]
