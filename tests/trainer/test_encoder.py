@@ -23,7 +23,6 @@ from tests.tiny_bert import (
     tiny_bert_weights,
     write_tiny_bert_checkpoint,
 )
-from trainer import encoder as encoder_module
 from trainer import pypi
 from trainer.encoder import (
     EncoderFetchError,
@@ -33,6 +32,7 @@ from trainer.encoder import (
     import_hf_bert,
     load_encoder_info,
 )
+from trainer.encoder import checkpoint as encoder_module
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "fixtures" / "golden_minilm.json"
