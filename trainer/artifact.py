@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+TRAINING_FILE = "training.json"
+CARD_FILE = "model_card.md"
+CONFUSION_FILE = "confusion_matrix.png"
 
 
 class ArtifactError(ValueError):
