@@ -9,32 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from trainer.encoder.checkpoint import BertConfig
+from trainer.encoder.checkpoint import LAYER_TENSORS, BertConfig
 from trainer.tf_runtime import tf
 
 # Added to attention scores of padding positions; exp() of it is exactly 0 in float32.
 ATTENTION_MASK_VALUE = -1e9
-
-# One transformer layer: (key used in the forward pass, TF variable name, HF tensor name, is a
-# dense kernel). Kernels are stored [in, out]; Hugging Face's Linear weights are [out, in].
-_LAYER_PARAMETERS = (
-    ("q_kernel", "attention/query/kernel", "attention.self.query.weight", True),
-    ("q_bias", "attention/query/bias", "attention.self.query.bias", False),
-    ("k_kernel", "attention/key/kernel", "attention.self.key.weight", True),
-    ("k_bias", "attention/key/bias", "attention.self.key.bias", False),
-    ("v_kernel", "attention/value/kernel", "attention.self.value.weight", True),
-    ("v_bias", "attention/value/bias", "attention.self.value.bias", False),
-    ("o_kernel", "attention/output/kernel", "attention.output.dense.weight", True),
-    ("o_bias", "attention/output/bias", "attention.output.dense.bias", False),
-    ("attn_ln_gamma", "attention_layer_norm/gamma", "attention.output.LayerNorm.weight", False),
-    ("attn_ln_beta", "attention_layer_norm/beta", "attention.output.LayerNorm.bias", False),
-    ("i_kernel", "intermediate/kernel", "intermediate.dense.weight", True),
-    ("i_bias", "intermediate/bias", "intermediate.dense.bias", False),
-    ("out_kernel", "output/kernel", "output.dense.weight", True),
-    ("out_bias", "output/bias", "output.dense.bias", False),
-    ("out_ln_gamma", "output_layer_norm/gamma", "output.LayerNorm.weight", False),
-    ("out_ln_beta", "output_layer_norm/beta", "output.LayerNorm.bias", False),
-)
 
 
 def save_encoder(
@@ -75,9 +54,9 @@ def save_encoder(
     layers = [
         {
             key: variable(
-                f"transformer/layer_{n}/{tf_name}", f"encoder.layer.{n}.{hf_name}", kernel
+                f"transformer/layer_{n}/{tf_name}", f"encoder.layer.{n}.{hf_name}", len(shape) == 2
             )
-            for key, tf_name, hf_name, kernel in _LAYER_PARAMETERS
+            for key, tf_name, hf_name, shape in LAYER_TENSORS
         }
         for n in range(cfg.num_layers)
     ]

@@ -29,6 +29,28 @@ POOLER_INIT_NOTE = (
     "zero bias, so pooled_output = tanh(sequence_output[:, 0]) until fine-tuning changes it."
 )
 
+# One transformer layer: (key used in the forward pass, TF variable name, HF tensor name, HF
+# shape as dimension letters: h hidden, i intermediate). The two-dimensional tensors are dense
+# kernels: stored [in, out] in the encoder; Hugging Face's Linear weights are [out, in].
+LAYER_TENSORS = (
+    ("q_kernel", "attention/query/kernel", "attention.self.query.weight", "hh"),
+    ("q_bias", "attention/query/bias", "attention.self.query.bias", "h"),
+    ("k_kernel", "attention/key/kernel", "attention.self.key.weight", "hh"),
+    ("k_bias", "attention/key/bias", "attention.self.key.bias", "h"),
+    ("v_kernel", "attention/value/kernel", "attention.self.value.weight", "hh"),
+    ("v_bias", "attention/value/bias", "attention.self.value.bias", "h"),
+    ("o_kernel", "attention/output/kernel", "attention.output.dense.weight", "hh"),
+    ("o_bias", "attention/output/bias", "attention.output.dense.bias", "h"),
+    ("attn_ln_gamma", "attention_layer_norm/gamma", "attention.output.LayerNorm.weight", "h"),
+    ("attn_ln_beta", "attention_layer_norm/beta", "attention.output.LayerNorm.bias", "h"),
+    ("i_kernel", "intermediate/kernel", "intermediate.dense.weight", "ih"),
+    ("i_bias", "intermediate/bias", "intermediate.dense.bias", "i"),
+    ("out_kernel", "output/kernel", "output.dense.weight", "hi"),
+    ("out_bias", "output/bias", "output.dense.bias", "h"),
+    ("out_ln_gamma", "output_layer_norm/gamma", "output.LayerNorm.weight", "h"),
+    ("out_ln_beta", "output_layer_norm/beta", "output.LayerNorm.bias", "h"),
+)
+
 _SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu")
 
 
@@ -235,7 +257,8 @@ def _special_token(raw: Mapping[str, Any], key: str, default: str) -> str:
 
 
 def _expected_shapes(cfg: BertConfig) -> dict[str, tuple[int, ...]]:
-    h, i = cfg.hidden_size, cfg.intermediate_size
+    h = cfg.hidden_size
+    dims = {"h": h, "i": cfg.intermediate_size}
     shapes: dict[str, tuple[int, ...]] = {
         "embeddings.word_embeddings.weight": (cfg.vocab_size, h),
         "embeddings.position_embeddings.weight": (cfg.max_position_embeddings, h),
@@ -244,20 +267,8 @@ def _expected_shapes(cfg: BertConfig) -> dict[str, tuple[int, ...]]:
         "embeddings.LayerNorm.bias": (h,),
     }
     for n in range(cfg.num_layers):
-        p = f"encoder.layer.{n}."
-        for proj in ("query", "key", "value"):
-            shapes[f"{p}attention.self.{proj}.weight"] = (h, h)
-            shapes[f"{p}attention.self.{proj}.bias"] = (h,)
-        shapes[f"{p}attention.output.dense.weight"] = (h, h)
-        shapes[f"{p}attention.output.dense.bias"] = (h,)
-        shapes[f"{p}attention.output.LayerNorm.weight"] = (h,)
-        shapes[f"{p}attention.output.LayerNorm.bias"] = (h,)
-        shapes[f"{p}intermediate.dense.weight"] = (i, h)
-        shapes[f"{p}intermediate.dense.bias"] = (i,)
-        shapes[f"{p}output.dense.weight"] = (h, i)
-        shapes[f"{p}output.dense.bias"] = (h,)
-        shapes[f"{p}output.LayerNorm.weight"] = (h,)
-        shapes[f"{p}output.LayerNorm.bias"] = (h,)
+        for _, _, hf_name, shape in LAYER_TENSORS:
+            shapes[f"encoder.layer.{n}.{hf_name}"] = tuple(dims[d] for d in shape)
     return shapes
 
 
