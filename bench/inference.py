@@ -64,7 +64,7 @@ def shipped_artifact(task: str, *, bfloat16: bool) -> Any:
         shutil.rmtree(target, ignore_errors=True)
         # In a child process, so its memory does not count in this process's RSS figures.
         code = (
-            "import sys; from pathlib import Path; from trainer.train import reexport; "
+            "import sys; from pathlib import Path; from trainer.export import reexport; "
             "reexport(Path(sys.argv[1]), Path(sys.argv[2]), serving_precision='bfloat16')"
         )
         subprocess.run([sys.executable, "-c", code, str(source), str(target)], check=True, cwd=ROOT)

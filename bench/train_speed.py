@@ -33,10 +33,11 @@ def tf_examples_per_second(
 ) -> float:
     import numpy as np
 
+    from trainer.model import Trainer
     from trainer.tf_runtime import tf
-    from trainer.train import _Trainer, length_bucketed_batches
+    from trainer.train_data import length_bucketed_batches
 
-    trainer = _Trainer(config, warmup + steps)
+    trainer = Trainer(config, warmup + steps)
     rng = np.random.default_rng(0)
     if bucketed:
         batches = length_bucketed_batches(

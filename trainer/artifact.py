@@ -15,6 +15,11 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 MANIFEST = "manifest.json"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+TRAINING_FILE = "training.json"
+CARD_FILE = "model_card.md"
+CONFUSION_FILE = "confusion_matrix.png"
 
 
 class ArtifactError(ValueError):

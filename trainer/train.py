@@ -3,16 +3,19 @@
 ``train(examples, config, out_dir) -> TrainResult``: no Slack, no database, no scheduler.
 The model is ``hub.KerasLayer(preprocessor) -> hub.KerasLayer(encoder, trainable=True) ->
 dropout -> dense``; the exported SavedModel maps raw strings to per-label probabilities.
+
+This module holds the config, the result and the training loop; the pieces it drives live in
+:mod:`trainer.train_data` (split, class weights, batches), :mod:`trainer.model` (the Keras
+model and its compiled steps) and :mod:`trainer.export` (the serving SavedModel and its
+companions). Those two import TensorFlow, so :func:`train` imports them when it starts: importing
+this module (for :class:`TrainConfig`) stays cheap.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,17 +25,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from trainer.artifact import write_manifest
 from trainer.datasets import Example
-from trainer.metrics import classification_metrics, model_card, plot_confusion_matrix
+from trainer.train_data import class_weights, length_bucketed_batches, validation_split
 
 logger = logging.getLogger(__name__)
 
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-TRAINING_FILE = "training.json"
-CARD_FILE = "model_card.md"
-CONFUSION_FILE = "confusion_matrix.png"
 MIN_EXAMPLES = 20
 WARMUP_STEPS = 5
 
@@ -195,225 +192,9 @@ class TrainResult:
     stopped_by: str = "epochs"
 
 
-# --------------------------------------------------------------------------------------------
-# Data preparation (pure Python, no TensorFlow)
-# --------------------------------------------------------------------------------------------
-
-
-def validation_split(
-    examples: Sequence[Example], fraction: float, seed: int
-) -> tuple[list[Example], list[Example]]:
-    """Split off a stable validation share by a seeded hash of the text (duplicates together)."""
-    train_part: list[Example] = []
-    validation: list[Example] = []
-    for example in examples:
-        digest = hashlib.sha256(f"{seed}:{example.text}".encode()).digest()
-        bucket = int.from_bytes(digest[:4], "big") / 0x1_0000_0000
-        (validation if bucket < fraction else train_part).append(example)
-    return train_part, validation
-
-
-def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
-    """Balanced weights n / (k * count_c); classes absent from the data get weight 1."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
-    weights = np.ones(num_classes, dtype=np.float32)
-    present = counts > 0
-    weights[present] = len(labels) / (present.sum() * counts[present])
-    return weights
-
-
-def length_bucketed_batches(
-    lengths: Sequence[int], batch_size: int, bucket_batches: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Shuffled batches of indices in which texts have similar lengths.
-
-    The data are shuffled, cut into buckets of ``bucket_batches`` batches, sorted by length
-    inside each bucket and cut into batches; the batch order is shuffled again. Each batch
-    is then padded only to its own longest text.
-    """
-    order = rng.permutation(len(lengths))
-    lengths_array = np.asarray(lengths)
-    batches: list[np.ndarray] = []
-    bucket = batch_size * bucket_batches
-    for start in range(0, len(order), bucket):
-        chunk = order[start : start + bucket]
-        chunk = chunk[np.argsort(lengths_array[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
-# --------------------------------------------------------------------------------------------
-# TensorFlow parts
-# --------------------------------------------------------------------------------------------
-
-
-def configure_threads(threads: int | None) -> None:
-    """Cap TensorFlow's threads (must happen before TensorFlow runs its first op)."""
-    if threads is None:
-        return
-    from trainer.tf_runtime import tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    except RuntimeError:
-        logger.warning("TensorFlow is already running; cannot cap its threads to %d", threads)
-
-
-def _handles(config: TrainConfig, *, role: Literal["train", "serve"]) -> tuple[str, str]:
-    """Preprocessor and encoder handles for training (maybe mixed precision) or serving."""
-    if config.encoder_dir is not None:
-        root = Path(config.encoder_dir)
-        preprocessor, encoder = root / "preprocessor", root / "encoder"
-        for path in (preprocessor, encoder):
-            if not (path / "saved_model.pb").is_file():
-                raise TrainingError(
-                    f"{path} is not a SavedModel; import an encoder with `bertbot encoder import`"
-                )
-        variant = root / ("encoder_bf16" if role == "train" else "encoder_bf16_serving")
-        available = (variant / "saved_model.pb").is_file()
-        wanted = (
-            config.mixed_precision
-            if role == "train"
-            else None
-            if config.serving_precision is None
-            else config.serving_precision == "bfloat16"
-        )
-        if wanted and not available:
-            raise TrainingError(f"bfloat16 {role} needs {variant}; re-import the encoder")
-        if available and wanted is not False:
-            encoder = variant
-        return str(preprocessor), str(encoder)
-    assert config.preprocessor_handle and config.encoder_handle
-    if config.mixed_precision or config.serving_precision == "bfloat16":
-        raise TrainingError("bfloat16 needs an imported encoder (encoder_dir)")
-    return config.preprocessor_handle, config.encoder_handle
-
-
-def build_classifier(config: TrainConfig, *, role: Literal["train", "serve"] = "train") -> Any:
-    """The Keras model: strings -> logits, with the encoder fine-tuned."""
-    from trainer.tf_runtime import hub, tf, tf_keras
-
-    preprocessor_handle, encoder_handle = _handles(config, role=role)
-    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
-    preprocessor = hub.KerasLayer(preprocessor_handle, name="preprocessor")
-    encoder = hub.KerasLayer(encoder_handle, trainable=role == "train", name="encoder")
-    encoder_inputs = preprocessor(text)
-    outputs = encoder(encoder_inputs)
-    if config.pooling == "cls":
-        pooled = outputs["pooled_output"]
-    else:
-        from trainer.layers import MaskedMean
-
-        pooled = MaskedMean(name="mean_pool")(
-            [outputs["sequence_output"], encoder_inputs["input_mask"]]
-        )
-    hidden = tf_keras.layers.Dropout(config.dropout, name="dropout")(pooled)
-    logits = tf_keras.layers.Dense(
-        len(config.labels),
-        kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02, seed=config.seed),
-        name="classifier",
-    )(hidden)
-    return tf_keras.Model(text, logits, name="bertbot_classifier")
-
-
-def warm_start(model: Any, artifact_dir: Path, labels: Sequence[str]) -> None:
-    """Copy an exported model's trained weights into a freshly built classifier."""
-    from trainer.layers import load_keras_classifier
-
-    try:
-        exported_labels = json.loads((artifact_dir / LABELS_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"cannot warm-start from {artifact_dir}: {exc}") from exc
-    if list(exported_labels) != list(labels):
-        raise TrainingError(
-            f"cannot warm-start from {artifact_dir}: its labels {exported_labels} differ "
-            f"from {list(labels)}"
-        )
-    source = load_keras_classifier(str(artifact_dir))
-    weights = source.get_weights()
-    shapes = [w.shape for w in model.get_weights()]
-    if [w.shape for w in weights] != shapes:
-        raise TrainingError(f"cannot warm-start from {artifact_dir}: another architecture")
-    model.set_weights(weights)
-
-
-class _Trainer:
-    """The training loop's state: model, optimizer, compiled steps."""
-
-    def __init__(self, config: TrainConfig, planned_steps: int) -> None:
-        from trainer.tf_runtime import tf, tf_keras
-
-        self.tf = tf
-        self.config = config
-        self.model = build_classifier(config)
-        if config.init_from is not None:
-            warm_start(self.model, Path(config.init_from), config.labels)
-        self.total_steps = tf.Variable(float(planned_steps), trainable=False, dtype=tf.float32)
-        from trainer.layers import WarmupLinearDecay
-
-        warmup = int(round(config.warmup_fraction * planned_steps))
-        schedule = WarmupLinearDecay(config.learning_rate, warmup, self.total_steps)
-        self.optimizer = tf_keras.optimizers.AdamW(
-            learning_rate=schedule,
-            weight_decay=config.weight_decay,
-            beta_1=0.9,
-            beta_2=0.999,
-            epsilon=1e-6,
-            global_clipnorm=1.0,
-        )
-        self.optimizer.exclude_from_weight_decay(
-            var_names=["bias", "LayerNorm", "layer_norm", "layernorm", "gamma", "beta"]
-        )
-        num_classes = len(config.labels)
-        smoothing = config.label_smoothing
-        model, optimizer = self.model, self.optimizer
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None], tf.string),
-                tf.TensorSpec([None], tf.int32),
-                tf.TensorSpec([None], tf.float32),
-            ],
-            reduce_retracing=True,
-        )
-        def train_step(texts: Any, labels: Any, weights: Any) -> Any:
-            targets = tf.one_hot(labels, num_classes)
-            if smoothing:
-                targets = targets * (1.0 - smoothing) + smoothing / num_classes
-            with tf.GradientTape() as tape:
-                logits = model(texts, training=True)
-                per_example = tf.nn.softmax_cross_entropy_with_logits(targets, logits)
-                loss = tf.reduce_sum(per_example * weights) / tf.reduce_sum(weights)
-            variables = model.trainable_variables
-            gradients = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(gradients, variables, strict=True))
-            return loss
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
-        def predict_step(texts: Any) -> Any:
-            return tf.nn.softmax(model(texts, training=False), axis=-1)
-
-        self.train_step = train_step
-        self.predict_step = predict_step
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        order = np.argsort([len(text) for text in texts], kind="stable")
-        probabilities = np.zeros((len(texts), len(self.config.labels)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            batch = self.tf.constant([texts[i] for i in index])
-            probabilities[index] = self.predict_step(batch).numpy()
-        return probabilities
-
-
-def _evaluate(
-    trainer: _Trainer, examples: Sequence[Example], labels: Sequence[str], batch_size: int
-) -> dict[str, Any]:
-    probabilities = trainer.predict_proba([e.text for e in examples], batch_size * 2)
-    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
-    return classification_metrics([e.label for e in examples], predicted, labels)
+def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    """A copy of ``config`` with the non-None overrides applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def train(
@@ -470,6 +251,9 @@ def train(
     if len(train_counts) < 2:
         raise ValueError(f"training data hold only one label ({next(iter(train_counts))})")
 
+    from trainer.export import export_classifier
+    from trainer.model import Trainer, configure_threads, evaluate
+
     configure_threads(config.threads)
     from trainer.tf_runtime import tf, tf_keras
 
@@ -486,7 +270,7 @@ def train(
     steps_per_epoch = math.ceil(len(texts) / config.batch_size)
     planned_steps = max(1, int(math.ceil(steps_per_epoch * config.epochs)))
     evaluate_every = max(1, steps_per_epoch // config.evaluations_per_epoch)
-    trainer = _Trainer(config, planned_steps)
+    trainer = Trainer(config, planned_steps)
     lengths = [len(text) for text in texts]
     budget_s = None if config.max_minutes is None else config.max_minutes * 60.0
 
@@ -504,7 +288,7 @@ def train(
 
     def validate() -> float:
         nonlocal best_f1, best_step, best_weights, evaluations_without_gain
-        metrics = _evaluate(trainer, validation, labels, config.batch_size)
+        metrics = evaluate(trainer, validation, labels, config.batch_size)
         f1 = metrics["macro_f1"]
         elapsed = time.monotonic() - loop_started
         history.append(
@@ -606,10 +390,10 @@ def train(
     if best_weights is not None:
         trainer.model.set_weights(best_weights)
     metrics: dict[str, Any] = {
-        "validation": _evaluate(trainer, validation, labels, config.batch_size),
+        "validation": evaluate(trainer, validation, labels, config.batch_size),
     }
     if eval_examples:
-        metrics["eval"] = _evaluate(trainer, eval_examples, labels, config.batch_size)
+        metrics["eval"] = evaluate(trainer, eval_examples, labels, config.batch_size)
 
     hyperparameters = config.hyperparameters()
     training_info = {
@@ -673,162 +457,4 @@ def train(
         train_seconds=train_seconds,
         examples_per_second=seen / train_seconds if train_seconds else 0.0,
         stopped_by=stopped_by,
-    )
-
-
-def _encoder_description(config: TrainConfig) -> dict[str, Any]:
-    if config.encoder_dir is not None:
-        info_path = Path(config.encoder_dir) / "encoder.json"
-        try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError):
-            info = {}
-        return {"encoder_dir": config.encoder_dir, **info}
-    return {"preprocessor": config.preprocessor_handle, "encoder": config.encoder_handle}
-
-
-def export_classifier(
-    model: Any,
-    out_dir: Path,
-    *,
-    labels: Sequence[str],
-    task: str,
-    version: str,
-    metrics: dict[str, Any],
-    hyperparameters: dict[str, Any],
-    training: dict[str, Any],
-    data: dict[str, Any],
-    config: TrainConfig,
-) -> str:
-    """Write the serving SavedModel and its companions atomically; return the artifact sha256.
-
-    The SavedModel's ``serving_default`` maps ``text`` (a batch of strings) to
-    ``probabilities`` [batch, labels], ``label`` and ``num_tokens`` (word pieces plus [CLS]
-    and [SEP] before truncation, so callers can tell a truncated text).
-    """
-    from trainer.tf_runtime import tf, tf_keras
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    tmp_dir.chmod(0o755)  # mkdtemp makes it private; the artifact is an ordinary directory
-    try:
-        if _handles(config, role="train") != _handles(config, role="serve"):
-            # Serve the trained weights through the serving encoder (float32, or bfloat16
-            # kernels), whatever precision training used.
-            trained = model
-            model = build_classifier(config, role="serve")
-            model.set_weights(trained.get_weights())
-        # A fresh Model over the same layers: saving it does not write the AdamW slots.
-        probabilities = tf_keras.layers.Softmax(name="probabilities")(model.outputs[0])
-        serving = tf_keras.Model(model.inputs, probabilities, name=f"{task}_classifier")
-        preprocessor = model.get_layer("preprocessor")
-        label_table = tf.constant(list(labels))
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        def serve(text: Any) -> dict[str, Any]:
-            probs = serving(text, training=False)
-            pieces = preprocessor.resolved_object.tokenize(text)
-            while isinstance(pieces, tf.RaggedTensor) and pieces.ragged_rank > 1:
-                pieces = pieces.merge_dims(-2, -1)
-            return {
-                "probabilities": probs,
-                "label": tf.gather(label_table, tf.argmax(probs, axis=-1)),
-                "num_tokens": tf.cast(pieces.row_lengths(), tf.int32) + 2,
-            }
-
-        serving.save(
-            str(tmp_dir),
-            save_format="tf",
-            include_optimizer=False,
-            signatures={"serving_default": serve},
-        )
-        encoder = _encoder_description(config)
-        (tmp_dir / LABELS_FILE).write_text(json.dumps(list(labels)) + "\n")
-        (tmp_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        (tmp_dir / TRAINING_FILE).write_text(
-            json.dumps(
-                {
-                    "serving_encoder": _handles(config, role="serve")[1],
-                    "task": task,
-                    "version": version,
-                    "hyperparameters": hyperparameters,
-                    "training": training,
-                    "data": data,
-                    "base_encoder": encoder,
-                },
-                indent=2,
-                sort_keys=True,
-                default=str,
-            )
-            + "\n"
-        )
-        shown = metrics.get("eval") or metrics["validation"]
-        plot_confusion_matrix(
-            shown,
-            tmp_dir / CONFUSION_FILE,
-            title=f"{task} v{version}: macro-F1 {shown['macro_f1']:.3f} (n={shown['n']})",
-        )
-        (tmp_dir / CARD_FILE).write_text(
-            model_card(
-                task=task,
-                version=version,
-                labels=labels,
-                base_encoder=encoder,
-                hyperparameters=hyperparameters,
-                data=data,
-                metrics=metrics,
-                training={k: v for k, v in training.items() if k != "history"},
-            )
-        )
-        sha256 = write_manifest(tmp_dir, extra={"task": task, "version": version})
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked by train); a non-empty one is never replaced
-        tmp_dir.rename(out_dir)
-        return sha256
-    except OSError as exc:
-        raise TrainingError(f"could not write the model to {out_dir}: {exc}") from exc
-    finally:
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
-    """A copy of ``config`` with the non-None overrides applied."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def reexport(
-    artifact_dir: Path, out_dir: Path, *, serving_precision: Literal["float32", "bfloat16"]
-) -> str:
-    """Export an existing model again with another serving precision (same trained weights).
-
-    Returns:
-        The new artifact's sha256.
-    """
-    from trainer.layers import load_keras_classifier
-
-    info = json.loads((artifact_dir / TRAINING_FILE).read_text())
-    hyperparameters = dict(info["hyperparameters"])
-    hyperparameters["labels"] = tuple(hyperparameters["labels"])
-    known = {f.name for f in fields(TrainConfig)}
-    config = replace(
-        TrainConfig(**{k: v for k, v in hyperparameters.items() if k in known}),
-        serving_precision=serving_precision,
-    )
-    model = load_keras_classifier(str(artifact_dir))
-    inner = model.get_layer("classifier").output  # logits, before the exported Softmax
-    from trainer.tf_runtime import tf_keras
-
-    logits_model = tf_keras.Model(model.inputs, inner)
-    return export_classifier(
-        logits_model,
-        out_dir,
-        labels=json.loads((artifact_dir / LABELS_FILE).read_text()),
-        task=info["task"],
-        version=info["version"],
-        metrics=json.loads((artifact_dir / METRICS_FILE).read_text()),
-        hyperparameters=config.hyperparameters(),
-        training=info["training"] | {"reexported_from": str(artifact_dir)},
-        data=info.get("data", {}),
-        config=config,
     )

