@@ -16,7 +16,13 @@ from storage.errors import NotFoundError
 from storage.models import Lease, TrainingRun
 from storage.records import LeaseRecord, TrainingRunRecord
 
-FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.REJECTED, RunStatus.SKIPPED)
+FINISHED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.REJECTED,
+    RunStatus.SKIPPED,
+    RunStatus.SUPERSEDED,
+)
 
 
 def create_run(

@@ -39,6 +39,7 @@ _RUN_ICONS = {
     "rejected": ":no_entry_sign:",
     "failed": ":x:",
     "skipped": ":fast_forward:",
+    "superseded": ":twisted_rightwards_arrows:",
 }
 
 

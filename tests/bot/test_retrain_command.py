@@ -56,8 +56,8 @@ from tests.bot.conftest import (
     TrackingExecutor,
     eventually,
 )
-from trainer.gate import GateConfig, decide
 from trainer.decisions import RetrainProgress
+from trainer.gate import GateConfig, decide
 from trainer.pipeline import next_version
 from trainer.retrain import AlreadyRunningError, RetrainError, RetrainOptions, RetrainOutcome
 from trainer.tasks import TaskSpec
