@@ -25,15 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.emulator import payloads, render
-from bot.fake_slack import (
-    LOCAL_APP_ID,
-    LOCAL_BOT_TOKEN,
-    LOCAL_SIGNING_SECRET,
-    FakeSlack,
-    RecordedCall,
-    SlackSender,
-)
+from bot.emulator import render
+from bot.emulator.inbound import LOCAL_SIGNING_SECRET, SlackSender, payloads
+from bot.emulator.outbound import LOCAL_APP_ID, LOCAL_BOT_TOKEN, FakeSlack, RecordedCall
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import FakeSlack, SlackSender
+from bot.emulator.inbound import SlackSender
+from bot.emulator.outbound import FakeSlack
 from bot.roles import Roles
 from bot.server import BotHttpServer
 from bot.services import AlertPolicy, BotServices

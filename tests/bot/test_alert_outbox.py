@@ -28,7 +28,8 @@ from bot.alerts import (
     find_posted_alert,
 )
 from bot.app import make_client
-from bot.fake_slack import RecordedCall, new_event_id
+from bot.emulator.inbound import new_event_id
+from bot.emulator.outbound import RecordedCall
 from bot.roles import Roles
 from bot.services import Alert as BotAlert
 from bot.services import AlertPolicy, BotServices

@@ -26,7 +26,8 @@ import pytest
 
 from bot import admin_blocks
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import Delivery, FakeMessage, FakeSlack, SlackSender
+from bot.emulator.inbound import Delivery, SlackSender
+from bot.emulator.outbound import FakeMessage, FakeSlack
 from bot.retrain_card import SlackRetrainCard
 from bot.retraining import (
     WORKER_THREAD_PREFIX,

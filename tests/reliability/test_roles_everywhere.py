@@ -31,7 +31,8 @@ from sqlalchemy import func, select
 
 from bot import admin_blocks
 from bot.admin_blocks import CardRef
-from bot.fake_slack import Delivery, SlackSender, iter_elements
+from bot.emulator.inbound import Delivery, SlackSender
+from bot.emulator.outbound import iter_elements
 from bot.retraining import PROMOTE, MoveRequest
 from bot.views import label_modal
 from bot.views.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
