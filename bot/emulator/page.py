@@ -1,9 +1,5 @@
-"""The page's records: the messages in each channel as each person sees them, and the log.
-
-A public message's content lives in the fake Web API (``chat.update`` edits it there);
-:class:`Page` keeps where it appeared and who may see it. An ephemeral one exists only here,
-as in Slack, where no API reads it.
-"""
+"""The page's records: the messages in each channel as each person sees them, and the log
+of requests both ways, rendered for the page with :mod:`bot.emulator.render`."""
 
 from __future__ import annotations
 
