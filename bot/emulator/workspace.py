@@ -20,9 +20,10 @@ handlers or HTML beyond :mod:`bot.emulator.render`.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.emulator.directory import (
     CHANNELS,
@@ -33,7 +34,7 @@ from bot.emulator.directory import (
     EmulatedUser,
 )
 from bot.emulator.inbound import LOCAL_SIGNING_SECRET, SlackSender, payloads
-from bot.emulator.inbound.actions import Actions, Outcome
+from bot.emulator.inbound.actions import Actions
 from bot.emulator.inbound.courier import Answer, Courier
 from bot.emulator.inbound.issued import Issued
 from bot.emulator.modals import Views, view_json
@@ -42,6 +43,21 @@ from bot.emulator.page import Entry, Page
 from bot.emulator.sync import WebApiSync
 
 ACK_TIMEOUT_S = 3.0  # Slack shows an error when the app does not answer within 3 s
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _to_actions(
+    method: Callable[Concatenate[Actions, P], R],
+) -> Callable[Concatenate[Emulator, P], R]:
+    """``method`` of :class:`Actions` as a method of the façade (same signature and docstring)."""
+
+    @functools.wraps(method)
+    def forward(self: Emulator, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(self._actions, *args, **kwargs)
+
+    return forward
 
 
 class Emulator:
@@ -184,42 +200,16 @@ class Emulator:
     def channel_name(self, channel_id: str) -> str:
         return self.directory.channel_name(channel_id)
 
-    # What people do (see Actions) ------------------------------------------------------
+    # What people do: each is Actions' method of that name, documented there ---------
 
-    def send(self, user_id: str, channel: str, text: str) -> Outcome:
-        return self._actions.send(user_id, channel, text)
-
-    def post_message(self, user_id: str, channel: str, text: str) -> Outcome:
-        return self._actions.post_message(user_id, channel, text)
-
-    def command(self, user_id: str, channel: str, command: str, text: str = "") -> Outcome:
-        return self._actions.command(user_id, channel, command, text)
-
-    def click(
-        self,
-        user_id: str,
-        ref: str,
-        block: int,
-        element: str,
-        action_id: str,
-        value: str | None = None,
-        inputs: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> Outcome:
-        return self._actions.click(user_id, ref, block, element, action_id, value, inputs)
-
-    def submit(
-        self, user_id: str, view_id: str, inputs: Mapping[str, Mapping[str, Any]]
-    ) -> Outcome:
-        return self._actions.submit(user_id, view_id, inputs)
-
-    def close(self, user_id: str, view_id: str) -> Outcome:
-        return self._actions.close(user_id, view_id)
-
-    def open_home(self, user_id: str) -> Outcome:
-        return self._actions.open_home(user_id)
-
-    def shortcut(self, user_id: str, entry_id: int, callback_id: str) -> Outcome:
-        return self._actions.shortcut(user_id, entry_id, callback_id)
+    send = _to_actions(Actions.send)
+    post_message = _to_actions(Actions.post_message)
+    command = _to_actions(Actions.command)
+    click = _to_actions(Actions.click)
+    submit = _to_actions(Actions.submit)
+    close = _to_actions(Actions.close)
+    open_home = _to_actions(Actions.open_home)
+    shortcut = _to_actions(Actions.shortcut)
 
     # What the page shows ---------------------------------------------------------------
 
