@@ -301,7 +301,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from bertbot.settings import load_settings
-    from bot.fake_slack import LOCAL_SIGNING_SECRET, FakeSlack, SlackSender
+    from bot.emulator.inbound import LOCAL_SIGNING_SECRET, SlackSender
+    from bot.emulator.outbound import FakeSlack
 
     settings = load_settings()
     _, held_out = load_split("sentiment")

@@ -52,7 +52,8 @@ def slack_credentials(settings: Settings, bind_host: str) -> tuple[str, str]:
                 "without SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, serve --http only listens "
                 "on a loopback address (the local credentials are public)"
             )
-        from bot.fake_slack import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET
+        from bot.emulator.inbound import LOCAL_SIGNING_SECRET
+        from bot.emulator.outbound import LOCAL_BOT_TOKEN
 
         logger.warning(
             "no Slack credentials: using the local fake's credentials against %s", slack.api_url

@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from bot.emulator.workspace import Emulator, Outcome
+from bot.emulator.inbound.actions import Outcome
+from bot.emulator.workspace import Emulator
 
 logger = logging.getLogger(__name__)
 

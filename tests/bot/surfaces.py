@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import Delivery, FakeSlack, SlackSender, find_element
+from bot.emulator.inbound import Delivery, SlackSender
+from bot.emulator.outbound import FakeSlack, find_element
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles

@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 
 import bot.listeners.events.messages as message_events
 from bot.app import make_client
-from bot.fake_slack import RecordedCall, new_event_id
+from bot.emulator.inbound import new_event_id
+from bot.emulator.outbound import RecordedCall
 from bot.services import BotServices
 from bot.services.alert_outbox import (
     ALERT_EVENT,

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.fake_slack import RecordedCall
+from bot.emulator.outbound import RecordedCall
 from storage import messages
 from tests.bot.conftest import HAM_TEXT, MEMBER, MODERATOR, SPAM_TEXT, Bot, FakeModels
 

@@ -23,8 +23,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator import Emulator, EmulatorWebServer, Entry
-from bot.emulator.workspace import COMMANDS, MESSAGE_SHORTCUTS, REQUIRED, SLACKBOT
-from bot.fake_slack import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET
+from bot.emulator.directory import COMMANDS, MESSAGE_SHORTCUTS, SLACKBOT
+from bot.emulator.inbound import LOCAL_SIGNING_SECRET
+from bot.emulator.inbound.actions import REQUIRED
+from bot.emulator.outbound import LOCAL_BOT_TOKEN
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.fake_slack import RecordedCall, new_event_id
+from bot.emulator.inbound import new_event_id
+from bot.emulator.outbound import RecordedCall
 from bot.services.alert_outbox import AlertPolicy
 from storage import annotations, messages
 from storage.enums import AnnotationSource

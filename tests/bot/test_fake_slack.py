@@ -17,7 +17,8 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.app import make_client
-from bot.fake_slack import FakeSlack, SlackSender, find_element, slack_signature
+from bot.emulator.inbound import SlackSender, slack_signature
+from bot.emulator.outbound import FakeSlack, find_element
 
 TOKEN = "xoxb-fake-test"
 

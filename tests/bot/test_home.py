@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.fake_slack import LOCAL_TEAM_ID, FakeSlack, RecordedCall
+from bot.emulator.outbound import LOCAL_TEAM_ID, FakeSlack, RecordedCall
 from bot.services.alert_outbox import AlertPolicy
 from storage import annotations, audit, messages, registry, runs
 from storage.db import Database

@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import Delivery, FakeMessage, FakeSlack, SlackSender
+from bot.emulator.inbound import Delivery, SlackSender
+from bot.emulator.outbound import FakeMessage, FakeSlack
 from bot.services import BotServices
 from bot.services.errors import BotError
 from bot.services.retrain_card import SlackRetrainCard

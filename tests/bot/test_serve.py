@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bertbot.cli import main
-from bot.fake_slack import LOCAL_SIGNING_SECRET, FakeSlack, SlackSender
+from bot.emulator.inbound import LOCAL_SIGNING_SECRET, SlackSender
+from bot.emulator.outbound import FakeSlack
 
 
 @pytest.fixture

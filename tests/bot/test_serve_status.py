@@ -10,7 +10,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.fake_slack import LOCAL_SIGNING_SECRET, FakeSlack, SlackSender
+from bot.emulator.inbound import LOCAL_SIGNING_SECRET, SlackSender
+from bot.emulator.outbound import FakeSlack
 from tests.bot.surfaces import all_text
 
 

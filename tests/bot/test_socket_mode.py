@@ -29,7 +29,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bertbot.cli import main
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import LOCAL_APP_TOKEN, LOCAL_BOT_TOKEN, FakeSlack, SlackSender
+from bot.emulator.inbound import LOCAL_APP_TOKEN, SlackSender
+from bot.emulator.outbound import LOCAL_BOT_TOKEN, FakeSlack
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles

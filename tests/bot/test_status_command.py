@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bot.fake_slack import FakeSlack
+from bot.emulator.outbound import FakeSlack
 from bot.services.alert_outbox import AlertPolicy
 from storage import annotations, registry
 from storage.annotations import NewAnnotation

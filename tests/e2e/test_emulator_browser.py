@@ -24,7 +24,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator import Emulator, EmulatorWebServer
-from bot.fake_slack import LOCAL_BOT_TOKEN, LOCAL_SIGNING_SECRET
+from bot.emulator.inbound import LOCAL_SIGNING_SECRET
+from bot.emulator.outbound import LOCAL_BOT_TOKEN
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.retraining import RetrainService

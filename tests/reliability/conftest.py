@@ -28,7 +28,8 @@ from typing import Any, NoReturn
 import pytest
 
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import FakeSlack, RecordedCall, SlackSender
+from bot.emulator.inbound import SlackSender
+from bot.emulator.outbound import FakeSlack, RecordedCall
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.retraining import RetrainService

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from bot.fake_slack import Delivery, RecordedCall, iter_elements
+from bot.emulator.inbound import Delivery
+from bot.emulator.outbound import RecordedCall, iter_elements
 from storage.db import Database
 from tests.bot.conftest import GENERAL, MEMBER, MODERATOR, SPAM_TEXT
 from tests.reliability.conftest import BotFactory, FullBot, Report, posted_to

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.fake_slack import slack_signature
+from bot.emulator.inbound import slack_signature
 from tests.bot.conftest import ADMIN, MEMBER, MODERATOR, SIGNING_SECRET, Bot
 from tests.reliability.conftest import BotFactory, Report
 

@@ -34,13 +34,8 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from bot.fake_slack import (
-    LOCAL_SIGNING_SECRET,
-    Delivery,
-    FakeSlack,
-    SlackSender,
-    new_event_id,
-)
+from bot.emulator.inbound import LOCAL_SIGNING_SECRET, Delivery, SlackSender, new_event_id
+from bot.emulator.outbound import FakeSlack
 from storage.db import Database
 from storage.models import Alert, Annotation, AuditEntry, Message, Prediction, SlackEvent
 from tests.reliability.conftest import Report

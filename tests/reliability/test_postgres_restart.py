@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.fake_slack import DEFAULT_CHANNELS
+from bot.emulator.outbound import DEFAULT_CHANNELS
 from storage import messages
 from storage.db import Database
 from storage.models import Annotation, AuditEntry

@@ -29,7 +29,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.fake_slack import Delivery, SlackSender, iter_elements
+from bot.emulator.inbound import Delivery, SlackSender
+from bot.emulator.outbound import iter_elements
 from bot.services.retraining import PROMOTE, MoveRequest
 from bot.ui import label_modal
 from bot.ui import retrain as admin_blocks

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import BotConfig, create_app, make_client
-from bot.fake_slack import FakeSlack, SlackSender
+from bot.emulator.inbound import SlackSender
+from bot.emulator.outbound import FakeSlack
 from bot.services import BotServices
 from bot.services.retraining import RetrainService
 from bot.services.roles import Roles

@@ -2,7 +2,7 @@
 
 Slash commands are a form body; interactions (``block_actions``, ``view_submission``,
 ``view_closed``, ``message_action``) are a form body with one ``payload`` field holding JSON;
-events are ``event_callback`` JSON (see :meth:`bot.fake_slack.SlackSender.event`).
+events are ``event_callback`` JSON (see :meth:`bot.emulator.inbound.sender.SlackSender.event`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,11 @@ def interaction_body(payload: Mapping[str, Any]) -> bytes:
 
 def action_ts() -> str:
     return f"{time.time():.6f}"
+
+
+def new_trigger_id() -> str:
+    """A fresh ``trigger_id``, shaped like Slack's (``<seconds>.<digits>.<hex>``)."""
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}"
 
 
 def slash_command(

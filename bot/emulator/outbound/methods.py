@@ -1,0 +1,29 @@
+"""Which handler answers which Web API method, and which methods want the app token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.emulator.outbound import chat, conversations, users, views
+from bot.emulator.outbound.state import SlackState
+
+Handler = Callable[[SlackState, dict[str, Any]], dict[str, Any]]
+
+METHODS: dict[str, Handler] = {
+    "auth.test": users.auth_test,
+    "chat.postMessage": chat.post_message,
+    "chat.update": chat.update,
+    "chat.postEphemeral": chat.post_ephemeral,
+    "chat.getPermalink": chat.get_permalink,
+    "views.open": views.open_,
+    "views.update": views.update,
+    "views.publish": views.publish,
+    "reactions.add": users.reactions_add,
+    "users.info": users.users_info,
+    "conversations.history": conversations.history,
+    "conversations.list": conversations.list_channels,
+    "apps.connections.open": users.connections_open,
+}
+# Methods called with the app-level token (xapp-) instead of the bot token.
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
