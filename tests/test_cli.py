@@ -175,3 +175,33 @@ def test_console_script_starts_without_tensorflow(home: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+@pytest.mark.parametrize("how", ["changed", "missing", "extra"])
+def test_models_promote_refuses_a_tampered_version_naming_the_file(
+    home: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    from tests.trainer.test_promotion import _tamper, add_version, production
+
+    assert _run(capsys, "db", "upgrade")[0] == 0
+    database = Database.connect(f"sqlite:///{home / 'bertbot.db'}")
+    add_version(database, home, "1", VersionStatus.ACCEPTED)
+    add_version(database, home, "2", VersionStatus.REJECTED)
+    code, out, err = _run(
+        capsys, "models", "promote", "--task", "spam", "--version", "1", "--reason", "first"
+    )
+    assert code == 0, out + err
+    name = _tamper(home, "2", how)
+
+    code, out, err = _run(
+        capsys, "models", "promote", "--task", "spam", "--version", "2", "--reason", "try"
+    )
+    assert code == 1 and name in err and "spam v2 is refused" in err, out + err
+    assert production(database) == "1"
+
+    # A stale expectation is refused before anything is read from disk.
+    code, out, err = _run(
+        capsys, "models", "rollback", "--task", "spam", "--reason", "x", "--expect", "7"
+    )
+    assert code == 1 and "production moved: it is v1 now, not v7" in err, out + err
+    database.dispose()

@@ -57,6 +57,7 @@ from tests.bot.conftest import (
     TrackingExecutor,
     eventually,
 )
+from trainer.artifact import write_manifest
 from trainer.decisions import RetrainProgress
 from trainer.gate import GateConfig, decide
 from trainer.pipeline import next_version
@@ -166,6 +167,7 @@ class FakeRunner:
         with database.begin() as session:
             production = registry.get_alias(session=session, task=spec.name)
         decision = synthetic_decision(spec, self.promote, production is not None, options.gate)
+        sha256 = write_fake_artifact(options.home / "models" / spec.name / version, version)
         with database.begin() as session:
             record = registry.add_model_version(
                 session=session,
@@ -173,7 +175,7 @@ class FakeRunner:
                 version=version,
                 status=VersionStatus.ACCEPTED if decision.promote else VersionStatus.REJECTED,
                 artifact_uri=f"models/{spec.name}/{version}",
-                sha256="0" * 64,
+                sha256=sha256,
                 base_encoder="fake",
                 hyperparameters={},
                 data_snapshot={"taken_at": "2024-01-01T00:00:00+00:00"},
@@ -209,6 +211,14 @@ class FakeRunner:
         return RetrainOutcome(finished, status, decision.reason, record, decision)
 
 
+def write_fake_artifact(folder: Path, version: str) -> str:
+    """A small artifact folder with a manifest: every alias move verifies one."""
+    (folder / "variables").mkdir(parents=True, exist_ok=True)
+    (folder / "saved_model.pb").write_bytes(f"graph {version}".encode())
+    (folder / "variables" / "variables.data").write_bytes(version.encode() * 64)
+    return write_manifest(folder)
+
+
 def synthetic_decision(spec: TaskSpec, promote: bool, has_production: bool, config: GateConfig):  # type: ignore[no-untyped-def]
     """A real gate decision on made-up predictions: a clearly better or worse candidate."""
     labels = list(spec.labels)
@@ -236,6 +246,7 @@ class RetrainBot:
     runner: FakeRunner
     reloads: list[str]
     executor: TrackingExecutor
+    home: Path
 
     def retrain(self, text: str = "", *, user_id: str = ADMIN, **kwargs: Any) -> Delivery:
         return self.sender.command(text, command="/retrain", user_id=user_id, **kwargs)
@@ -314,7 +325,9 @@ def retrain_bot(
     server = BotHttpServer(app, host="127.0.0.1", port=0, threads=8).start()
     sender = SlackSender(server.events_url, SIGNING_SECRET, fake=fake_slack)
     try:
-        yield RetrainBot(fake_slack, sender, service, database, runner, reloads, executor)
+        yield RetrainBot(
+            fake_slack, sender, service, database, runner, reloads, executor, options.home
+        )
     finally:
         runner.release()
         server.close()
@@ -329,8 +342,12 @@ def seed(
     *,
     production: bool = True,
     corrections: int = CORRECTIONS,
+    home: Path | None = None,
 ) -> None:
-    """Seed labels, production v1 (snapshot taken now), then ``corrections`` corrections."""
+    """Seed labels, production v1 (snapshot taken now), then ``corrections`` corrections.
+
+    With ``home``, v1 has artifact files there (a rollback to it verifies them).
+    """
     labels = ("ham", "spam") if task == "spam" else ("negative", "neutral", "positive")
     with database.begin() as session:
         add_annotations(
@@ -351,7 +368,9 @@ def seed(
                 version="1",
                 status=VersionStatus.ACCEPTED,
                 artifact_uri=f"models/{task}/1",
-                sha256="1" * 64,
+                sha256=(
+                    write_fake_artifact(home / "models" / task / "1", "1") if home else "1" * 64
+                ),
                 base_encoder="fake",
                 hyperparameters={},
                 data_snapshot={"taken_at": utcnow().isoformat()},
@@ -692,7 +711,7 @@ def test_roll_back_by_an_admin_restores_the_previous_production_and_audits_it(
     retrain_bot: RetrainBot,
 ) -> None:
     bot = retrain_bot
-    seed(bot.database)
+    seed(bot.database, home=bot.home)
     card = finished_card(bot, bot.retrain("spam"))
     assert bot.production().version == "2"  # type: ignore[union-attr]
 
@@ -749,6 +768,33 @@ def test_a_non_admin_click_or_submission_is_refused_and_nothing_changes(
     assert bot.audit_count() == audited
     assert bot.fake.message(GENERAL, card.ts).edits == len(bot.fake.calls("chat.update"))  # type: ignore[union-attr]
     assert bot.reloads == []
+
+
+def test_promote_anyway_refuses_a_tampered_candidate_naming_the_file(
+    retrain_bot: RetrainBot, tmp_path: Path
+) -> None:
+    bot = retrain_bot
+    bot.runner.promote = False
+    seed(bot.database)
+    card = finished_card(bot, bot.retrain("spam"))
+    assert bot.production().version == "1"  # type: ignore[union-attr]
+    weights = tmp_path / "home" / "models" / "spam" / "2" / "variables" / "variables.data"
+    weights.write_bytes(b"swapped after training")
+    audited = bot.audit_count()
+
+    assert click(bot, card, admin_blocks.PROMOTE_ACTION, ADMIN).status == 200
+    [opened] = bot.fake.wait_for("views.open")
+    reply = submit_view(bot.sender, user_id=ADMIN, view=opened.params["view"], reason="trust me")
+    assert reply.status == 200
+    [note] = bot.fake.wait_for("chat.postEphemeral")
+    assert "variables/variables.data is corrupt" in note.params["text"]
+    assert "Spam v2 is refused" in note.params["text"]
+    bot.drain()
+    assert bot.production().version == "1"  # type: ignore[union-attr]
+    assert bot.audit_count() == audited
+    assert bot.reloads == [], "serving is not told to load anything"
+    updated = bot.fake.message(GENERAL, card.ts)
+    assert updated is not None and buttons(updated.blocks) == [admin_blocks.PROMOTE_ACTION]
 
 
 # Slack trouble and failures ----------------------------------------------------------
