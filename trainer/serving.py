@@ -280,6 +280,7 @@ class ProductionModels:
         self._refused: dict[str, _Refusal] = {}
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def get(self, task: str) -> Classifier | None:
@@ -325,6 +326,7 @@ class ProductionModels:
             attempts = refusal.attempts + 1 if refusal is not None else 1
             delay = min(self._retry_max_s, self._retry_base_s * 2 ** (attempts - 1))
             self._refused[task] = _Refusal((ref.version, ref.sha256), attempts, now + delay)
+            self._wake.set()  # the poll thread may be waiting for much longer
             logger.error(
                 "refusing %s v%s (keeping %s; attempt %d, next in %.0f s): %s",
                 task,
@@ -356,7 +358,13 @@ class ProductionModels:
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(self._next_wait()):
+        while not self._stop.is_set():
+            woken = self._wake.wait(self._next_wait())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if woken:  # a version was refused meanwhile: work out when to look again
+                continue
             self.refresh()
 
     def _next_wait(self) -> float:
@@ -368,6 +376,7 @@ class ProductionModels:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None

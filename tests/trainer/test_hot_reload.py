@@ -95,3 +95,36 @@ def test_a_registry_error_keeps_the_current_model(trained, tmp_path: Path) -> No
     state["fail"] = True
     assert models.refresh()["toy"].startswith("error")
     assert models.get("toy") is not None and models.get("toy").version == "1"
+
+
+def test_files_that_arrive_after_the_alias_moved_are_served_without_a_restart(
+    trained,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Shared storage may lag: the refused version is retried with back-off, then served."""
+    result, _ = trained
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    shutil.copytree(result.artifact_dir, v1)
+    pointer = {"ref": ModelRef("toy", "1", v1, result.sha256)}
+    models = ProductionModels(
+        ["toy"], lambda task: pointer["ref"], poll_seconds=30.0, retry_base_s=1.0
+    )
+    assert models.refresh() == {"toy": "loaded 1"}
+    models.start()
+    try:
+        pointer["ref"] = ModelRef("toy", "2", v2, result.sha256)  # the alias moves first
+        moved = time.monotonic()
+        assert models.refresh("toy")["toy"].startswith("refused 2")
+        assert models.versions() == {"toy": "1"}, "v1 keeps serving meanwhile"
+        arrive = threading.Timer(5.0, shutil.copytree, args=(result.artifact_dir, v2))
+        arrive.start()
+        deadline = moved + 30
+        while models.versions().get("toy") != "2" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        served_after = time.monotonic() - moved
+        arrive.join()
+    finally:
+        models.stop()
+    print(f"late files: v2 served {served_after:.1f} s after the alias moved (files at 5 s)")
+    assert models.versions() == {"toy": "2"}, "the late files were never picked up"
+    assert 5.0 <= served_after < 20.0, "picked up by the back-off, well before the 30-s poll"
