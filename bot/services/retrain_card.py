@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from bot.services.retraining import JobInfo, RetrainReport
+from bot.services.retrain_requests import JobInfo, RetrainReport
 from bot.ui import retrain as admin_blocks
 from bot.ui.retrain import Rendered
 from trainer.decisions import RetrainProgress

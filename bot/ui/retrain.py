@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bot.services.retraining import (
+from bot.services.retrain_requests import (
     PROMOTE,
     ROLLBACK,
     Busy,

@@ -30,14 +30,8 @@ from bot.emulator.outbound import FakeMessage, FakeSlack
 from bot.services import BotServices
 from bot.services.errors import BotError
 from bot.services.retrain_card import SlackRetrainCard
-from bot.services.retraining import (
-    WORKER_THREAD_PREFIX,
-    JobInfo,
-    RetrainPlan,
-    RetrainRequest,
-    RetrainService,
-    parse_retrain,
-)
+from bot.services.retrain_requests import JobInfo, RetrainPlan, RetrainRequest, parse_retrain
+from bot.services.retraining import WORKER_THREAD_PREFIX, RetrainService
 from bot.services.roles import Roles
 from bot.transport.http import BotHttpServer
 from bot.ui import retrain as admin_blocks
@@ -46,6 +40,7 @@ from storage.annotations import NewAnnotation, add_annotation, add_annotations
 from storage.db import Database
 from storage.enums import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
 from storage.records import ModelVersionRecord
+from tests.artifacts import write_fake_artifact
 from tests.bot.conftest import (
     ADMIN,
     BOT_TOKEN,
@@ -57,7 +52,6 @@ from tests.bot.conftest import (
     TrackingExecutor,
     eventually,
 )
-from trainer.artifact import write_manifest
 from trainer.decisions import RetrainProgress
 from trainer.gate import GateConfig, decide
 from trainer.pipeline import next_version
@@ -209,14 +203,6 @@ class FakeRunner:
                 gate_decision=decision.to_json(),
             )
         return RetrainOutcome(finished, status, decision.reason, record, decision)
-
-
-def write_fake_artifact(folder: Path, version: str) -> str:
-    """A small artifact folder with a manifest: every alias move verifies one."""
-    (folder / "variables").mkdir(parents=True, exist_ok=True)
-    (folder / "saved_model.pb").write_bytes(f"graph {version}".encode())
-    (folder / "variables" / "variables.data").write_bytes(version.encode() * 64)
-    return write_manifest(folder)
 
 
 def synthetic_decision(spec: TaskSpec, promote: bool, has_production: bool, config: GateConfig):  # type: ignore[no-untyped-def]

@@ -172,6 +172,7 @@ class FullBot(Bot):
     status: StatusService
     retraining: RetrainService
     runner: RecordingRunner
+    home: Path
 
 
 @pytest.fixture
@@ -253,6 +254,7 @@ def serve_bot(tmp_path: Path) -> Iterator[BotFactory]:
                 status,
                 retraining,
                 runner,
+                tmp_path / "home",
             )
 
         yield serve

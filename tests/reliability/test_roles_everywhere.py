@@ -25,13 +25,14 @@ import json
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.emulator.inbound import Delivery, SlackSender
 from bot.emulator.outbound import iter_elements
-from bot.services.retraining import PROMOTE, MoveRequest
+from bot.services.retrain_requests import PROMOTE, MoveRequest
 from bot.ui import label_modal
 from bot.ui import retrain as admin_blocks
 from bot.ui.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
@@ -40,6 +41,7 @@ from storage import registry
 from storage.db import Database
 from storage.enums import VersionStatus
 from storage.models import Alias, Annotation, AuditEntry, Lease, ModelVersion, TrainingRun
+from tests.artifacts import write_fake_artifact
 from tests.bot import surfaces
 from tests.bot.conftest import ADMIN, GENERAL, MEMBER, MODERATOR, SPAM_TEXT
 from tests.reliability.conftest import BotFactory, FullBot, Report
@@ -274,7 +276,7 @@ def _retrain(bot: FullBot, dry: DrySender) -> Signed:
     return dry.take()
 
 
-def _seed_registry(database: Database) -> None:
+def _seed_registry(database: Database, home: Path) -> None:
     """spam v1 in production and a rejected v2: what a card's buttons act on."""
     with database.begin() as session:
         if registry.list_model_versions(session=session, task="spam"):
@@ -286,7 +288,7 @@ def _seed_registry(database: Database) -> None:
                 version=version,
                 status=status,
                 artifact_uri=f"models/spam/{version}",
-                sha256="0" * 64,
+                sha256=write_fake_artifact(home / "models" / "spam" / version, version),
                 base_encoder="fake",
                 hyperparameters={},
                 data_snapshot={},
@@ -305,7 +307,7 @@ def _seed_registry(database: Database) -> None:
 
 def _card_button(action_id: str, version: str) -> Callable[[FullBot, DrySender], Signed]:
     def build(bot: FullBot, dry: DrySender) -> Signed:
-        _seed_registry(bot.database)
+        _seed_registry(bot.database, bot.home)
         value = json.dumps({"task": "spam", "version": version, "run": None})
         button = {"type": "button", "action_id": action_id, "value": value, "text": {}}
         card = [{"type": "actions", "block_id": "retrain_card:1", "elements": [button]}]
@@ -323,7 +325,7 @@ def _card_button(action_id: str, version: str) -> Callable[[FullBot, DrySender],
 
 
 def _move_submission(bot: FullBot, dry: DrySender) -> Signed:
-    _seed_registry(bot.database)
+    _seed_registry(bot.database, bot.home)
     view = admin_blocks.move_modal(
         MoveRequest(PROMOTE, "spam", "2", None, ""), CardRef(GENERAL, None, None)
     )

@@ -15,13 +15,8 @@ from slack_sdk import WebClient
 
 from bot.services.errors import BotError, NotAllowedError
 from bot.services.retrain_card import SlackRetrainCard
-from bot.services.retraining import (
-    CONTEXT_KEY,
-    JobInfo,
-    RequestOutcome,
-    RetrainService,
-    parse_retrain,
-)
+from bot.services.retrain_requests import JobInfo, RequestOutcome, parse_retrain
+from bot.services.retraining import CONTEXT_KEY, RetrainService
 from bot.services.roles import Roles
 from bot.ui import retrain as retrain_ui
 
