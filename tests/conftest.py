@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from storage import schema
 from storage.db import Database
+from tests.ci import running_in_ci
 
 POSTGRES_ENV = "BERTBOT_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -27,7 +28,7 @@ def _postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         message = f"PostgreSQL tests did not run: {POSTGRES_ENV} is not set"
-        if os.environ.get("CI") == "true":
+        if running_in_ci():
             pytest.fail(message + " (required when CI=true)")
         pytest.skip(message)
     if url.startswith(("postgres://", "postgresql://")):
@@ -57,7 +58,7 @@ class FreshDatabases:
         except Exception as exc:  # noqa: BLE001 - turn any connection failure into a clear message
             admin.dispose()
             message = f"PostgreSQL at {base_url.render_as_string()} is not usable: {exc}"
-            if os.environ.get("CI") == "true":
+            if running_in_ci():
                 pytest.fail(message)
             pytest.skip(message)
         admin.dispose()

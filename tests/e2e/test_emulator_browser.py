@@ -38,6 +38,7 @@ from storage.enums import AnnotationSource
 from storage.records import AnnotationRecord
 from tests.bot.conftest import SPAM_TEXT, TrackingExecutor, fake_models
 from tests.bot.test_retrain_command import FakeRunner
+from tests.ci import running_in_ci
 from trainer.gate import GateConfig
 from trainer.retrain import RetrainOptions
 from trainer.tasks import BUILTIN_TASKS
@@ -54,7 +55,7 @@ def _require_chromium() -> None:
     if CHROMIUM.exists():
         return
     message = f"the browser tests need {CHROMIUM}: apt-get install -y chromium"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if running_in_ci():
         pytest.fail(f"{message} (CI=true: failing instead of skipping)")
     pytest.skip(message)
 

@@ -49,6 +49,7 @@ from tests.bot.conftest import (
     TrackingExecutor,
     fake_models,
 )
+from tests.ci import running_in_ci
 from tests.conftest import FreshDatabases
 from trainer.retrain import RetrainError, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS
@@ -311,7 +312,7 @@ class PostgresServer:
 
 
 def _cannot(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
+    if running_in_ci():
         pytest.fail(message + " (required when CI=true)")
     pytest.skip(message)
 
