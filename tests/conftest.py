@@ -101,6 +101,14 @@ def migrated_database(request: pytest.FixtureRequest, fresh_databases: FreshData
     return database
 
 
+@pytest.fixture(params=BACKENDS)
+def fresh_database(request: pytest.FixtureRequest, fresh_databases: FreshDatabases) -> Database:
+    """A new database of each backend, migrated to head, for tests that commit."""
+    database = fresh_databases.create(request.param)
+    schema.upgrade(database)
+    return database
+
+
 @pytest.fixture
 def backend(migrated_database: Database) -> str:
     return migrated_database.dialect

@@ -268,31 +268,23 @@ class RetrainService:
         if not reason:
             raise BotError("Say why: the reason is kept in the audit log.")
         details = {"via": "slack", "run": request.run_id}
+        if request.action not in (PROMOTE, ROLLBACK):
+            raise BotError(f"Unknown action {request.action!r}.")
+        promote = request.action == PROMOTE
         try:
-            if request.action == PROMOTE:
-                move = manual_move(
-                    self._database,
-                    spec.name,
-                    action=PROMOTE,
-                    actor=user_id,
-                    reason=reason,
-                    home=self._options.home,
-                    version=request.version,
-                    details=details | {"gate_overridden": True},
-                )
-            elif request.action == ROLLBACK:
-                move = manual_move(
-                    self._database,
-                    spec.name,
-                    action=ROLLBACK,
-                    actor=user_id,
-                    reason=reason,
-                    home=self._options.home,
-                    expected_production=request.version,
-                    details=details,
-                )
-            else:
-                raise BotError(f"Unknown action {request.action!r}.")
+            move = manual_move(
+                self._database,
+                spec.name,
+                action=PROMOTE if promote else ROLLBACK,
+                actor=user_id,
+                reason=reason,
+                home=self._options.home,
+                # "Promote anyway" names its candidate; "Roll back" undoes the promotion the
+                # card shows, so production must still be that version.
+                version=request.version if promote else None,
+                expected_production=None if promote else request.version,
+                details=details | ({"gate_overridden": True} if promote else {}),
+            )
         except PromotionError as exc:
             raise BotError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from exc
         logger.info(

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from storage import audit, registry, schema
+from storage import audit, registry
 from storage.db import Database
 from storage.enums import VersionStatus
-from tests.conftest import BACKENDS, FreshDatabases
 from trainer.artifact import write_manifest
 from trainer.promotion import (
     ArtifactRefusedError,
@@ -27,11 +26,9 @@ from trainer.promotion import (
 )
 
 
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, fresh_databases: FreshDatabases) -> Database:
-    database = fresh_databases.create(request.param)
-    schema.upgrade(database)
-    return database
+@pytest.fixture
+def database(fresh_database: Database) -> Database:
+    return fresh_database
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from storage import audit, registry, runs, schema
+from storage import audit, registry, runs
 from storage.db import Database
 from storage.enums import RunStatus, RunTrigger, VersionStatus
-from tests.conftest import BACKENDS, FreshDatabases
-from tests.trainer.test_retrain import FAST, TOY, correct, seed
+from tests.trainer.test_retrain import TOY, correct, options, seed  # noqa: F401 - fixture
 from tests.trainer.test_train import toy_examples
 from trainer.decisions import Check, GateDecision, RetrainProgress
 from trainer.gate import GateConfig, first_model_check
@@ -48,24 +47,9 @@ class AlwaysPromote:
         return first_model_check(metrics)
 
 
-@pytest.fixture(params=BACKENDS)
-def database(request: pytest.FixtureRequest, fresh_databases: FreshDatabases) -> Database:
-    database = fresh_databases.create(request.param)
-    schema.upgrade(database)
-    return database
-
-
 @pytest.fixture
-def options(tmp_path: Path, tiny_encoder_dir: Path) -> RetrainOptions:
-    return RetrainOptions(
-        home=tmp_path / "home",
-        encoder_dir=tiny_encoder_dir,
-        base_encoder="tiny-bert",
-        gate=GateConfig(min_eval=20, bootstrap_resamples=300),
-        max_minutes=2,
-        min_new_labels=5,
-        train_overrides=FAST,
-    )
+def database(fresh_database: Database) -> Database:
+    return fresh_database
 
 
 def production(database: Database) -> str | None:
@@ -96,7 +80,8 @@ def copy_as_version(database: Database, home: Path, source: str, version: str) -
 
 @pytest.mark.slow
 def test_a_rollback_during_a_retrain_wins_and_the_run_is_superseded(
-    database: Database, options: RetrainOptions
+    database: Database,
+    options: RetrainOptions,  # noqa: F811 - the imported fixture
 ) -> None:
     home = options.home
     seed(database)
@@ -153,7 +138,9 @@ def test_a_rollback_during_a_retrain_wins_and_the_run_is_superseded(
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["changed", "extra"])
 def test_a_warm_start_from_a_tampered_production_fails_cleanly(
-    database: Database, options: RetrainOptions, how: str
+    database: Database,
+    options: RetrainOptions,  # noqa: F811 - the imported fixture
+    how: str,
 ) -> None:
     seed(database)
     first = retrain(database, TOY, options, trigger=RunTrigger.CLI, requested_by="cli")
