@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.inbox_policy import InboxPolicy
 from trainer.bounds import field_bounds
 from trainer.options import GateConfig, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
@@ -139,6 +140,25 @@ class RetrainSettings(BaseModel):
         return value
 
 
+class InboxSettings(BaseModel):
+    """How acknowledged Slack events are retried and kept (``BERTBOT_INBOX__*``).
+
+    Defaults and bounds come from :class:`bot.inbox_policy.InboxPolicy`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = _from(InboxPolicy, "max_attempts")
+    retry_base_seconds: float = _from(InboxPolicy, "retry_base_seconds")
+    retry_max_seconds: float = _from(InboxPolicy, "retry_max_seconds")
+    claim_seconds: float = _from(InboxPolicy, "claim_seconds")
+    sweep_seconds: float = _from(InboxPolicy, "sweep_seconds")
+    retention_days: float = _from(InboxPolicy, "retention_days")
+
+    def policy(self) -> InboxPolicy:
+        return InboxPolicy(**self.model_dump())
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -199,6 +219,7 @@ class Settings(BaseSettings):
 
     gate: GateSettings = GateSettings()
     retrain: RetrainSettings = RetrainSettings()
+    inbox: InboxSettings = InboxSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

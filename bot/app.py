@@ -25,6 +25,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import listeners
+from bot.listeners.describe import describe_request
 from bot.services import BotServices
 from bot.services.retraining import RetrainService
 from bot.services.status import StatusService
@@ -125,7 +126,9 @@ def create_app(
     """Build the Bolt app with every listener registered.
 
     Listeners ack first; Bolt then runs the rest on ``executor`` (``process_before_response``
-    is off), so Slack gets its answer in milliseconds whatever the listener does next.
+    is off), so Slack gets its answer in milliseconds whatever the listener does next. Event
+    callbacks are stored in ``services.inbox`` before their ack and handled on ``executor``
+    after it; run an :class:`bot.services.inbox.InboxSweeper` beside the app to retry them.
 
     Args:
         config: Signing secret and threading.
@@ -141,6 +144,9 @@ def create_app(
     Raises:
         slack_bolt.error.BoltError: ``verify_token`` is on and Slack rejects the token.
     """
+    listener_executor = executor or ThreadPoolExecutor(
+        config.listener_threads, thread_name_prefix="bertbot-listener"
+    )
     app = App(
         name="bertbot",
         client=client,
@@ -148,13 +154,12 @@ def create_app(
         process_before_response=False,
         request_verification_enabled=True,
         token_verification_enabled=config.verify_token,
-        listener_executor=executor
-        or ThreadPoolExecutor(config.listener_threads, thread_name_prefix="bertbot-listener"),
+        listener_executor=listener_executor,
         logger=logging.getLogger("bot.listeners"),
     )
     if retraining is not None:
         app.middleware(retraining.middleware)
-    listeners.register(app, services, status=status)
+    listeners.register(app, services, executor=listener_executor, status=status)
     app.error(handle_error)
     return app
 
@@ -172,7 +177,7 @@ def handle_error(
         "unhandled error %s (ref %s): %s",
         type(error).__name__,
         reference,
-        _describe(body),
+        describe_request(body),
         exc_info=error,
     )
     if ack is not None and ack.response is not None:
@@ -191,28 +196,3 @@ def handle_error(
         )
     except (SlackClientError, OSError):
         logger.warning("could not tell the user about error %s", reference, exc_info=True)
-
-
-def _describe(body: dict[str, Any]) -> str:
-    """Who, where and what a request was, for logs (never the message text)."""
-    if not isinstance(body, dict):
-        return "request without a body"
-    kind = body.get("type") or ("command " + str(body.get("command")) if "command" in body else "?")
-    # The last resort must not raise on a malformed body: every field may be missing or odd.
-    user = body.get("user_id") or _id_of(body.get("user"))
-    channel = body.get("channel_id") or _id_of(body.get("channel"))
-    event = body.get("event")
-    if isinstance(event, dict) and event:
-        kind = f"event {event.get('type')}/{event.get('subtype') or '-'} {body.get('event_id')}"
-        user = user or _id_of(event.get("user"))
-        channel = channel or _id_of(event.get("channel"))
-    actions_ = body.get("actions")
-    if isinstance(actions_, list) and actions_ and isinstance(actions_[0], dict):
-        kind = f"{kind} {actions_[0].get('action_id')}"
-    team = body.get("team_id") or _id_of(body.get("team"))
-    return f"{kind} team={team} user={user} channel={channel}"
-
-
-def _id_of(value: Any) -> Any:
-    """An id given as ``"U1"`` or as ``{"id": "U1"}``; None otherwise."""
-    return value.get("id") if isinstance(value, dict) else value if isinstance(value, str) else None

@@ -45,3 +45,12 @@ class RunStatus(enum.StrEnum):
 class VersionStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+
+
+class InboxStatus(enum.StrEnum):
+    """Where an acknowledged Slack delivery is: waiting, being handled, handled, given up."""
+
+    PENDING = "pending"
+    WORKING = "working"
+    DONE = "done"
+    DEAD = "dead"

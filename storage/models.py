@@ -28,7 +28,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus, utcnow
+from storage.enums import (
+    AnnotationSource,
+    InboxStatus,
+    RunStatus,
+    RunTrigger,
+    Split,
+    VersionStatus,
+    utcnow,
+)
 from storage.texts import storable_text
 
 NAMING_CONVENTION = {
@@ -163,6 +171,33 @@ class Alert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     posted_at: Mapped[datetime | None]
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class InboxItem(Base):
+    """A Slack event delivery, stored before it is acknowledged (the durable inbox).
+
+    Written in its own short unit of work before the 200 (HTTP) or the envelope ack (Socket
+    Mode); handled after, by whichever process claims it (``claimed_by`` until
+    ``claimed_until``); marked ``done`` in the unit of work of its effects. A failure waits
+    until ``available_at`` (exponential back-off); after too many it is ``dead``.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index(None, "status", "available_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[InboxStatus] = mapped_column(_enum(InboxStatus, "inbox_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
 
 
 class Annotation(Base):

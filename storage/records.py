@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
+from storage.enums import (
+    AnnotationSource,
+    InboxStatus,
+    RunStatus,
+    RunTrigger,
+    Split,
+    VersionStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -146,3 +153,31 @@ class AuditRecord:
     subject: str
     details: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class InboxRecord:
+    id: int
+    event_id: str
+    event_type: str
+    team_id: str | None
+    payload: str
+    received_at: datetime
+    status: InboxStatus
+    attempts: int
+    available_at: datetime
+    claimed_by: str | None
+    claimed_until: datetime | None
+    last_error: str | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InboxStats:
+    """How the inbox stands: what waits, since when, and what was given up."""
+
+    pending: int
+    working: int
+    dead: int
+    done: int
+    oldest_waiting_at: datetime | None

@@ -110,6 +110,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import BotConfig, create_app, make_client
     from bot.services import BotServices
     from bot.services.alert_outbox import AlertPolicy, AlertSweeper
+    from bot.services.inbox import InboxSweeper
     from bot.services.retraining import RetrainService
     from bot.services.roles import Roles
     from bot.services.status import StatusService
@@ -150,6 +151,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             reaction=settings.alert_reaction,
             retry_seconds=settings.alert_retry_seconds,
         ),
+        inbox=settings.inbox.policy(),
     )
     status = StatusService(
         database,
@@ -172,6 +174,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
     # claims in the outbox keep two processes from posting one alert twice.
     sweeper = AlertSweeper(services.outbox, client, interval_s=settings.alert_retry_seconds)
+    # Handles acknowledged events that a failure or a dead process left in the inbox.
+    inbox_sweeper = InboxSweeper(services.inbox)
     scheduler: Any = None
     try:
         try:
@@ -195,6 +199,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             server = BotHttpServer(app, host=args.host, port=port, threads=args.threads)
         models.start()
         sweeper.start()
+        inbox_sweeper.start()
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
             raise KeyboardInterrupt
@@ -230,6 +235,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             server.close()
         print("bertbot: stopped", flush=True)
     finally:
+        inbox_sweeper.stop()
         sweeper.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=False)

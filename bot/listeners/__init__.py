@@ -8,6 +8,8 @@ closures (or Bolt's context for the retrain service), never module globals.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 from slack_bolt import App
 
 from bot.listeners import actions, commands, events, views
@@ -15,16 +17,23 @@ from bot.services import BotServices
 from bot.services.status import StatusService
 
 
-def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
+def register(
+    app: App,
+    services: BotServices,
+    *,
+    executor: Executor,
+    status: StatusService | None = None,
+) -> None:
     """Register every listener on ``app``.
 
     Args:
         app: The Bolt app.
         services: The use cases the listeners call.
+        executor: Runs listeners (and the inbox's handling) after the ack.
         status: Serves ``/bertbot status``, the App Home tab and the "Label with bertbot"
             shortcut; without it those surfaces are not registered.
     """
     commands.register(app, services, status=status)
-    events.register(app, services, status=status)
+    events.register(app, services, executor=executor, status=status)
     actions.register(app, services, status=status)
     views.register(app, services, status=status)

@@ -2,7 +2,8 @@
 
 ``classification`` answers ``/classify``; ``ingestion`` stores channel messages;
 ``alert_outbox`` queues, claims and posts moderators' alerts; ``corrections`` stores
-moderators' labels. All four share one :class:`~bot.services.predictor.Predictor`.
+moderators' labels; ``inbox`` keeps event deliveries from being lost after their ack.
+The first four share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
 holds the errors meant for the Slack user.
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.inbox_policy import InboxPolicy
 from bot.services.alert_outbox import AlertOutbox, AlertPolicy
 from bot.services.classification import ClassificationService
 from bot.services.corrections import CorrectionService
+from bot.services.inbox import Inbox
 from bot.services.ingestion import IngestionService
 from bot.services.predictor import ModelSource, Predictor
 from bot.services.roles import Roles
@@ -39,6 +42,7 @@ class BotServices:
         ingestion: Channel messages and their edits and deletions.
         outbox: Moderators' alerts: their policy, claims and posts.
         corrections: Moderators' labels.
+        inbox: Event deliveries stored before their ack, handled after.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class BotServices:
         roles: Roles,
         *,
         alerts: AlertPolicy | None = None,
+        inbox: InboxPolicy | None = None,
     ) -> None:
         """Wire the services.
 
@@ -58,6 +63,7 @@ class BotServices:
             tasks: The active tasks by name, in display order.
             roles: Admins and moderators.
             alerts: When and where to alert moderators.
+            inbox: How event deliveries are retried and kept.
         """
         self.roles = roles
         self.predictor = Predictor(models, tasks)
@@ -65,3 +71,4 @@ class BotServices:
         self.outbox = AlertOutbox(database, self.predictor, alerts or AlertPolicy())
         self.ingestion = IngestionService(database, self.predictor, self.outbox)
         self.corrections = CorrectionService(database, self.predictor, roles)
+        self.inbox = Inbox(database, inbox)

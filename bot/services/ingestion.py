@@ -10,14 +10,18 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.services.alert_outbox import Alert, AlertOutbox
 from bot.services.predictor import Predictor, TaskResult, store_prediction
+from storage import inbox as inbox_store
 from storage import messages
 from storage.db import Database
 from storage.errors import DuplicateError
 from storage.records import MessageRecord, PredictionRecord
+
+if TYPE_CHECKING:
+    from bot.services.inbox import InboxClaim
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +75,9 @@ class IngestionService:
         self._predictor = predictor
         self._alerts = alerts
 
-    def record_message(self, *, event_id: str, message: SlackMessage) -> MessageOutcome:
+    def record_message(
+        self, *, event_id: str, message: SlackMessage, claim: InboxClaim | None = None
+    ) -> MessageOutcome:
         """Store a new channel message and one prediction per task, once per event.
 
         The event id is recorded before anything else, in the same unit of work as the
@@ -84,11 +90,13 @@ class IngestionService:
         Args:
             event_id: Slack's ``event_id`` (the same across retries).
             message: The message.
+            claim: The inbox delivery being handled: marked done in this unit of work.
 
         Returns:
             ``STORED`` with predictions and alerts, or ``DUPLICATE`` with the pending alerts.
         """
         with self._database.begin() as session:
+            _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message", message.team_id):
                 return self._duplicate(session, message)
             try:
@@ -100,7 +108,9 @@ class IngestionService:
             alerts = self._alerts.queue(session, results, stored, previous={})
         return MessageOutcome(MessageStatus.STORED, stored, results, alerts)
 
-    def record_edit(self, *, event_id: str, message: SlackMessage) -> MessageOutcome:
+    def record_edit(
+        self, *, event_id: str, message: SlackMessage, claim: InboxClaim | None = None
+    ) -> MessageOutcome:
         """Re-classify an edited message (stored as new if the bot had not seen it).
 
         An edit that leaves the text as it was (an unfurl, a pin) stores nothing new. An
@@ -115,6 +125,7 @@ class IngestionService:
             the message's alerts still unposted).
         """
         with self._database.begin() as session:
+            _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message_changed", message.team_id):
                 return self._duplicate(session, message)
             existing = messages.find_message(
@@ -143,7 +154,13 @@ class IngestionService:
         return MessageOutcome(status, stored, results, alerts)
 
     def record_deletion(
-        self, *, event_id: str, team_id: str, channel_id: str, ts: str
+        self,
+        *,
+        event_id: str,
+        team_id: str,
+        channel_id: str,
+        ts: str,
+        claim: InboxClaim | None = None,
     ) -> MessageOutcome:
         """Mark a message deleted; its predictions and labels are kept.
 
@@ -151,6 +168,7 @@ class IngestionService:
             ``DELETED``, ``UNKNOWN`` (never stored) or ``DUPLICATE``.
         """
         with self._database.begin() as session:
+            _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message_deleted", team_id):
                 return MessageOutcome(MessageStatus.DUPLICATE)
             existing = messages.find_message(
@@ -202,3 +220,9 @@ class IngestionService:
         if alerts:
             logger.info("message %s has %d unposted alert(s)", stored.id, len(alerts))
         return MessageOutcome(MessageStatus.DUPLICATE, stored, alerts=alerts)
+
+
+def _mark_handled(session: Any, claim: InboxClaim | None) -> None:
+    """The inbox row is done exactly when this unit of work's effects commit."""
+    if claim is not None:
+        inbox_store.mark_done(session=session, item_id=claim.id)

@@ -20,10 +20,11 @@ from bot.services.ingestion import SlackMessage
 from bot.services.predictor import ModelSource
 from bot.services.roles import Roles
 from storage import annotations as label_store
+from storage import inbox as inbox_store
 from storage import messages, overview, registry
 from storage.db import Database
 from storage.errors import DuplicateError
-from storage.records import MessageRecord, PredictionRecord
+from storage.records import InboxStats, MessageRecord, PredictionRecord
 from trainer.decisions import GateDecision
 from trainer.promotion import snapshot_time
 from trainer.tasks import TaskSpec
@@ -98,6 +99,7 @@ class StatusReport:
     tasks: tuple[TaskStatus, ...]
     next_retrain: datetime | None
     generated_at: datetime
+    inbox: InboxStats | None = None
 
 
 @dataclass(frozen=True)
@@ -230,8 +232,9 @@ class StatusService:
         now = self._clock()
         with self._database.begin() as session:
             tasks = tuple(self._task_status(session, spec) for spec in self._tasks.values())
+            inbox = inbox_store.stats(session=session)
         next_retrain = self._next_retrain(now) if self._next_retrain is not None else None
-        return StatusReport(tasks, next_retrain, now)
+        return StatusReport(tasks, next_retrain, now, inbox)
 
     # App Home --------------------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.services.status import LabelCount, StatusReport, TaskStatus
 from bot.ui.blocks import escape, label_title
 from bot.ui.format import Block, context, header, limit_blocks, score, section, when, who
+from storage.records import InboxStats
 
 COMMAND = "/bertbot"
 SUBCOMMANDS = (("status", "models, metrics, labels and the next retrain"), ("help", "this help"))
@@ -65,6 +68,18 @@ def next_retrain_line(report: StatusReport) -> str:
     return f":calendar: Next scheduled retrain: {when(report.next_retrain)}"
 
 
+def inbox_line(stats: InboxStats, now: datetime) -> str:
+    """Acknowledged events still to handle, the oldest's age, and dead letters."""
+    waiting = stats.pending + stats.working
+    line = f"{waiting} waiting"
+    if waiting and stats.oldest_waiting_at is not None:
+        seconds = max(0.0, (now - stats.oldest_waiting_at).total_seconds())
+        line += (
+            f" (oldest {seconds:.0f} s)" if seconds < 120 else f" (oldest {seconds / 60:.0f} min)"
+        )
+    return line + f", {stats.dead} dead letter(s), {stats.done} handled"
+
+
 def status_blocks(report: StatusReport) -> list[Block]:
     """Per task: the production model and its metrics, the labels, and new corrections."""
     blocks: list[Block] = [header("bertbot status")]
@@ -72,6 +87,12 @@ def status_blocks(report: StatusReport) -> list[Block]:
         blocks.append(section(production_line(status), block_id=f"task:{status.task.name}"))
         blocks.append(context(data_line(status), block_id=f"data:{status.task.name}"))
     blocks.append(context(next_retrain_line(report), block_id="next_retrain"))
+    if report.inbox is not None:
+        icon = ":warning:" if report.inbox.dead else ":inbox_tray:"
+        text = f"{icon} Events inbox: {inbox_line(report.inbox, report.generated_at)}"
+        if report.inbox.dead:
+            text += " · `bertbot inbox list --dead`"
+        blocks.append(context(text, block_id="inbox"))
     return limit_blocks(blocks)
 
 

@@ -252,7 +252,7 @@ def test_a_5xx_on_the_alert_is_logged_and_the_message_stays_stored(
         event, _ = _post(bot, SPAM_TEXT)
     assert [c.status for c in bot.fake.calls("chat.postMessage")] == [503]
     assert _stored(bot, GENERAL, event["ts"])[0] is not None
-    [record] = [r for r in caplog.records if "unhandled error" in r.getMessage()]
+    [record] = [r for r in caplog.records if "posting the alerts of" in r.getMessage()]
     assert "event message/-" in record.getMessage() and f"user={MEMBER}" in record.getMessage()
     assert SPAM_TEXT not in record.getMessage()
 

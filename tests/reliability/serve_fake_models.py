@@ -6,6 +6,8 @@ point of a request:
 
 * the production models are the keyword fakes of ``tests/bot`` (no TensorFlow, no
   registry): predictions are stored as with real models;
+* ``BERTBOT_TEST_PREDICT_SECONDS`` makes each prediction take that long (a real model's
+  time), so a test can kill the process while it works through a backlog;
 * ``BERTBOT_TEST_STALL=<where>:<word>`` makes the process write ``BERTBOT_TEST_STALL_MARKER``
   and sleep when it handles a text containing ``<word>``, at ``<where>``:
   ``predict`` (inside the message's unit of work, after the event id and the message were
@@ -34,6 +36,7 @@ from tests.bot.conftest import FakeClassifier, fake_models  # noqa: E402
 
 STALL_ENV = "BERTBOT_TEST_STALL"
 MARKER_ENV = "BERTBOT_TEST_STALL_MARKER"
+DELAY_ENV = "BERTBOT_TEST_PREDICT_SECONDS"
 
 
 def _stall(where: str, text: str) -> None:
@@ -54,6 +57,8 @@ class StallingClassifier:
     def predict(self, texts: Sequence[str]) -> list[Any]:
         for text in texts:
             _stall("predict", text)
+        # A model call's time, so that a test can kill the process while it works.
+        time.sleep(float(os.environ.get(DELAY_ENV) or 0) * len(texts))
         return self._inner.predict(texts)
 
 

@@ -18,6 +18,7 @@ TABLES = {
     "alerts",
     "aliases",
     "annotations",
+    "inbox",
     "audit_log",
     "leases",
     "messages",
@@ -83,12 +84,12 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
 
     schema.upgrade(empty_database, "0002")
     assert schema.current_revision(empty_database) == "0002"
-    assert _tables(empty_database) == TABLES
+    assert _tables(empty_database) == TABLES - {"inbox"}
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
 
     schema.downgrade(empty_database, "0001")
-    assert _tables(empty_database) == TABLES - {"alerts"}
+    assert _tables(empty_database) == TABLES - {"alerts", "inbox"}
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
 
@@ -112,8 +113,8 @@ def test_superseded_runs_and_one_audit_format_both_ways(empty_database: Database
         with pytest.raises(IntegrityError):
             with connection.begin_nested():
                 _insert_run(connection, "superseded")
-    schema.upgrade(empty_database)
-    assert schema.check_schema(empty_database) == "0003"
+    schema.upgrade(empty_database, "0003")
+    assert schema.current_revision(empty_database) == "0003"
     with empty_database.engine.begin() as connection:
         _insert_run(connection, "superseded")
         details = connection.exec_driver_sql("SELECT details FROM audit_log").scalar()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 from slack_bolt import App
 
-from bot.listeners.events import home, messages
+from bot.listeners.events import home, inbox
 from bot.services import BotServices
 from bot.services.status import StatusService
 
 
-def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
-    messages.register(app, services.ingestion, services.outbox)
+def register(
+    app: App, services: BotServices, *, executor: Executor, status: StatusService | None = None
+) -> None:
+    inbox.register(app, services.inbox, services.ingestion, services.outbox, executor)
     if status is not None:
         home.register(app, status)

@@ -1,25 +1,29 @@
 """Channel messages: classified and stored, edits re-classified, deletions marked.
 
-Bolt acks every event before these listeners run. Bots' messages (including bertbot's own
-alerts) are ignored; a delivery Slack retries is stored once (see
+Message events reach :func:`handle_message_event` through the durable inbox (see
+:mod:`bot.listeners.events.inbox`), after Slack was acknowledged. Bots' messages (including
+bertbot's own alerts) are ignored; a delivery is stored once (see
 :meth:`bot.services.ingestion.IngestionService.record_message`). An alert goes to the
 moderators' channel when a task's alert label crosses the threshold: stored with the
-message, posted after the commit; a retried delivery posts the alerts its first delivery
-left unposted (:func:`bot.services.alert_outbox.deliver_alert`).
+message, posted after the commit; the outbox's sweeper posts what a crash left unposted
+(:func:`bot.services.alert_outbox.deliver_alert`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
+from bot.listeners.describe import describe_request
 from bot.listeners.slack_text import to_plain
 from bot.services.alert_outbox import AlertOutbox, deliver_alert
 from bot.services.ingestion import IngestionService, MessageOutcome, SlackMessage
+
+if TYPE_CHECKING:
+    from bot.services.inbox import InboxClaim
 
 # Subtypes that are a person posting (anything else is a join, a topic change, a bot, ...).
 NEW_MESSAGE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -57,59 +61,67 @@ def slack_message(
     )
 
 
-def register(app: App, ingestion: IngestionService, alerts: AlertOutbox) -> None:
-    # Bolt runs the first listener that matches: the subtypes go before plain "message".
-    @app.event({"type": "message", "subtype": "message_changed"})
-    def message_changed(
-        body: dict[str, Any],
-        event: dict[str, Any],
-        context: BoltContext,
-        client: WebClient,
-        logger: logging.Logger,
-    ) -> None:
-        current = event.get("message") or {}
-        if not in_channel(event) or not current.get("ts"):
-            return
-        if from_bot(current, context.bot_user_id):
-            return
-        outcome = ingestion.record_edit(
-            event_id=body["event_id"], message=slack_message(body, current, event["channel"])
-        )
-        logger.debug("message_changed %s: %s", body["event_id"], outcome.status)
-        post_alerts(client, alerts, outcome, logger)
+def handle_message_event(
+    body: Mapping[str, Any],
+    *,
+    ingestion: IngestionService,
+    alerts: AlertOutbox,
+    client: WebClient,
+    bot_user_id: str | None,
+    claim: InboxClaim,
+    logger: logging.Logger,
+) -> bool:
+    """Store what a message event says (a new message, an edit, a deletion) and post its alerts.
 
-    @app.event({"type": "message", "subtype": "message_deleted"})
-    def message_deleted(
-        body: dict[str, Any], event: dict[str, Any], logger: logging.Logger
-    ) -> None:
+    Called from the inbox after the ack, with the delivery's claim: the message, its
+    predictions, its alerts and the inbox row's ``done`` share one unit of work.
+
+    Returns:
+        False when the event is not for bertbot (a DM, a bot, a join, ...): nothing stored,
+        and the caller marks the delivery done.
+    """
+    event = body.get("event") or {}
+    subtype = event.get("subtype")
+    outcome: MessageOutcome | None = None
+    if subtype == "message_changed":
+        current = event.get("message") or {}
+        if not in_channel(event) or not current.get("ts") or from_bot(current, bot_user_id):
+            return False
+        outcome = ingestion.record_edit(
+            event_id=str(body["event_id"]),
+            message=slack_message(body, current, event["channel"]),
+            claim=claim,
+        )
+    elif subtype == "message_deleted":
         ts = event.get("deleted_ts") or (event.get("previous_message") or {}).get("ts")
         if not in_channel(event) or not ts:
-            return
+            return False
         outcome = ingestion.record_deletion(
-            event_id=body["event_id"],
+            event_id=str(body["event_id"]),
             team_id=str(body.get("team_id") or ""),
             channel_id=event["channel"],
             ts=str(ts),
+            claim=claim,
         )
-        logger.debug("message_deleted %s: %s", body["event_id"], outcome.status)
-
-    @app.event("message")
-    def message_posted(
-        body: dict[str, Any],
-        event: dict[str, Any],
-        context: BoltContext,
-        client: WebClient,
-        logger: logging.Logger,
-    ) -> None:
-        if event.get("subtype") not in NEW_MESSAGE_SUBTYPES or not in_channel(event):
-            return
-        if from_bot(event, context.bot_user_id) or not event.get("ts"):
-            return
+    else:
+        if subtype not in NEW_MESSAGE_SUBTYPES or not in_channel(event):
+            return False
+        if from_bot(event, bot_user_id) or not event.get("ts"):
+            return False
         outcome = ingestion.record_message(
-            event_id=body["event_id"], message=slack_message(body, event, event["channel"])
+            event_id=str(body["event_id"]),
+            message=slack_message(body, event, event["channel"]),
+            claim=claim,
         )
-        logger.debug("message %s: %s", body["event_id"], outcome.status)
+    logger.debug("message event %s (%s): %s", body.get("event_id"), subtype, outcome.status)
+    try:
         post_alerts(client, alerts, outcome, logger)
+    except Exception:  # noqa: BLE001 - the alerts are in the outbox; its sweeper posts them
+        logger.exception(
+            "posting the alerts of %s failed; they stay queued for the alert sweeper",
+            describe_request(body),
+        )
+    return True
 
 
 def post_alerts(

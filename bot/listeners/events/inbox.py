@@ -1,0 +1,115 @@
+"""Event callbacks go through the durable inbox: stored, then acknowledged, then handled.
+
+A Bolt global middleware (after Bolt verified the request's signature, so nothing
+unverified is stored) writes every ``event_callback`` to the inbox and answers 200 only
+after that commit; if the write fails it answers 503, so Slack (or, over Socket Mode, the
+missing envelope ack) delivers it again. Handling starts at once on the listener executor
+and is retried by the sweeper when it fails: message events through
+:func:`bot.listeners.events.messages.handle_message_event`; every other event (the App
+Home tab, ...) is replayed through Bolt's own listeners and marked done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk import WebClient
+
+from bot.listeners.events.messages import handle_message_event
+from bot.services.alert_outbox import AlertOutbox
+from bot.services.inbox import Handler, Inbox, InboxClaim
+from bot.services.ingestion import IngestionService
+from storage.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+# Marks a request replayed from the inbox: the middleware lets it through to the listeners.
+REPLAYED = "bertbot_inbox_replay"
+# Event types whose effects are stored, handled here rather than by a Bolt listener.
+INBOX_EVENTS = frozenset({"message"})
+
+
+def register(
+    app: App,
+    inbox: Inbox,
+    ingestion: IngestionService,
+    alerts: AlertOutbox,
+    executor: Executor,
+) -> None:
+    """Put the inbox in front of every event callback and bind its handler."""
+    inbox.bind(inbox_handler(app, inbox, ingestion, alerts))
+
+    def store_then_ack(
+        req: BoltRequest, context: BoltContext, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        body = req.body
+        if body.get("type") != "event_callback" or context.get(REPLAYED):
+            return next()
+        try:
+            # Over HTTP the body as signed; over Socket Mode the envelope's payload.
+            item_id = inbox.accept(body, req.raw_body or json.dumps(body))
+        except StorageError as exc:
+            logger.error("could not store event %s; answering 503: %s", body.get("event_id"), exc)
+            return BoltResponse(status=503, body="try again later\n")
+        if item_id is not None:
+            executor.submit(_handle_logged, inbox, item_id)
+        return BoltResponse(status=200, body="")
+
+    app.middleware(store_then_ack)
+
+
+def _handle_logged(inbox: Inbox, item_id: int) -> None:
+    try:
+        inbox.handle(item_id)
+    except StorageError as exc:  # the claim could not be written: the sweeper tries later
+        logger.warning("inbox item %d not handled now (the sweeper will): %s", item_id, exc)
+
+
+def inbox_handler(
+    app: App, inbox: Inbox, ingestion: IngestionService, alerts: AlertOutbox
+) -> Handler:
+    """What handling one stored delivery means (raises to have it retried)."""
+    client: WebClient = app.client
+    bot_user: dict[str, str | None] = {}
+    lock = threading.Lock()
+
+    def bot_user_id() -> str | None:
+        with lock:
+            if "id" not in bot_user:
+                bot_user["id"] = client.auth_test().get("user_id")
+            return bot_user["id"]
+
+    def handle(claim: InboxClaim) -> None:
+        event = claim.body.get("event") or {}
+        if event.get("type") in INBOX_EVENTS:
+            stored = handle_message_event(
+                claim.body,
+                ingestion=ingestion,
+                alerts=alerts,
+                client=client,
+                bot_user_id=bot_user_id(),
+                claim=claim,
+                logger=logger,
+            )
+            if not stored:
+                inbox.done(claim)
+            return
+        inbox.done(claim)
+        _replay(app, claim.body)
+
+    return handle
+
+
+def _replay(app: App, body: dict[str, Any]) -> None:
+    """Run Bolt's listeners for a stored event that has no stored effects (best effort)."""
+    response = app.dispatch(BoltRequest(body=body, mode="socket_mode", context={REPLAYED: True}))
+    if response.status >= 500:
+        logger.warning("replaying event %s: status %d", body.get("event_id"), response.status)
