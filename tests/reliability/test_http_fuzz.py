@@ -1,8 +1,9 @@
 """Property-based fuzzing of every HTTP path the bot serves (hypothesis).
 
 Random methods, paths, bodies (bytes, invalid UTF-8, JSON, forms, ``payload=`` JSON,
-gzip), content types, content encodings, signatures and timestamps go to a bot served
-over HTTP. Whatever arrives:
+gzip, JSON nested thousands deep, forms with thousands of fields or a huge ``payload``),
+content types, content encodings, signatures and timestamps go to a bot served over HTTP.
+Whatever arrives:
 
 * the server never answers 5xx and never shows a traceback;
 * nothing is stored (no slack_events, messages, predictions, annotations or audit row)
@@ -27,6 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.emulator.inbound import slack_signature
+from bot.transport.request_checks import MAX_FORM_FIELDS, MAX_JSON_DEPTH
 from tests.bot.conftest import ADMIN, MEMBER, MODERATOR, SIGNING_SECRET, Bot
 from tests.reliability.conftest import BotFactory, Report
 
@@ -36,6 +38,19 @@ FUZZ_SETTINGS = settings(
     database=None,  # no .hypothesis directory in the repository
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Bodies up to ~200 KB: fewer examples keep the run short.
+HOSTILE_SETTINGS = settings(
+    FUZZ_SETTINGS,
+    max_examples=120,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+# ~200 KB, the size of the request in the issue that made json.loads raise RecursionError.
+HOSTILE_BYTES = 200_000
 PATHS = ["/slack/events", "/healthz", "/", "/slack/events/", "/slack", "/slack/install"]
 CONTENT_TYPES = [
     "application/json",
@@ -370,6 +385,105 @@ def mutated_payloads(draw: st.DrawFn) -> tuple[bytes, str]:
     return urllib.parse.urlencode(flat).encode(), "application/x-www-form-urlencoded"
 
 
+# Openers and their closers: arrays, objects and both in turn.
+NESTINGS = [("[", "]"), ('{"a":', "}"), ('[{"event":', "}]"), ("[[", "]]")]
+depths = st.one_of(
+    st.integers(MAX_JSON_DEPTH - 2, MAX_JSON_DEPTH + 2),  # around the limit
+    st.integers(900, 1100),  # around Python's recursion limit
+    st.sampled_from([10_000, 50_000, HOSTILE_BYTES]),  # the issue's size and below
+    st.integers(1, HOSTILE_BYTES),
+)
+
+
+@st.composite
+def deeply_nested_json(draw: st.DrawFn) -> str:
+    """JSON nested from a few to ~100,000 levels, closed or cut off, maybe in an envelope."""
+    opener, closer = draw(st.sampled_from(NESTINGS))
+    depth = min(draw(depths), HOSTILE_BYTES // len(opener))
+    inner = opener * depth
+    if draw(st.booleans()):
+        inner += "1" + closer * depth
+    wrapper = draw(
+        st.sampled_from(
+            [
+                "{}",
+                '{{"type": "event_callback", "event_id": "Ev1", "event": {}}}',
+                '{{"type": "block_actions", "user": {{"id": "U0MOD"}}, "actions": {}}}',
+                '{{"text": "[[[[{{{{", "x": {}}}',
+            ]
+        )
+    )
+    return wrapper.format(inner)
+
+
+@st.composite
+def deeply_nested_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
+    """Deep JSON as a JSON body (any content type: Bolt parses a body starting with ``{``)
+    or as an interaction's ``payload`` form field."""
+    text = draw(deeply_nested_json())
+    if draw(st.booleans()):
+        return text.encode(), draw(st.sampled_from(["application/json", "text/plain", ""]))
+    payload = urllib.parse.quote(text) if draw(st.booleans()) else text
+    return f"payload={payload}".encode(), "application/x-www-form-urlencoded"
+
+
+# Byte sequences that are not UTF-8: stray continuation, truncated, overlong, surrogate,
+# beyond U+10FFFF, and a UTF-16 byte order mark.
+NOT_UTF8 = [
+    b"\x80",
+    b"\xff",
+    b"\xc3\x28",
+    b"\xe2\x82",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xff\xfe",
+]
+
+
+@st.composite
+def invalid_utf8_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A Slack-like body with bytes that are not UTF-8, raw or percent-encoded in a form."""
+    body, content_type = draw(st.one_of(slack_like_bodies(), mutated_payloads()))
+    bad = draw(st.sampled_from(NOT_UTF8))
+    if draw(st.booleans()) and content_type.startswith("application/x-www"):
+        bad = urllib.parse.quote_from_bytes(bad).encode()
+    at = draw(st.integers(0, len(body)))
+    return body[:at] + bad + body[at:], content_type
+
+
+@st.composite
+def huge_forms(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A form with up to tens of thousands of fields, or one huge ``payload`` field."""
+    form = "application/x-www-form-urlencoded"
+    if draw(st.booleans()):
+        count = draw(
+            st.one_of(
+                st.integers(MAX_FORM_FIELDS - 1, MAX_FORM_FIELDS + 1),
+                st.sampled_from([1_000, 10_000, 40_000]),
+                st.integers(1, 40_000),
+            )
+        )
+        separator = draw(st.sampled_from(["&", "&&", ";"]))
+        fields = [f"f{i}=x" for i in range(count)]
+        if draw(st.booleans()):
+            fields.insert(draw(st.integers(0, count)), "command=%2Fclassify&user_id=U0MOD&text=hi")
+        return separator.join(fields).encode(), form
+    value = json.dumps(
+        {
+            "type": "block_actions",
+            "user": {"id": MODERATOR},
+            "text": "x"
+            * draw(st.sampled_from([1_000, HOSTILE_BYTES]) | st.integers(0, HOSTILE_BYTES)),
+        }
+    )
+    value = draw(st.sampled_from([value, value[: len(value) // 2], "[" * HOSTILE_BYTES]))
+    return urllib.parse.urlencode({"payload": value}).encode(), form
+
+
+hostile_bodies = st.one_of(deeply_nested_bodies(), invalid_utf8_bodies(), huge_forms())
+
+
 raw_bodies = st.one_of(
     st.binary(max_size=2048),
     st.text(max_size=512).map(lambda t: t.encode("utf-8")),
@@ -391,6 +505,7 @@ raw_bodies = st.one_of(
     slack_like_bodies().map(lambda pair: pair[0]),
     mutated_payloads().map(lambda pair: pair[0]),
     slack_like_bodies().map(lambda pair: gzip.compress(pair[0])),
+    hostile_bodies.map(lambda pair: pair[0]),
 )
 
 
@@ -519,3 +634,57 @@ def test_signed_malformed_payloads_are_answered_without_a_server_error(
         rows_after=bot.counts(),
     )
     report.emit()
+
+
+def test_deep_invalid_and_huge_bodies_are_refused_without_a_server_error(
+    fuzzed: Bot, report: Report
+) -> None:
+    """Deep JSON, bytes that are not UTF-8 and huge forms, signed and unsigned: never a 5xx;
+    unsigned ones a 400 or 401 and nothing stored."""
+    bot = fuzzed
+    tally = Tally()
+
+    @HOSTILE_SETTINGS
+    @given(pair=hostile_bodies, signature=st.sampled_from(["right", "wrong", "none"]))
+    # the issue's request: ~200 KB of "[", which made Bolt's json.loads raise RecursionError
+    @example(pair=(b"[" * HOSTILE_BYTES, "application/json"), signature="none")
+    @example(pair=(b"[" * HOSTILE_BYTES, "application/json"), signature="right")
+    @example(pair=(b"{" + b'"a":{' * 40_000, "text/plain"), signature="right")
+    @example(
+        pair=(b"payload=" + b"%5B" * 60_000, "application/x-www-form-urlencoded"), signature="right"
+    )
+    def check(pair: tuple[bytes, str], signature: str) -> None:
+        body, content_type = pair
+        before = bot.counts()
+        if signature == "right":
+            delivery = bot.sender.post(body, content_type)
+            status, answer = delivery.status, delivery.body
+        else:
+            headers = {
+                "Content-Type": content_type,
+                "X-Slack-Request-Timestamp": str(int(time.time())),
+            }
+            if signature == "wrong":
+                headers["X-Slack-Signature"] = slack_signature(
+                    "not-" + SIGNING_SECRET, headers["X-Slack-Request-Timestamp"], body
+                )
+            status, answer = _send(bot, "POST", "/slack/events", body, headers)
+        tally.add(status, signature == "right")
+        _assert_answer_is_safe(status, answer)
+        assert status < 500
+        if signature != "right":
+            assert status in (400, 401), (status, answer[:200])
+            assert bot.counts() == before, "an unsigned request stored rows"
+
+    check()
+    bot.settle(30)
+    after = bot.counts()
+    report.add(
+        requests_sent=tally.sent,
+        correctly_signed=tally.signed,
+        statuses=dict(sorted(tally.statuses.items())),
+        server_errors=sum(n for s, n in tally.statuses.items() if s >= 500),
+        rows_after=after,
+    )
+    report.emit()
+    assert tally.statuses.get(400, 0) > 0
