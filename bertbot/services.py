@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bertbot.settings import Settings
@@ -25,10 +26,13 @@ def gate(settings: Settings) -> Gate:
     return load_gate(settings.gate.implementation, gate_config(settings))
 
 
-def retrain_options(settings: Settings, *, threads: int | None = None) -> RetrainOptions:
+def retrain_options(
+    settings: Settings, *, threads: int | None = None, home: Path | None = None
+) -> RetrainOptions:
+    """How retrains run; ``home`` (default BERTBOT_HOME) holds the models they write."""
     retrain = settings.retrain
     return RetrainOptions(
-        home=settings.home_dir,
+        home=home or settings.home_dir,
         encoder_dir=settings.encoders_dir / settings.encoder,
         base_encoder=settings.encoder,
         gate=gate_config(settings),

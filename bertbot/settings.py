@@ -278,12 +278,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if value.startswith(("postgres://", "postgresql://")):
-            # psycopg 3 is the driver we ship; SQLAlchemy defaults to psycopg2.
-            value = "postgresql+psycopg://" + value.split("://", 1)[1]
-        if not value.startswith(("sqlite:", "postgresql+psycopg:")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return value
+        return database_url(value)
 
     @model_validator(mode="after")
     def _known_tasks(self) -> Settings:
@@ -350,6 +345,20 @@ class Settings(BaseSettings):
             app_token=self.slack_app_token,
             api_url=self.slack_api_url,
         )
+
+
+def database_url(value: str) -> str:
+    """A database URL as bertbot connects to it (``postgresql://`` gets the psycopg driver).
+
+    Raises:
+        ValueError: Neither SQLite nor PostgreSQL.
+    """
+    if value.startswith(("postgres://", "postgresql://")):
+        # psycopg 3 is the driver we ship; SQLAlchemy defaults to psycopg2.
+        value = "postgresql+psycopg://" + value.split("://", 1)[1]
+    if not value.startswith(("sqlite:", "postgresql+psycopg:")):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    return value
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:

@@ -137,6 +137,36 @@ def claim_alert(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def renew_alert_claim(
+    *, session: Session, alert_id: int, attempt: int, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """Extend a claim, if the caller still holds it: a slow poster keeps its alert.
+
+    The attempt count is the claim's fencing token: every claim adds one, so a claimer
+    whose count is still the row's is the last one who claimed it, and no one else can be
+    posting it (even if its claim lapsed meanwhile, no one took it).
+
+    Args:
+        session: The caller's unit of work.
+        alert_id: The alert.
+        attempt: What :func:`claim_alert` made the attempt count (its ``attempts``).
+        ttl: The claim holds this long from now.
+        now: The current time (tests).
+
+    Returns:
+        True if the claim is the caller's and now holds until ``now + ttl``; False if the
+        alert is posted or someone claimed it since.
+    """
+    now = now or utcnow()
+    result = session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.posted_at.is_(None), Alert.attempts == attempt)
+        .values(claimed_until=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def mark_alert_posted(
     *, session: Session, alert_id: int, slack_ts: str | None, now: datetime | None = None
 ) -> AlertRecord:

@@ -125,19 +125,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.threads < 1:
         raise CommandError("--threads must be at least 1")
+    if args.database and not args.emulator:
+        raise CommandError("--database is for --emulator only (serving uses BERTBOT_DATABASE_URL)")
     app_token = ""
     emulator: ServedEmulator | None = None
     if args.emulator:  # the bot runs as in HTTP mode, against the emulator's workspace
-        emulator = ServedEmulator(args.host, args.port)
-        settings = emulator.settings_for(settings)
+        if args.with_scheduler:
+            raise CommandError("serve --emulator runs no retrain schedule; drop --with-scheduler")
+        emulator = ServedEmulator(args.host, args.port, args.database)
+        settings = emulator.settings_for(settings)  # and its own database
     if args.socket:
         token, secret, app_token = socket_mode_credentials(settings)
     else:
         token, secret = slack_credentials(settings, args.host)
     database = open_database(settings)
-    models = ProductionModels(
-        list(settings.task_specs), registry_resolver(database, settings.home_dir)
-    )
+    # The emulator's models (the copied versions name the deployment's files by path).
+    home = (emulator.home if emulator is not None else None) or settings.home_dir
+    models = ProductionModels(list(settings.task_specs), registry_resolver(database, home))
     for task, state in models.refresh().items():
         logger.info("%s: %s", task, state)
     services = BotServices(
@@ -166,7 +170,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     retraining = RetrainService(
         database,
         settings.task_specs,
-        retrain_options(settings),
+        retrain_options(settings, home=home),
         services.roles,
         on_alias_moved=models.notify,
     )
@@ -258,7 +262,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "HTTP server (waitress). Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; the Web API\n"
         "is BERTBOT_SLACK_API_URL. Production models reload within 30 s of a promotion.\n"
         "--socket connects out to Slack over Socket Mode instead (SLACK_APP_TOKEN and\n"
-        "SLACK_BOT_TOKEN; no public URL, no signing secret).",
+        "SLACK_BOT_TOKEN; no public URL, no signing secret).\n"
+        "--emulator never touches the configured database: it runs on its own,\n"
+        "$BERTBOT_HOME/emulator/bertbot.db (or --database URL), migrated at start. The first\n"
+        "time, it copies the configured database's model versions, aliases and seed labels\n"
+        "into it (read only); what it trains goes under $BERTBOT_HOME/emulator/models.\n"
+        "Delete $BERTBOT_HOME/emulator to start again from the configured models.",
     )
     mode = serve.add_mutually_exclusive_group()
     mode.add_argument("--http", action="store_true", help="serve over HTTP at /slack/events")
@@ -273,6 +282,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="serve over Socket Mode (SLACK_APP_TOKEN + SLACK_BOT_TOKEN; no public URL; "
         "--host and --port do not apply)",
+    )
+    serve.add_argument(
+        "--database",
+        metavar="URL",
+        help="--emulator only: the emulator's database (default: "
+        "sqlite:///$BERTBOT_HOME/emulator/bertbot.db; never the configured one unless named)",
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port; 0 picks a free one")

@@ -5,7 +5,9 @@ message and prediction that raise it, before anything is posted. Whoever posts i
 claims it (:meth:`AlertOutbox.claim_alert`), so the listener that stored it, a retried
 delivery of the same event and the sweepers of any number of processes post each alert
 once (:func:`deliver_alert`). The :class:`AlertSweeper` posts what a crash or a Slack error
-left pending.
+left pending. A claim is renewed on a background thread while its poster looks the alert up
+in Slack (up to twenty paged calls, far longer than a claim), and checked once more before
+the post: a poster whose claim was taken meanwhile never posts.
 
 Slack has no idempotency key for ``chat.postMessage``, so a poster that dies after Slack
 took the alert but before marking it posted leaves the row pending. Every alert therefore
@@ -21,7 +23,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +45,8 @@ from trainer.tasks import TaskError, TaskSpec
 logger = logging.getLogger(__name__)
 
 # How long a claim on an alert holds: far longer than a post to Slack takes (the client
-# times out after 10 s), short enough that an alert whose poster died is posted soon.
+# times out after 10 s), short enough that an alert whose poster died is posted soon. A
+# look-up for an earlier try's post can take longer: the claim is renewed while it runs.
 ALERT_CLAIM = timedelta(seconds=60)
 MAX_ALERT_BACKOFF = timedelta(hours=1)
 # The metadata event type of an alert message; its payload names the outbox row.
@@ -106,17 +110,28 @@ class AlertOutbox:
     :meth:`queue` and :meth:`pending`, which join the caller's.
     """
 
-    def __init__(self, database: Database, predictor: Predictor, policy: AlertPolicy) -> None:
+    def __init__(
+        self,
+        database: Database,
+        predictor: Predictor,
+        policy: AlertPolicy,
+        *,
+        claim: timedelta = ALERT_CLAIM,
+    ) -> None:
         """Wire the outbox.
 
         Args:
             database: Where the outbox rows are.
             predictor: The active tasks (an alert names its task).
             policy: When and where to alert moderators.
+            claim: How long a claim holds unless renewed (:data:`ALERT_CLAIM`).
         """
+        if claim <= timedelta(0):
+            raise ValueError(f"an alert claim must last, got {claim!r}")
         self._database = database
         self._predictor = predictor
         self.policy = policy
+        self.claim = claim
 
     def queue(
         self,
@@ -194,16 +209,58 @@ class AlertOutbox:
     def claim_alert(self, alert_id: int) -> int | None:
         """Take an alert for posting (committed at once).
 
-        The claim lapses after :data:`ALERT_CLAIM` if the claimer dies before posting.
+        The claim lapses after :attr:`claim` if the claimer dies before posting.
 
         Returns:
             Which attempt this is (1: no one tried to post it before), or None: it is
-            posted already or someone else holds it.
+            posted already or someone else holds it. The attempt is the claim's token
+            for :meth:`renew_claim`.
         """
         with self._database.begin() as session:
-            if not outbox.claim_alert(session=session, alert_id=alert_id, ttl=ALERT_CLAIM):
+            if not outbox.claim_alert(session=session, alert_id=alert_id, ttl=self.claim):
                 return None
             return outbox.get_alert(session=session, alert_id=alert_id).attempts
+
+    def renew_claim(self, alert_id: int, attempt: int) -> bool:
+        """Hold a claimed alert for another :attr:`claim` (committed at once).
+
+        Returns:
+            False if the alert is posted or someone claimed it since ``attempt``: the
+            caller must not post it.
+        """
+        with self._database.begin() as session:
+            return outbox.renew_alert_claim(
+                session=session, alert_id=alert_id, attempt=attempt, ttl=self.claim
+            )
+
+    @contextmanager
+    def holding(self, alert_id: int, attempt: int) -> Iterator[None]:
+        """Keep a claim from lapsing while the block runs (a slow look-up in Slack).
+
+        A background thread renews it every third of :attr:`claim`, until the block ends
+        or the claim turns out to be someone else's. A renewal that cannot reach the
+        database is tried again at the next beat; whatever happens, the poster checks the
+        claim again (:meth:`renew_claim`) before it posts.
+        """
+        stop = threading.Event()
+        beat = self.claim.total_seconds() / 3
+
+        def renew() -> None:
+            while not stop.wait(beat):
+                try:
+                    if not self.renew_claim(alert_id, attempt):
+                        logger.warning("alert %s: the claim was taken by another poster", alert_id)
+                        return
+                except StorageError as exc:
+                    logger.warning("alert %s: cannot renew the claim (%s)", alert_id, exc)
+
+        thread = threading.Thread(target=renew, name=f"bertbot-alert-claim-{alert_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def alert_posted(self, alert_id: int, *, slack_ts: str | None) -> None:
         """Record that a claimed alert is in Slack: it is never posted again."""
@@ -281,8 +338,10 @@ def deliver_alert(
         log.info("alert %s is posted or being posted elsewhere; skipped", alert.alert_id)
         return False
     if alert.alert_id is not None and attempt > 1:
-        # An earlier try may have reached Slack and died before marking it posted.
-        posted_ts = find_posted_alert(client, alert, channel, log)
+        # An earlier try may have reached Slack and died before marking it posted. The
+        # look-up may outlast the claim: it is renewed meanwhile, and checked after.
+        with alerts.holding(alert.alert_id, attempt):
+            posted_ts = find_posted_alert(client, alert, channel, log)
         if posted_ts is not None:
             alerts.alert_posted(alert.alert_id, slack_ts=posted_ts)
             log.info(
@@ -291,6 +350,12 @@ def deliver_alert(
                 posted_ts,
             )
             _react(client, policy.reaction, message.channel_id, message.ts, log)
+            return False
+        if not alerts.renew_claim(alert.alert_id, attempt):
+            log.warning(
+                "alert %s was taken by another poster during its look-up; left to it",
+                alert.alert_id,
+            )
             return False
     try:
         permalink = _permalink(client, message.channel_id, message.ts, log)

@@ -155,15 +155,20 @@ def message_shortcut(
     channel_id: str,
     message: Mapping[str, Any],
     callback_id: str = "label_with_bertbot",
+    channel_name: str | None = None,
 ) -> Delivery:
-    """A message shortcut (``message_action``) on ``message``, with a fresh trigger_id."""
+    """A message shortcut (``message_action``) on ``message``, with a fresh trigger_id.
+
+    ``channel_name`` is what Slack names the channel (``directmessage`` in a DM, ``mpdm-...``
+    in a group DM); by default the id in lower case.
+    """
     payload = {
         "type": "message_action",
         "token": "verification-token-unused",
         "action_ts": f"{time.time():.6f}",
         "team": {"id": sender.team_id, "domain": sender.team_domain},
         "user": _user(sender, user_id),
-        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "channel": {"id": channel_id, "name": channel_name or channel_id.lower()},
         "is_enterprise_install": False,
         "enterprise": None,
         "api_app_id": sender.api_app_id,

@@ -9,8 +9,10 @@ claimed; whoever takes it next finds it in the channel by its metadata.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -26,6 +28,7 @@ from bot.emulator.outbound import RecordedCall
 from bot.services import BotServices
 from bot.services.alert_outbox import (
     ALERT_EVENT,
+    AlertOutbox,
     AlertPolicy,
     AlertSweeper,
     alert_metadata,
@@ -321,6 +324,72 @@ def test_the_lookup_pages_through_the_channel_history(
 
     assert find_posted_alert(client, alert, "C0MODERATORS") is not None
     assert len(bot.fake.calls("conversations.history")) == 3
+
+
+class TestALookUpSlowerThanTheClaim:
+    """A poster looking for an earlier try's post in a slow Slack keeps its claim."""
+
+    CLAIM = timedelta(seconds=0.6)
+    SLOW = 1.5  # seconds per conversations.history call: longer than the claim
+
+    def _retried_alert(
+        self, bot: Bot, dying: Callable[[bool], None]
+    ) -> tuple[AlertOutbox, BotAlert]:
+        """A pending alert an earlier try gave up on, and an outbox with a short claim."""
+        _store_spam_without_posting(bot, dying)
+        with bot.database.begin() as session:
+            session.execute(update(Alert).values(attempts=1))
+        bot.fake.delay("conversations.history", self.SLOW)
+        outbox = AlertOutbox(
+            bot.database, bot.services.predictor, bot.services.outbox.policy, claim=self.CLAIM
+        )
+        return outbox, _bot_alert(bot, _outbox(bot)[0])
+
+    def _race(self, bot: Bot, outbox: AlertOutbox, alert: BotAlert) -> tuple[bool, bool]:
+        """The first poster's result and the second's, who comes once the claim would lapse."""
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                deliver_alert, make_client(BOT_TOKEN, base_url=bot.fake.api_url), outbox, alert
+            )
+            time.sleep(self.CLAIM.total_seconds() * 1.7)  # the first is still looking
+            assert not first.done()
+            second = deliver_alert(make_client(BOT_TOKEN, base_url=bot.fake.api_url), outbox, alert)
+            return first.result(timeout=30), second
+
+    def test_the_claim_is_renewed_so_a_second_poster_cannot_take_it(
+        self, bot: Bot, dying: Callable[[bool], None]
+    ) -> None:
+        outbox, alert = self._retried_alert(bot, dying)
+
+        first, second = self._race(bot, outbox, alert)
+
+        assert (first, second) == (True, False)
+        assert len(_alerts(bot)) == 1
+        [row] = _outbox(bot)
+        assert row.attempts == 2  # the second poster never got the claim
+        assert not row.pending and row.slack_ts == _alerts(bot)[0].response["ts"]
+        assert len(bot.fake.calls("conversations.history")) == 1  # only the first looked
+
+    def test_a_poster_whose_claim_was_taken_meanwhile_does_not_post(
+        self,
+        bot: Bot,
+        dying: Callable[[bool], None],
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        # The renewals cannot reach the database: the claim lapses during the look-up and
+        # the second poster takes it. The first checks its claim before posting.
+        outbox, alert = self._retried_alert(bot, dying)
+        monkeypatch.setattr(outbox, "holding", lambda *_: contextlib.nullcontext())
+
+        with caplog.at_level(logging.WARNING, logger="bot.services.alert_outbox"):
+            first, second = self._race(bot, outbox, alert)
+
+        assert (first, second) == (False, True)
+        assert len(_alerts(bot)) == 1
+        [row] = _outbox(bot)
+        assert row.attempts == 3 and not row.pending
+        assert "taken by another poster during its look-up" in caplog.text
 
 
 def _bot_alert(bot: Bot, row: AlertRecord) -> BotAlert:

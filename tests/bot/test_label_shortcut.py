@@ -39,9 +39,20 @@ def shortcut_bot(
         yield bot
 
 
-def _shortcut(bot: SurfaceBot, user_id: str, message: dict[str, Any]) -> RecordedCall:
+def _shortcut(
+    bot: SurfaceBot,
+    user_id: str,
+    message: dict[str, Any],
+    channel: dict[str, str] | None = None,
+) -> RecordedCall:
     before = len(bot.fake.calls("views.open"))
-    delivery = message_shortcut(bot.sender, user_id=user_id, channel_id=GENERAL, message=message)
+    delivery = message_shortcut(
+        bot.sender,
+        user_id=user_id,
+        channel_id=(channel or {}).get("id", GENERAL),
+        message=message,
+        channel_name=(channel or {}).get("name"),
+    )
     assert delivery.status == 200 and delivery.body == b""  # acked at once
     call = bot.fake.wait_for("views.open", before + 1)[-1]
     bot.settle()
@@ -233,3 +244,71 @@ def test_a_missed_edit_is_stored_and_classified_again(shortcut_bot: SurfaceBot) 
     with shortcut_bot.database.begin() as session:
         message = messages.get_message(session=session, message_id=after["spam"].message_id)
     assert message.text == SPAM_TEXT and message.edited_at is not None
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        {"id": "D0MEMBERDM", "name": "directmessage"},
+        {"id": "C0GROUPDM1", "name": "mpdm-mo--me--ad-1"},
+        {"id": "G0GROUPDM2", "name": "mpdm-mo--ad-1"},
+    ],
+    ids=["dm", "group-dm", "old-group-dm"],
+)
+def test_a_shortcut_in_a_dm_stores_nothing_and_says_so_privately(
+    shortcut_bot: SurfaceBot, channel: dict[str, str]
+) -> None:
+    before = shortcut_bot.counts()
+    message = user_message(shortcut_bot.sender, SPAM_TEXT, user_id=MEMBER)
+
+    call = _shortcut(shortcut_bot, MODERATOR, message, channel=channel)
+
+    assert shortcut_bot.counts() == before  # no message, prediction or label
+    view = call.params["view"]  # a modal: only the user who ran the shortcut sees it
+    assert "submit" not in view and [b for b in view["blocks"] if b["type"] == "input"] == []
+    assert "does not classify direct messages or group DMs" in all_text(view["blocks"])
+    assert "Nothing was stored." in all_text(view["blocks"])
+    assert all(model.calls == 0 for model in shortcut_bot.models.models.values())
+    assert shortcut_bot.fake.calls("chat.postMessage") == []  # no alert either
+
+
+def test_a_shortcut_in_a_channel_bertbot_is_not_in_stores_nothing(
+    shortcut_bot: SurfaceBot,
+) -> None:
+    shortcut_bot.fake.remove_bot(GENERAL)
+    before = shortcut_bot.counts()
+
+    call = _shortcut(
+        shortcut_bot, MODERATOR, user_message(shortcut_bot.sender, SPAM_TEXT, user_id=MEMBER)
+    )
+
+    assert shortcut_bot.counts() == before
+    assert "bertbot is not in this channel" in all_text(call.params["view"]["blocks"])
+    [info] = shortcut_bot.fake.calls("conversations.info")
+    assert info.params["channel"] == GENERAL and info.response["channel"]["is_member"] is False
+
+
+@pytest.mark.parametrize(
+    ("channel", "note"),
+    [
+        ({"id": "C0ELSEWHERE", "name": "elsewhere"}, "bertbot is not in this channel"),
+        ({"id": GENERAL, "name": "general"}, "could not check that it is in this channel"),
+    ],
+    ids=["unknown-private-channel", "slack-error"],
+)
+def test_a_shortcut_whose_channel_slack_cannot_vouch_for_stores_nothing(
+    shortcut_bot: SurfaceBot, channel: dict[str, str], note: str
+) -> None:
+    if channel["id"] == GENERAL:
+        shortcut_bot.fake.fail_next("conversations.info", status=500)
+    before = shortcut_bot.counts()
+
+    call = _shortcut(
+        shortcut_bot,
+        MODERATOR,
+        user_message(shortcut_bot.sender, SPAM_TEXT, user_id=MEMBER),
+        channel=channel,
+    )
+
+    assert shortcut_bot.counts() == before
+    assert note in all_text(call.params["view"]["blocks"])

@@ -54,6 +54,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     # public and private channels; conversations.list finds a channel given by name.
     "conversations_history": {"channels:history", "groups:history"},
     "conversations_list": {"channels:read", "groups:read"},
+    # Whether bertbot is in the channel of a "Label with bertbot" shortcut.
+    "conversations_info": {"channels:read", "groups:read"},
     "reactions_add": {"reactions:write"},
     "views_open": set(),
     "views_publish": set(),

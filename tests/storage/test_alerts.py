@@ -71,6 +71,33 @@ def test_a_claim_holds_until_it_lapses(session: Session) -> None:
     assert alerts.get_alert(session=session, alert_id=alert.id).attempts == 2
 
 
+def test_only_the_last_claimer_renews_its_claim(session: Session) -> None:
+    message_id, alert = _alert(session)
+    now = utcnow()
+    assert alerts.claim_alert(session=session, alert_id=alert.id, ttl=CLAIM, now=now)
+    later = now + timedelta(seconds=50)
+    assert alerts.renew_alert_claim(
+        session=session, alert_id=alert.id, attempt=1, ttl=CLAIM, now=later
+    )
+    held = now + timedelta(seconds=100)  # past the first claim, within the renewed one
+    assert not alerts.claim_alert(session=session, alert_id=alert.id, ttl=CLAIM, now=held)
+    assert alerts.pending_alerts(session=session, message_id=message_id, now=held) == []
+
+    lapsed = later + timedelta(seconds=61)  # the renewer died too: someone else takes it
+    assert alerts.claim_alert(session=session, alert_id=alert.id, ttl=CLAIM, now=lapsed)
+    # The first claimer's token (attempt 1) is stale: it may neither renew nor post.
+    assert not alerts.renew_alert_claim(
+        session=session, alert_id=alert.id, attempt=1, ttl=CLAIM, now=lapsed
+    )
+    assert alerts.renew_alert_claim(
+        session=session, alert_id=alert.id, attempt=2, ttl=CLAIM, now=lapsed
+    )
+    alerts.mark_alert_posted(session=session, alert_id=alert.id, slack_ts="1.000001")
+    assert not alerts.renew_alert_claim(
+        session=session, alert_id=alert.id, attempt=2, ttl=CLAIM, now=lapsed
+    )
+
+
 def test_a_failed_post_keeps_the_alert_pending_after_its_back_off(session: Session) -> None:
     message_id, alert = _alert(session)
     now = utcnow()

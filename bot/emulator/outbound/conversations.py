@@ -1,4 +1,4 @@
-"""``conversations.*`` methods: a channel's history and the channel list (cursor = offset)."""
+"""``conversations.*`` methods: a channel's history, one channel, the list (cursor = offset)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,20 @@ def history(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def info(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
+    # A DM (D...) is an IM; a channel the bot left answers is_member false, as Slack's
+    # public channels do (a private one it is not in would be channel_not_found).
+    channel = state.channel_id(str(params.get("channel", "")))
+    if channel is None:
+        return error("channel_not_found")
+    if channel.startswith("D"):
+        return {"ok": True, "channel": {"id": channel, "is_im": True, "user": None}}
+    name = next((n for n, cid in state.channels.items() if cid == channel), None)
+    if name is None:
+        return error("channel_not_found")
+    return {"ok": True, "channel": _channel_json(state, name, channel)}
+
+
 def list_channels(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     # Every channel is public here; cursor = offset.
     try:
@@ -52,17 +66,18 @@ def list_channels(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     more = offset + limit < len(channels)
     return {
         "ok": True,
-        "channels": [
-            {
-                "id": cid,
-                "name": name,
-                "is_channel": True,
-                "is_private": False,
-                "is_member": True,
-            }
-            for name, cid in page
-        ],
+        "channels": [_channel_json(state, name, cid) for name, cid in page],
         "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+    }
+
+
+def _channel_json(state: SlackState, name: str, channel_id: str) -> dict[str, Any]:
+    return {
+        "id": channel_id,
+        "name": name,
+        "is_channel": True,
+        "is_private": False,
+        "is_member": channel_id not in state.left,
     }
 
 

@@ -22,6 +22,7 @@ METHODS: dict[str, Handler] = {
     "reactions.add": users.reactions_add,
     "users.info": users.users_info,
     "conversations.history": conversations.history,
+    "conversations.info": conversations.info,
     "conversations.list": conversations.list_channels,
     "apps.connections.open": users.connections_open,
 }

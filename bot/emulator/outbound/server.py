@@ -100,6 +100,7 @@ class FakeSlack:
         self._lock = threading.Condition()
         self._calls: list[RecordedCall] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, float] = {}
         self._response_urls: dict[str, list[dict[str, Any]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -224,6 +225,19 @@ class FakeSlack:
                 _Failure(status, retry_after if status == 429 else None, times)
             )
 
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer every later call of ``method`` only after ``seconds`` (0: at once again)."""
+        with self._lock:
+            self._delays[method] = seconds
+
+    def remove_bot(self, channel: str) -> None:
+        """The bot is no longer a member of ``channel`` (a name or an id)."""
+        with self._lock:
+            channel_id = self.state.channel_id(channel)
+            if channel_id is None:
+                raise ValueError(f"unknown channel {channel!r}")
+            self.state.left.add(channel_id)
+
     def calls(self, method: str | None = None) -> list[RecordedCall]:
         """Recorded calls in arrival order, optionally of one method."""
         with self._lock:
@@ -280,10 +294,12 @@ class FakeSlack:
             return list(self._response_urls.get(key, []))
 
     def reset(self) -> None:
-        """Forget calls, messages, failures and response_urls."""
+        """Forget calls, messages, failures, delays, left channels and response_urls."""
         with self._lock:
             self._calls.clear()
             self.state.messages.clear()
+            self.state.left.clear()
+            self._delays.clear()
             self._failures.clear()
             self._response_urls.clear()
 
@@ -298,6 +314,10 @@ class FakeSlack:
             method = RESPONSE_URL_METHOD
         else:
             method = path
+        with self._lock:
+            delay = self._delays.get(method, 0.0)
+        if delay > 0:  # a slow Slack: the call is answered (and recorded) late
+            time.sleep(delay)
         status, body, extra = self._answer(method, path, params, headers)
         call = RecordedCall(method, path, params, headers, status, body, time.monotonic())
         with self._lock:

@@ -35,6 +35,8 @@ class SlackState:
         # The URL ``apps.connections.open`` answers with (a test's WebSocket server).
         self.socket_mode_url: str | None = None
         self.channels = dict(channels)
+        # Channels the bot is not a member of (``conversations.info``: is_member false).
+        self.left: set[str] = set()
         self.users = {bot_user_id: "bertbot", **dict(users)}
         self.messages: dict[tuple[str, str], FakeMessage] = {}
         self._ts = itertools.count(1)
