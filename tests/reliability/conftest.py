@@ -30,6 +30,7 @@ import pytest
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator.inbound import SlackSender
 from bot.emulator.outbound import FakeSlack, RecordedCall
+from bot.inbox_policy import InboxPolicy
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.retraining import RetrainService
@@ -193,6 +194,7 @@ def serve_bot(tmp_path: Path) -> Iterator[BotFactory]:
             models: FakeModels | None = None,
             threads: int = 8,
             users: Mapping[str, str] | None = None,
+            inbox: InboxPolicy | None = None,
         ) -> FullBot:
             fake = stack.enter_context(
                 FakeSlack(
@@ -209,6 +211,7 @@ def serve_bot(tmp_path: Path) -> Iterator[BotFactory]:
                 tasks,
                 roles,
                 alerts=AlertPolicy(channel="moderators", threshold=0.8, reaction=None),
+                inbox=inbox,
             )
             status = StatusService(database, models, tasks, roles)
             runner = RecordingRunner()

@@ -76,9 +76,9 @@ class Served:
 class BotProcesses:
     """Starts ``bertbot serve --http`` processes on one SQLite file and one fake Slack."""
 
-    def __init__(self, tmp_path: Path, database_path: Path, fake: FakeSlack) -> None:
+    def __init__(self, tmp_path: Path, database_url: str, fake: FakeSlack) -> None:
         self.tmp_path = tmp_path
-        self.database_path = database_path
+        self.database_url = database_url
         self.fake = fake
         self.marker = tmp_path / "stalled"
         self.started: list[subprocess.Popen[str]] = []
@@ -87,7 +87,7 @@ class BotProcesses:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTBOT_", "SLACK_"))}
         env |= {
             "BERTBOT_HOME": str(self.tmp_path / "home"),
-            "BERTBOT_DATABASE_URL": f"sqlite:///{self.database_path}",
+            "BERTBOT_DATABASE_URL": self.database_url,
             "BERTBOT_SLACK_API_URL": self.fake.api_url,
             "BERTBOT_MODERATORS": MODERATOR,
             "BERTBOT_TEST_STALL_MARKER": str(self.marker),
@@ -137,15 +137,15 @@ def processes(reliability_template: Path, tmp_path: Path) -> Iterator[BotProcess
     database_path = tmp_path / "bot.db"
     shutil.copyfile(reliability_template, database_path)
     with FakeSlack() as fake:
-        procs = BotProcesses(tmp_path, database_path, fake)
+        procs = BotProcesses(tmp_path, f"sqlite:///{database_path}", fake)
         try:
             yield procs
         finally:
             procs.close()
 
 
-def _counts(database_path: Path) -> dict[str, Any]:
-    database = Database.connect(f"sqlite:///{database_path}")
+def _counts(database_url: str) -> dict[str, Any]:
+    database = Database.connect(database_url)
     try:
         with database.begin() as session:
 
@@ -170,19 +170,19 @@ def _counts(database_path: Path) -> dict[str, Any]:
         database.dispose()
 
 
-def _wait_for_counts(database_path: Path, **wanted: int) -> dict[str, Any]:
+def _wait_for_counts(database_url: str, **wanted: int) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while True:
-        counts = _counts(database_path)
+        counts = _counts(database_url)
         if all(counts[key] >= value for key, value in wanted.items()):
             return counts
         assert time.monotonic() < deadline, f"rows never appeared: {counts}, wanted {wanted}"
         time.sleep(0.05)
 
 
-def _outbox(database_path: Path) -> list[tuple[int, bool]]:
+def _outbox(database_url: str) -> list[tuple[int, bool]]:
     """(attempts, posted) of each stored alert."""
-    database = Database.connect(f"sqlite:///{database_path}")
+    database = Database.connect(database_url)
     try:
         with database.begin() as session:
             rows = session.execute(
@@ -212,18 +212,18 @@ def test_a_message_event_acknowledged_before_a_kill_is_stored_once_without_a_ret
     event_id = new_event_id()
     assert sender.event(event, event_id=event_id).status == 200  # stored, then acked
     processes.kill_when_stalled(first)
-    after_kill = _counts(processes.database_path)
+    after_kill = _counts(processes.database_url)
 
     # Slack sends nothing more (it had its 200): the next process takes the delivery over
     # once the dead one's claim lapses (predict), or posts the pending alert (alert).
     second = processes.start(BERTBOT_ALERT_RETRY_SECONDS="0.5", **QUICK_INBOX)
-    counts = _wait_for_counts(processes.database_path, events=1, messages=1, predictions=2)
+    counts = _wait_for_counts(processes.database_url, events=1, messages=1, predictions=2)
     fake.wait_for("chat.postMessage", timeout=10)
     # A retry Slack might still send (it timed out waiting) is acknowledged, not redone.
     retry = SlackSender(second.events_url, LOCAL_SIGNING_SECRET, fake=fake)
     assert retry.event(event, event_id=event_id, retry_num=1).status == 200
     time.sleep(1.0)  # anything that could still be stored or posted (it should not)
-    counts = _counts(processes.database_path)
+    counts = _counts(processes.database_url)
     report.add(
         killed_at=killed_at,
         processes_started=2,
@@ -246,7 +246,7 @@ def test_a_message_event_acknowledged_before_a_kill_is_stored_once_without_a_ret
     assert counts["messages"] == 1 and counts["events"] == 1 and counts["inbox"] == 1
     assert counts["predictions_per_task"] == {"spam": 1, "sentiment": 1}
     assert len(_alerts(fake)) == 1
-    assert _outbox(processes.database_path) == [(1, True)]
+    assert _outbox(processes.database_url) == [(1, True)]
 
 
 def test_an_alert_left_unposted_by_a_kill_is_posted_by_the_sweeper_without_a_retry(
@@ -258,7 +258,7 @@ def test_an_alert_left_unposted_by_a_kill_is_posted_by_the_sweeper_without_a_ret
     event = sender.message_event(f"{SPAM} {STALL_WORD}", user_id=AUTHOR)
     assert sender.event(event).status == 200
     processes.kill_when_stalled(first)
-    outbox_after_kill = _outbox(processes.database_path)
+    outbox_after_kill = _outbox(processes.database_url)
 
     # Slack never retries (it had its 200): only the sweeper of a running process can heal it.
     started = time.monotonic()
@@ -280,7 +280,7 @@ def test_an_alert_left_unposted_by_a_kill_is_posted_by_the_sweeper_without_a_ret
     assert outbox_after_kill == [(0, False)]  # stored, never tried
     assert alert.ok and len(_alerts(fake)) == 1
     assert STALL_WORD in str(alert.params["blocks"])  # the killed request's message
-    assert _outbox(processes.database_path) == [(1, True)]
+    assert _outbox(processes.database_url) == [(1, True)]
 
 
 @pytest.mark.parametrize("killed_at", ["before_commit", "after_commit"])
@@ -310,10 +310,10 @@ def test_a_label_click_sent_again_after_a_kill_is_stored_once(
     if killed_at == "before_commit":
         processes.kill_when_stalled(first)
     else:
-        _wait_for_counts(processes.database_path, annotations=1, audit=1)
+        _wait_for_counts(processes.database_url, annotations=1, audit=1)
         fake.wait_for("chat.update", timeout=10)
         processes.kill(first)
-    after_kill = _counts(processes.database_path)
+    after_kill = _counts(processes.database_url)
 
     second = processes.start()
     again = SlackSender(second.events_url, LOCAL_SIGNING_SECRET, fake=fake)
@@ -324,7 +324,7 @@ def test_a_label_click_sent_again_after_a_kill_is_stored_once(
         assert time.monotonic() < deadline, "the second process never answered the click"
         time.sleep(0.05)
     time.sleep(0.3)
-    counts = _counts(processes.database_path)
+    counts = _counts(processes.database_url)
     replies = [r.get("text", "") for r in fake.responses(response_url)]
     report.add(
         killed_at=killed_at,
