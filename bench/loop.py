@@ -23,6 +23,7 @@ import shutil
 import sys
 import time
 from datetime import timedelta
+from typing import Any
 
 from common import home, save
 
@@ -92,18 +93,18 @@ def main() -> int:
 
     last = [0.0]
 
-    def show(update: dict) -> None:  # type: ignore[type-arg]
-        if update.get("phase") == "train" and time.monotonic() - last[0] < 60:
+    def show(update: Any) -> None:  # a trainer.decisions.RetrainProgress
+        if update.phase == "train" and time.monotonic() - last[0] < 60:
             return
         last[0] = time.monotonic()
-        if update.get("phase") == "train" and update.get("total_steps"):
+        if update.phase == "train" and update.total_steps:
             print(
-                f"  step {update['step']}/{update['total_steps']} "
-                f"{(update.get('examples_per_s') or 0):.1f} ex/s",
+                f"  step {update.step}/{update.total_steps} "
+                f"{(update.examples_per_s or 0):.1f} ex/s",
                 flush=True,
             )
-        elif update.get("message"):
-            print(f"  {update['message']}", flush=True)
+        elif update.message:
+            print(f"  {update.message}", flush=True)
 
     held_texts = [r["text"] for r in airline_eval]
     held_truth = [r["label"] for r in airline_eval]
