@@ -60,6 +60,7 @@ SECTION_FILES = (
     "train-speed",
     "loop",
     "slack-http",
+    "inbox",
     "retrain-scale",
     "make-run",
 )
@@ -335,6 +336,40 @@ def _slack_http(lines: list[str]) -> None:
     _notes(lines, "slack-http", data)
 
 
+def _inbox(lines: list[str]) -> None:
+    data = _load("inbox")
+    lines += ["## The events inbox: what storing before the ack costs", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}). The same production models, "
+        f"fake Slack and signed events, served by the code before the inbox "
+        f"({data['baseline']}) and by this checkout, one after the other. Ingestion: events "
+        "from 8 senders until each message has a prediction per task. Ack: events from 32 "
+        "senders at once, from sending to the 200.",
+        "",
+        "| store | code | messages/s | stored | ack p50 / p95 / p99 ms at 32 | 200s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, row in data["runs"].items():
+        store, code = key.split("/")
+        ingest, acks = row["ingest"], row["acks_at_32"]
+        ack = acks["ack"]
+        lines.append(
+            f"| {store} | {code} | **{ingest['messages_per_s']}** | "
+            f"{ingest['stored_messages']}/{ingest['messages']} | {ack['p50_ms']} / "
+            f"{ack['p95_ms']} / **{ack['p99_ms']}** | {acks['acked_200']}/{acks['events']} |"
+        )
+    ratios = [
+        f"{store}: **{data[f'{store}_inbox_vs_before']}x**"
+        for store in ("sqlite", "postgresql")
+        if f"{store}_inbox_vs_before" in data
+    ]
+    lines += ["", "Ingestion with the inbox vs before: " + "; ".join(ratios) + ".", ""]
+    _notes(lines, "inbox", data)
+
+
 def _retrain_scale(lines: list[str]) -> None:
     data = _load("retrain-scale")
     lines += ["## Retrain cost as the labels grow", ""]
@@ -444,6 +479,7 @@ def main() -> int:
     _loop(lines)
     _make_run(lines)
     _slack_http(lines)
+    _inbox(lines)
     _retrain_scale(lines)
     _reliability(lines)
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))

@@ -57,13 +57,14 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def _copy_production(source_url: str, target_url: str) -> dict[str, str]:
-    """Register the source store's production models (same artifacts) in a fresh store."""
+def _copy_production(source_url: str, target_url: str, *, revision: str = "head") -> dict[str, str]:
+    """Register the source store's production models (same artifacts) in a fresh store
+    migrated to ``revision`` (an older one for an older checkout of the code)."""
     from storage import registry, schema
     from storage.db import Database
 
     source, target = Database.connect(source_url), Database.connect(target_url)
-    schema.upgrade(target)
+    schema.upgrade(target, revision)
     copied = {}
     try:
         for task in ("spam", "sentiment"):
@@ -104,7 +105,8 @@ def _copy_production(source_url: str, target_url: str) -> dict[str, str]:
 class Bot:
     """``bertbot serve --http`` in its own process, pointed at a fake Slack."""
 
-    def __init__(self, database_url: str, api_url: str) -> None:
+    def __init__(self, database_url: str, api_url: str, *, code_dir: Path | None = None) -> None:
+        """Start it; ``code_dir`` runs another checkout of bertbot's code (same venv)."""
         self.port = _free_port()
         env = {
             k: v
@@ -121,6 +123,8 @@ class Bot:
                 "TF_CPP_MIN_LOG_LEVEL": "2",
             }
         )
+        if code_dir is not None:
+            env["PYTHONPATH"] = str(code_dir)
         self.process = subprocess.Popen(
             [
                 str(ROOT / ".venv" / "bin" / "bertbot"),

@@ -111,6 +111,7 @@ def test_the_real_step_list_covers_every_benchmark(
         "bench/train_speed.py",
         "bench/loop.py",
         "bench/slack_http.py",
+        "bench/inbox.py",
         "bench/retrain_scale.py",
         "BERTBOT_RELIABILITY_REPORT=bench/results/reliability.jsonl",
     ):
