@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from bot.emulator.outbound import FakeSlack
+from bot.inbox_policy import InboxPolicy
 from bot.services.alert_outbox import AlertPolicy
+from bot.services.inbox import Inbox
 from storage import annotations, registry
 from storage.annotations import NewAnnotation
 from storage.db import Database
@@ -132,6 +135,20 @@ def test_status_shows_models_labels_and_corrections_as_stored(
     # The schedule was asked about the time of the request.
     assert len(asked) == 1 and abs((utcnow() - asked[0]).total_seconds()) < 10
     assert reply["text"].startswith("bertbot status: spam: v3 macro-F1 0.912")
+    assert blocks["inbox"].startswith(":inbox_tray: Events inbox: 0 waiting, 0 dead letter(s)")
+
+
+def test_status_warns_about_dead_letters_in_the_events_inbox(status_bot: SurfaceBot) -> None:
+    inbox = Inbox(status_bot.database, InboxPolicy(max_attempts=1))
+    inbox.bind(lambda claim: (_ for _ in ()).throw(RuntimeError("model unavailable")))
+    for event_id in ("EvDead1", "EvWaiting"):
+        body = {"type": "event_callback", "event_id": event_id, "event": {"type": "message"}}
+        item = inbox.accept(body, json.dumps(body))
+        if event_id == "EvDead1" and item is not None:
+            inbox.handle(item)
+    blocks = {b.get("block_id"): all_text([b]) for b in _status_reply(status_bot)["blocks"]}
+    assert blocks["inbox"].startswith(":warning: Events inbox: 1 waiting (oldest ")
+    assert "1 dead letter(s)" in blocks["inbox"] and "bertbot inbox list --dead" in blocks["inbox"]
 
 
 def test_help_and_empty_text_answer_with_usage_at_once(status_bot: SurfaceBot) -> None:
