@@ -109,7 +109,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.services import retrain_options
     from bot.app import BotConfig, create_app, make_client
     from bot.services import BotServices
-    from bot.services.alert_outbox import AlertPolicy, AlertSweeper
+    from bot.services.alert_outbox import AlertPolicy
+    from bot.services.alert_posting import AlertSweeper
     from bot.services.inbox import InboxSweeper
     from bot.services.retraining import RetrainService
     from bot.services.roles import Roles

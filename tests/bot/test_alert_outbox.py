@@ -26,16 +26,15 @@ from bot.app import make_client
 from bot.emulator.inbound import new_event_id
 from bot.emulator.outbound import RecordedCall
 from bot.services import BotServices
-from bot.services.alert_outbox import (
+from bot.services.alert_outbox import Alert as BotAlert
+from bot.services.alert_outbox import AlertOutbox, AlertPolicy
+from bot.services.alert_posting import (
     ALERT_EVENT,
-    AlertOutbox,
-    AlertPolicy,
     AlertSweeper,
     alert_metadata,
     deliver_alert,
     find_posted_alert,
 )
-from bot.services.alert_outbox import Alert as BotAlert
 from bot.services.roles import Roles
 from storage import alerts
 from storage.db import Database

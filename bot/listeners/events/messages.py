@@ -6,7 +6,7 @@ bertbot's own alerts) are ignored; a delivery is stored once (see
 :meth:`bot.services.ingestion.IngestionService.record_message`). An alert goes to the
 moderators' channel when a task's alert label crosses the threshold: stored with the
 message, posted after the commit; the outbox's sweeper posts what a crash left unposted
-(:func:`bot.services.alert_outbox.deliver_alert`).
+(:func:`bot.services.alert_posting.deliver_alert`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from slack_sdk import WebClient
 
 from bot.listeners.describe import describe_request
 from bot.listeners.slack_text import to_plain
-from bot.services.alert_outbox import AlertOutbox, deliver_alert
+from bot.services.alert_outbox import AlertOutbox
+from bot.services.alert_posting import deliver_alert
 from bot.services.ingestion import IngestionService, MessageOutcome, SlackMessage
 
 if TYPE_CHECKING:
