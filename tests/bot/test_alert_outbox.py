@@ -278,7 +278,7 @@ class TestAPosterThatDiedAfterSlackTookTheAlert:
         bot.fake.fail_next("conversations.history", status=500)
         client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
 
-        with caplog.at_level(logging.WARNING, logger="bot.services.alert_outbox"):
+        with caplog.at_level(logging.WARNING, logger="bot.services.alert_posting"):
             assert AlertSweeper(bot.services.outbox, client, min_age_s=0).sweep() == 1
 
         first, second = _alerts(bot)
@@ -381,7 +381,7 @@ class TestALookUpSlowerThanTheClaim:
         outbox, alert = self._retried_alert(bot, dying)
         monkeypatch.setattr(outbox, "holding", lambda *_: contextlib.nullcontext())
 
-        with caplog.at_level(logging.WARNING, logger="bot.services.alert_outbox"):
+        with caplog.at_level(logging.WARNING, logger="bot.services.alert_posting"):
             first, second = self._race(bot, outbox, alert)
 
         assert (first, second) == (False, True)
