@@ -262,7 +262,7 @@ def _move(
     verified: ModelVersionRecord | None = None,
 ) -> AliasMove:
     target = _version(session, task, to_version)
-    if verified is None or verified.sha256 != target.sha256:
+    if verified != target:  # not checked yet, or its row changed since (say, deleted)
         verify_version(home, target)
     current = registry.lock_alias(session=session, task=task)
     now = current.version if current else None
