@@ -26,7 +26,14 @@ MAX_ERROR_CHARS = 2000
 
 
 def add_delivery(
-    *, session: Session, event_id: str, event_type: str, team_id: str | None, payload: str
+    *,
+    session: Session,
+    event_id: str,
+    event_type: str,
+    team_id: str | None,
+    payload: str,
+    holder: str | None = None,
+    ttl: timedelta | None = None,
 ) -> InboxRecord | None:
     """Store a delivery; None if its event id is in the inbox already (a retry).
 
@@ -36,15 +43,22 @@ def add_delivery(
         event_type: The event's type (``message``, ``app_home_opened``, ...).
         team_id: The workspace.
         payload: The envelope as received (JSON text).
+        holder: Store it already claimed by this holder for ``ttl`` (the process that
+            received it handles it at once; if it dies, the claim lapses).
+        ttl: How long that claim lasts.
     """
+    now = utcnow()
+    claimed = holder is not None and ttl is not None
     row = InboxItem(
         event_id=event_id,
         event_type=event_type[:64],
         team_id=team_id,
         payload=payload,
-        status=InboxStatus.PENDING,
-        attempts=0,
-        available_at=utcnow(),
+        status=InboxStatus.WORKING if claimed else InboxStatus.PENDING,
+        attempts=1 if claimed else 0,
+        available_at=now,
+        claimed_by=holder if claimed else None,
+        claimed_until=now + ttl if claimed and ttl is not None else None,
     )
     try:
         with session.begin_nested():

@@ -72,15 +72,19 @@ class Inbox:
     def _ttl(self) -> timedelta:
         return timedelta(seconds=self.policy.claim_seconds)
 
-    def accept(self, body: Mapping[str, Any], raw: str) -> int | None:
+    def accept(self, body: Mapping[str, Any], raw: str) -> InboxClaim | None:
         """Store an event callback; the caller acknowledges Slack only after this returns.
+
+        The row is stored already claimed by this process, which handles it at once
+        (:meth:`run`); if the process dies first, the claim lapses and a sweeper takes it.
 
         Args:
             body: The parsed envelope (``type`` ``event_callback``).
             raw: The envelope as received.
 
         Returns:
-            The new row's id, or None when the event is in the inbox already (a retry).
+            This process's claim on the new row, or None when the event is in the inbox
+            already (a retry).
 
         Raises:
             StorageError: It could not be stored: answer 5xx so that Slack retries.
@@ -93,22 +97,13 @@ class Inbox:
                 event_type=str(event.get("type") or "unknown"),
                 team_id=str(body["team_id"]) if body.get("team_id") else None,
                 payload=raw,
+                holder=self.holder,
+                ttl=self._ttl,
             )
         if record is None:
             logger.info("event %s delivered again; it is in the inbox", body.get("event_id"))
             return None
-        return record.id
-
-    def handle(self, item_id: int) -> bool:
-        """Claim one delivery and handle it (False: another worker has it, or it is done)."""
-        with self._database.begin() as session:
-            record = inbox_store.claim_item(
-                session=session, item_id=item_id, holder=self.holder, ttl=self._ttl
-            )
-        if record is None:
-            return False
-        self._run(record)
-        return True
+        return InboxClaim(record.id, record.event_id, record.event_type, 1, dict(body))
 
     def handle_due(self, *, limit: int = 16) -> int:
         """Claim and handle the deliveries that are due; returns how many were handled."""
@@ -117,29 +112,27 @@ class Inbox:
                 session=session, holder=self.holder, ttl=self._ttl, limit=limit
             )
         for record in records:
-            self._run(record)
+            try:
+                body = json.loads(record.payload)
+            except ValueError as exc:
+                self.failed(_claim_of(record, {}), exc)
+                continue
+            self.run(_claim_of(record, body))
         return len(records)
 
-    def _run(self, record: InboxRecord) -> None:
-        # The handler's error boundary: a failure is recorded on the row, never lost.
+    def run(self, claim: InboxClaim) -> None:
+        """Handle a claimed delivery; a failure is recorded on its row, never lost."""
         try:
-            claim = InboxClaim(
-                record.id,
-                record.event_id,
-                record.event_type,
-                record.attempts,
-                json.loads(record.payload),
-            )
             self.handler(claim)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried
-            self.failed(record, exc)
+            self.failed(claim, exc)
 
     def done(self, claim: InboxClaim) -> None:
         """Mark a delivery handled that had no effects to store."""
         with self._database.begin() as session:
             inbox_store.mark_done(session=session, item_id=claim.id)
 
-    def failed(self, record: InboxRecord, exc: BaseException) -> None:
+    def failed(self, record: InboxClaim, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         retry_at = None
         if record.attempts < self.policy.max_attempts:
@@ -167,7 +160,7 @@ class Inbox:
             )
         elif status == InboxStatus.DEAD:
             logger.error(
-                "event %s dead-lettered after %d attempts: %s (bertbot inbox retry %d)",
+                "event %s dead-lettered after %d attempts: %s (bertbot inbox retry %s)",
                 record.event_id,
                 record.attempts,
                 message,
@@ -251,3 +244,7 @@ class InboxSweeper:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def _claim_of(record: InboxRecord, body: dict[str, Any]) -> InboxClaim:
+    return InboxClaim(record.id, record.event_id, record.event_type, record.attempts, body)

@@ -19,6 +19,8 @@ from storage import messages
 from storage.db import Database
 from storage.errors import DuplicateError
 from storage.records import MessageRecord, PredictionRecord
+from trainer.serving import Prediction
+from trainer.tasks import TaskSpec
 
 if TYPE_CHECKING:
     from bot.services.inbox import InboxClaim
@@ -80,12 +82,12 @@ class IngestionService:
     ) -> MessageOutcome:
         """Store a new channel message and one prediction per task, once per event.
 
-        The event id is recorded before anything else, in the same unit of work as the
-        message, its predictions and its alerts (queued in the outbox, posted by the
-        caller after the commit): a retried delivery (or a second process) costs one
-        insert, calls no model and stores nothing. It returns the message's alerts that
-        are still unposted (the first delivery died before posting them), for the caller
-        to post; claiming each one first makes sure it is posted once.
+        The models are called first, outside any unit of work (so no lock is held while
+        they run). The event id is recorded before anything else in the unit of work that
+        stores the message, its predictions and its alerts (queued in the outbox, posted by
+        the caller after the commit): a repeated delivery stores nothing. It returns the
+        message's alerts that are still unposted (the first delivery died before posting
+        them), for the caller to post; claiming each one first makes sure it is posted once.
 
         Args:
             event_id: Slack's ``event_id`` (the same across retries).
@@ -95,6 +97,7 @@ class IngestionService:
         Returns:
             ``STORED`` with predictions and alerts, or ``DUPLICATE`` with the pending alerts.
         """
+        predicted = self._predict(message.text)  # before the unit of work: no lock held
         with self._database.begin() as session:
             _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message", message.team_id):
@@ -104,7 +107,7 @@ class IngestionService:
             except DuplicateError:
                 # The same message under another event id: keep the first.
                 return self._duplicate(session, message)
-            results = self._classify_message(session, stored)
+            results = self._store_predictions(session, stored, predicted)
             alerts = self._alerts.queue(session, results, stored, previous={})
         return MessageOutcome(MessageStatus.STORED, stored, results, alerts)
 
@@ -124,6 +127,7 @@ class IngestionService:
             ``EDITED``, ``STORED`` (first seen now), ``UNCHANGED`` or ``DUPLICATE`` (with
             the message's alerts still unposted).
         """
+        predicted = self._predict(message.text)  # before the unit of work: no lock held
         with self._database.begin() as session:
             _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message_changed", message.team_id):
@@ -149,7 +153,7 @@ class IngestionService:
                     session=session, message_id=existing.id, text=message.text
                 )
                 status = MessageStatus.EDITED
-            results = self._classify_message(session, stored)
+            results = self._store_predictions(session, stored, predicted)
             alerts = self._alerts.queue(session, results, stored, previous)
         return MessageOutcome(status, stored, results, alerts)
 
@@ -191,13 +195,20 @@ class IngestionService:
             thread_ts=message.thread_ts,
         )
 
-    def _classify_message(self, session: Any, message: MessageRecord) -> tuple[TaskResult, ...]:
-        # Inside the unit of work, after the event was found new. On SQLite this holds the
-        # write lock for one model call per task (milliseconds to tens of milliseconds).
-        predictor = self._predictor
+    def _predict(self, text: str) -> list[tuple[TaskSpec, Prediction | None]]:
+        # Outside any unit of work: a model call takes milliseconds to tens of milliseconds,
+        # and on SQLite a unit of work holds the one write lock (event acks wait for it).
+        return self._predictor.predict(text, self._predictor.task_names)
+
+    @staticmethod
+    def _store_predictions(
+        session: Any,
+        message: MessageRecord,
+        predicted: list[tuple[TaskSpec, Prediction | None]],
+    ) -> tuple[TaskResult, ...]:
         return tuple(
             store_prediction(session, spec, prediction, message_id=message.id)
-            for spec, prediction in predictor.predict(message.text, predictor.task_names)
+            for spec, prediction in predicted
         )
 
     @staticmethod

@@ -44,6 +44,17 @@ def row(database: Database, item_id: int) -> InboxRecord:
         return inbox_store.get_item(session=session, item_id=item_id)
 
 
+def pending(database: Database, event_id: str) -> int:
+    """A delivery nobody holds (as a sweeper finds one)."""
+    _, raw = envelope(event_id)
+    with database.begin() as session:
+        record = inbox_store.add_delivery(
+            session=session, event_id=event_id, event_type="message", team_id=None, payload=raw
+        )
+    assert record is not None
+    return record.id
+
+
 @pytest.fixture
 def database(fresh_database: Database) -> Database:
     return fresh_database
@@ -54,12 +65,14 @@ def test_a_delivery_is_stored_once_and_a_retry_is_recognised(database: Database)
     first = inbox.accept(*envelope("Ev1"))
     assert first is not None
     assert inbox.accept(*envelope("Ev1")) is None  # Slack's retry: acknowledged, not stored
-    record = row(database, first)
-    assert (record.status, record.event_type, record.team_id) == (
-        InboxStatus.PENDING,
-        "message",
-        "T0LOCAL",
+    record = row(database, first.id)
+    # Stored already claimed by the process that received it, which handles it at once.
+    assert (record.status, record.claimed_by, record.attempts) == (
+        InboxStatus.WORKING,
+        inbox.holder,
+        1,
     )
+    assert (record.event_type, record.team_id) == ("message", "T0LOCAL")
     assert json.loads(record.payload)["event_id"] == "Ev1"
 
 
@@ -67,13 +80,12 @@ def test_handled_once_and_marked_done(database: Database) -> None:
     inbox = Inbox(database)
     seen: list[InboxClaim] = []
     inbox.bind(lambda claim: (seen.append(claim), inbox.done(claim)))
-    item = inbox.accept(*envelope("Ev1", "hello"))
-    assert item is not None
-    assert inbox.handle(item) is True
-    assert inbox.handle(item) is False, "done: nobody handles it again"
-    assert inbox.handle_due() == 0
+    claim = inbox.accept(*envelope("Ev1", "hello"))
+    assert claim is not None
+    inbox.run(claim)
+    assert inbox.handle_due() == 0, "done: nobody handles it again"
     assert [c.body["event"]["text"] for c in seen] == ["hello"]  # type: ignore[index]
-    assert row(database, item).status == InboxStatus.DONE and seen[0].attempts == 1
+    assert row(database, claim.id).status == InboxStatus.DONE and seen[0].attempts == 1
 
 
 def test_failures_back_off_exponentially_then_dead_letter_and_retry_brings_it_back(
@@ -88,9 +100,10 @@ def test_failures_back_off_exponentially_then_dead_letter_and_retry_brings_it_ba
         raise RuntimeError(f"model unavailable (attempt {claim.attempts})")
 
     inbox.bind(broken)
-    item = inbox.accept(*envelope("Ev1"))
-    assert item is not None
-    inbox.handle(item)
+    claim = inbox.accept(*envelope("Ev1"))
+    assert claim is not None
+    item = claim.id
+    inbox.run(claim)
     record = row(database, item)
     assert record.status == InboxStatus.PENDING and record.attempts == 1
     assert "model unavailable (attempt 1)" in (record.last_error or "")
@@ -122,12 +135,9 @@ def test_a_dead_processs_claim_lapses_and_another_takes_the_delivery_over(
     database: Database,
 ) -> None:
     dead = Inbox(database, InboxPolicy(claim_seconds=1))
-    item = dead.accept(*envelope("Ev1"))
-    assert item is not None
-    with database.begin() as session:  # claimed, then the process died
-        assert inbox_store.claim_item(
-            session=session, item_id=item, holder=dead.holder, ttl=timedelta(seconds=1)
-        )
+    claim = dead.accept(*envelope("Ev1"))  # stored and claimed, then the process died
+    assert claim is not None
+    item = claim.id
     alive = Inbox(database)
     alive.bind(alive.done)
     assert alive.handle_due() == 0, "the claim still holds"
@@ -153,8 +163,8 @@ def test_two_processes_sweeping_at_once_handle_each_delivery_once(database: Data
 
     for inbox in processes:
         inbox.bind(handler_of(inbox))
-    for i in range(items):
-        processes[0].accept(*envelope(f"Ev{i}"))
+    for i in range(items):  # left pending (say, by a process that failed them once)
+        pending(database, f"Ev{i}")
     barrier = threading.Barrier(2)
 
     def sweep(inbox: Inbox) -> int:
@@ -173,8 +183,8 @@ def test_two_processes_sweeping_at_once_handle_each_delivery_once(database: Data
 def test_the_sweeper_thread_handles_what_is_due_and_prunes(database: Database) -> None:
     inbox = Inbox(database, InboxPolicy(sweep_seconds=0.05, retention_days=1))
     inbox.bind(inbox.done)
-    old = inbox.accept(*envelope("Ev-old"))
-    fresh = inbox.accept(*envelope("Ev-fresh"))
+    old = pending(database, "Ev-old")
+    fresh = pending(database, "Ev-fresh")
     assert old is not None and fresh is not None
     sweeper = InboxSweeper(inbox, prune_every_s=0.05).start()
     try:
@@ -219,10 +229,11 @@ def test_bertbot_inbox_commands(
     schema.check_schema(database)
     inbox = Inbox(database, InboxPolicy(max_attempts=1))
     inbox.bind(lambda claim: (_ for _ in ()).throw(RuntimeError("boom")))
-    dead_item = inbox.accept(*envelope("Ev-dead"))
+    dead_claim = inbox.accept(*envelope("Ev-dead"))
     inbox.accept(*envelope("Ev-waiting"))
-    assert dead_item is not None
-    inbox.handle(dead_item)
+    assert dead_claim is not None
+    dead_item = dead_claim.id
+    inbox.run(dead_claim)
     capsys.readouterr()
 
     assert main(["inbox", "status"]) == 1  # a dead letter: exit 1 for monitoring

@@ -143,9 +143,9 @@ def test_status_warns_about_dead_letters_in_the_events_inbox(status_bot: Surface
     inbox.bind(lambda claim: (_ for _ in ()).throw(RuntimeError("model unavailable")))
     for event_id in ("EvDead1", "EvWaiting"):
         body = {"type": "event_callback", "event_id": event_id, "event": {"type": "message"}}
-        item = inbox.accept(body, json.dumps(body))
-        if event_id == "EvDead1" and item is not None:
-            inbox.handle(item)
+        claim = inbox.accept(body, json.dumps(body))
+        if event_id == "EvDead1" and claim is not None:
+            inbox.run(claim)
     blocks = {b.get("block_id"): all_text([b]) for b in _status_reply(status_bot)["blocks"]}
     assert blocks["inbox"].startswith(":warning: Events inbox: 1 waiting (oldest ")
     assert "1 dead letter(s)" in blocks["inbox"] and "bertbot inbox list --dead" in blocks["inbox"]

@@ -10,8 +10,8 @@ point of a request:
   time), so a test can kill the process while it works through a backlog;
 * ``BERTBOT_TEST_STALL=<where>:<word>`` makes the process write ``BERTBOT_TEST_STALL_MARKER``
   and sleep when it handles a text containing ``<word>``, at ``<where>``:
-  ``predict`` (inside the message's unit of work, after the event id and the message were
-  inserted, before commit), ``label`` (after the annotation was inserted, before commit)
+  ``predict`` (the model call, after the delivery was stored in the inbox and acknowledged,
+  before the message's unit of work), ``label`` (after the annotation was inserted, before commit)
   or ``alert`` (after the message was committed, before the alert is posted).
 
 Usage: ``python tests/reliability/serve_fake_models.py serve --http --port 0 ...``

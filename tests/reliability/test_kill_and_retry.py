@@ -7,8 +7,8 @@ prediction; so the process is started through ``serve_fake_models.py``, which ru
 same entry point with the keyword fake models of ``tests/bot`` and can stall at a chosen
 point so the test kills the process exactly there:
 
-* ``predict``: after the delivery was stored in the inbox and acknowledged, inside the
-  message's unit of work (event id and message inserted, not committed): the next process
+* ``predict``: after the delivery was stored in the inbox and acknowledged, in the model
+  call before the message's unit of work (nothing of the message stored): the next process
   takes the delivery over when the claim lapses and stores the message and its
   predictions once; a late Slack retry is acknowledged and changes nothing;
 * ``alert``: after the commit (message, predictions and the pending alert in the outbox),

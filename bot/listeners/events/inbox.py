@@ -55,22 +55,15 @@ def register(
             return next()
         try:
             # Over HTTP the body as signed; over Socket Mode the envelope's payload.
-            item_id = inbox.accept(body, req.raw_body or json.dumps(body))
+            claim = inbox.accept(body, req.raw_body or json.dumps(body))
         except StorageError as exc:
             logger.error("could not store event %s; answering 503: %s", body.get("event_id"), exc)
             return BoltResponse(status=503, body="try again later\n")
-        if item_id is not None:
-            executor.submit(_handle_logged, inbox, item_id)
+        if claim is not None:
+            executor.submit(inbox.run, claim)
         return BoltResponse(status=200, body="")
 
     app.middleware(store_then_ack)
-
-
-def _handle_logged(inbox: Inbox, item_id: int) -> None:
-    try:
-        inbox.handle(item_id)
-    except StorageError as exc:  # the claim could not be written: the sweeper tries later
-        logger.warning("inbox item %d not handled now (the sweeper will): %s", item_id, exc)
 
 
 def inbox_handler(
