@@ -148,6 +148,7 @@ class InboxSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    workers: int = _from(InboxPolicy, "workers")
     max_attempts: int = _from(InboxPolicy, "max_attempts")
     retry_base_seconds: float = _from(InboxPolicy, "retry_base_seconds")
     retry_max_seconds: float = _from(InboxPolicy, "retry_max_seconds")

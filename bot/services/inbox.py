@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +58,10 @@ class Inbox:
         self.policy = policy or InboxPolicy()
         self.holder = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._handler: Handler | None = None
+        # Deliveries received here, waiting for one of this process's workers.
+        self._waiting: deque[InboxClaim] = deque()
+        self._workers = 0
+        self._lock = threading.Lock()
 
     def bind(self, handler: Handler) -> None:
         """Say how a delivery is handled (the app does, when its listeners are registered)."""
@@ -119,6 +124,30 @@ class Inbox:
                 continue
             self.run(_claim_of(record, body))
         return len(records)
+
+    def enqueue(self, claim: InboxClaim, submit: Callable[[Callable[[], None]], Any]) -> None:
+        """Handle a delivery received here on one of at most ``policy.workers`` workers.
+
+        Args:
+            claim: This process's claim (from :meth:`accept`).
+            submit: Starts a worker (the app's listener executor's ``submit``).
+        """
+        with self._lock:
+            self._waiting.append(claim)
+            start = self._workers < self.policy.workers
+            if start:
+                self._workers += 1
+        if start:
+            submit(self._work)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._workers -= 1
+                    return
+                claim = self._waiting.popleft()
+            self.run(claim)
 
     def run(self, claim: InboxClaim) -> None:
         """Handle a claimed delivery; a failure is recorded on its row, never lost."""

@@ -88,6 +88,30 @@ def test_handled_once_and_marked_done(database: Database) -> None:
     assert row(database, claim.id).status == InboxStatus.DONE and seen[0].attempts == 1
 
 
+def test_at_most_workers_deliveries_are_handled_at_once_and_all_are_handled(
+    database: Database,
+) -> None:
+    inbox = Inbox(database, InboxPolicy(workers=2))
+    running, most, lock = [0], [0], threading.Lock()
+
+    def slow(claim: InboxClaim) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        inbox.done(claim)
+
+    inbox.bind(slow)
+    with ThreadPoolExecutor(8) as pool:  # the listener executor: more threads than workers
+        for i in range(20):
+            claim = inbox.accept(*envelope(f"Ev{i}"))
+            assert claim is not None
+            inbox.enqueue(claim, pool.submit)
+    assert most[0] == 2 and inbox.stats().done == 20
+
+
 def test_failures_back_off_exponentially_then_dead_letter_and_retry_brings_it_back(
     database: Database,
 ) -> None:

@@ -60,7 +60,7 @@ def register(
             logger.error("could not store event %s; answering 503: %s", body.get("event_id"), exc)
             return BoltResponse(status=503, body="try again later\n")
         if claim is not None:
-            executor.submit(inbox.run, claim)
+            inbox.enqueue(claim, executor.submit)
         return BoltResponse(status=200, body="")
 
     app.middleware(store_then_ack)
