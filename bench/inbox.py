@@ -1,6 +1,6 @@
 """What the durable inbox costs: ingestion and the ack, with the inbox and before it.
 
-    python bench/inbox.py [--messages 400] [--acks 640] [--baseline REV] [--skip-postgres]
+    python bench/inbox.py [--messages 800] [--acks 640] [--baseline REV] [--skip-postgres]
 
 For each store (SQLite, PostgreSQL) and each code (``--baseline``, the revision before the
 inbox, checked out in a scratch worktree; and this checkout), ``bertbot serve --http`` runs as
@@ -67,7 +67,7 @@ def baseline_checkout(revision: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=400, help="events for ingestion")
+    parser.add_argument("--messages", type=int, default=800, help="events for ingestion")
     parser.add_argument("--acks", type=int, default=640, help="events at concurrency 32")
     parser.add_argument("--baseline", default=BASELINE, help="the code before the inbox")
     parser.add_argument(
