@@ -756,16 +756,29 @@ def test_a_non_admin_click_or_submission_is_refused_and_nothing_changes(
     assert bot.reloads == []
 
 
+@pytest.mark.parametrize(
+    ("how", "named"),
+    [
+        ("changed", "variables/variables.data is corrupt"),
+        ("missing", "is missing saved_model.pb"),
+        ("extra", "does not list: variables/notes.txt"),
+    ],
+)
 def test_promote_anyway_refuses_a_tampered_candidate_naming_the_file(
-    retrain_bot: RetrainBot, tmp_path: Path
+    retrain_bot: RetrainBot, tmp_path: Path, how: str, named: str
 ) -> None:
     bot = retrain_bot
     bot.runner.promote = False
     seed(bot.database)
     card = finished_card(bot, bot.retrain("spam"))
     assert bot.production().version == "1"  # type: ignore[union-attr]
-    weights = tmp_path / "home" / "models" / "spam" / "2" / "variables" / "variables.data"
-    weights.write_bytes(b"swapped after training")
+    candidate = tmp_path / "home" / "models" / "spam" / "2"
+    if how == "changed":
+        (candidate / "variables" / "variables.data").write_bytes(b"swapped after training")
+    elif how == "missing":
+        (candidate / "saved_model.pb").unlink()
+    else:
+        (candidate / "variables" / "notes.txt").write_text("dropped here\n")
     audited = bot.audit_count()
 
     assert click(bot, card, admin_blocks.PROMOTE_ACTION, ADMIN).status == 200
@@ -773,7 +786,7 @@ def test_promote_anyway_refuses_a_tampered_candidate_naming_the_file(
     reply = submit_view(bot.sender, user_id=ADMIN, view=opened.params["view"], reason="trust me")
     assert reply.status == 200
     [note] = bot.fake.wait_for("chat.postEphemeral")
-    assert "variables/variables.data is corrupt" in note.params["text"]
+    assert named in note.params["text"]
     assert "Spam v2 is refused" in note.params["text"]
     bot.drain()
     assert bot.production().version == "1"  # type: ignore[union-attr]
