@@ -161,21 +161,21 @@ class Inbox:
         with self._database.begin() as session:
             inbox_store.mark_done(session=session, item_id=claim.id)
 
-    def failed(self, record: InboxClaim, exc: BaseException) -> None:
+    def failed(self, claim: InboxClaim, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         retry_at = None
-        if record.attempts < self.policy.max_attempts:
-            retry_at = utcnow() + timedelta(seconds=self.policy.retry_delay(record.attempts))
+        if claim.attempts < self.policy.max_attempts:
+            retry_at = utcnow() + timedelta(seconds=self.policy.retry_delay(claim.attempts))
         try:
             with self._database.begin() as session:
                 status = inbox_store.mark_failed(
-                    session=session, item_id=record.id, error=message, retry_at=retry_at
+                    session=session, item_id=claim.id, error=message, retry_at=retry_at
                 )
         except StorageError:
             logger.error(
                 "event %s failed (%s) and the failure could not be recorded; its claim "
                 "lapses in %.0f s and it is tried again",
-                record.event_id,
+                claim.event_id,
                 message,
                 self.policy.claim_seconds,
             )
@@ -183,25 +183,25 @@ class Inbox:
         if status is None:
             logger.warning(
                 "event %s was handled, then failed after its commit (nothing to retry): %s",
-                record.event_id,
+                claim.event_id,
                 message,
                 exc_info=exc,
             )
         elif status == InboxStatus.DEAD:
             logger.error(
                 "event %s dead-lettered after %d attempts: %s (bertbot inbox retry %s)",
-                record.event_id,
-                record.attempts,
+                claim.event_id,
+                claim.attempts,
                 message,
-                record.id,
+                claim.id,
             )
         else:
             logger.warning(
                 "event %s failed (attempt %d of %d), next try in %.0f s: %s",
-                record.event_id,
-                record.attempts,
+                claim.event_id,
+                claim.attempts,
                 self.policy.max_attempts,
-                self.policy.retry_delay(record.attempts),
+                self.policy.retry_delay(claim.attempts),
                 message,
                 exc_info=exc,
             )
