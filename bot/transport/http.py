@@ -112,7 +112,13 @@ class BotHttpServer:
         server_map = self._server._map
         if self._thread is not None and self._thread.is_alive():
             # Close the sockets on the loop's own thread; the loop ends when its map is empty.
-            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(server_map))
+            try:
+                self._server.trigger.pull_trigger(lambda: wasyncore.close_all(server_map))
+            except OSError as exc:
+                # The trigger's pipe is already gone (its fd was closed under it): close the
+                # sockets from here; the loop ends at its next poll, with an empty map.
+                logger.debug("could not wake the HTTP loop (%s); closing its sockets here", exc)
+                wasyncore.close_all(server_map)
             self._thread.join(timeout)
         else:
             wasyncore.close_all(server_map)
