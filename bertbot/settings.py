@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.inbox_policy import InboxPolicy
+from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
 from trainer.options import GateConfig, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
@@ -160,6 +161,22 @@ class InboxSettings(BaseModel):
         return InboxPolicy(**self.model_dump())
 
 
+class BatchingSettings(BaseModel):
+    """How a serving process groups concurrent texts into model calls (``BERTBOT_BATCHING__*``).
+
+    Defaults and bounds come from :class:`trainer.batching.BatchPolicy`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch_size: int = _from(BatchPolicy, "max_batch_size")
+    batch_timeout_ms: float = _from(BatchPolicy, "batch_timeout_ms")
+    wait_seconds: float = _from(BatchPolicy, "wait_seconds")
+
+    def policy(self) -> BatchPolicy:
+        return BatchPolicy(**self.model_dump())
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -221,6 +238,7 @@ class Settings(BaseSettings):
     gate: GateSettings = GateSettings()
     retrain: RetrainSettings = RetrainSettings()
     inbox: InboxSettings = InboxSettings()
+    batching: BatchingSettings = BatchingSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

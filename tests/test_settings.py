@@ -67,6 +67,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("BERTBOT_TASKS", "sentiment")
     monkeypatch.setenv("BERTBOT_GATE__MIN_DELTA", "0.01")
     monkeypatch.setenv("BERTBOT_RETRAIN__SCHEDULE", "30 2 * * 1")
+    monkeypatch.setenv("BERTBOT_BATCHING__MAX_BATCH_SIZE", "16")
+    monkeypatch.setenv("BERTBOT_BATCHING__BATCH_TIMEOUT_MS", "2.5")
     settings = load_settings()
     assert settings.home_dir == tmp_path / "h"
     assert settings.db_url == "postgresql+psycopg://u@db:5432/bertbot"
@@ -75,6 +77,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.admins == ["U01ADMIN", "U02ADMIN"] and settings.moderators == ["W0MOD"]
     assert list(settings.task_specs) == ["sentiment"]
     assert settings.gate.min_delta == 0.01 and settings.retrain.schedule == "30 2 * * 1"
+    policy = settings.batching.policy()
+    assert (policy.max_batch_size, policy.batch_timeout_ms) == (16, 2.5)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +88,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ("BERTBOT_GATE__CONFIDENCE", "1.5", "less than 1"),
         ("BERTBOT_GATE__CHANCE_LEVEL", "0", "greater than 0"),
         ("BERTBOT_RETRAIN__SCHEDULE", "nightly", "crontab"),
+        ("BERTBOT_BATCHING__MAX_BATCH_SIZE", "0", "greater than or equal to 1"),
         ("BERTBOT_RETRAIN__TIMEZONE", "Mars/Olympus", "time zone"),
         ("BERTBOT_ADMINS", "alice", "Slack user ids"),
         ("BERTBOT_TASKS", "spam,toxicity", "unknown task"),

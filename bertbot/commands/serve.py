@@ -157,6 +157,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             retry_seconds=settings.alert_retry_seconds,
         ),
         inbox=settings.inbox.policy(),
+        batching=settings.batching.policy(),
     )
     status = StatusService(
         database,
@@ -164,6 +165,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.task_specs,
         Roles.of(admins=settings.admins, moderators=settings.moderators),
         next_retrain=lambda now: next_retrain_at(settings, now),
+        batcher=services.batcher,
     )
     client = make_client(token, base_url=settings.slack.api_url)
     # /retrain runs on this one worker thread with BERTBOT_RETRAIN__THREADS TensorFlow
@@ -247,6 +249,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         models.stop()
         retraining.shutdown(wait=False)  # drops queued jobs; a running one ends on its own
         executor.shutdown(wait=True)
+        services.close()
         database.dispose()
         if emulator is not None:
             emulator.close()

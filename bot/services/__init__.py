@@ -26,6 +26,7 @@ from bot.services.ingestion import IngestionService
 from bot.services.predictor import ModelSource, Predictor
 from bot.services.roles import Roles
 from storage.db import Database
+from trainer.batching import Batcher, BatchObserver, BatchPolicy
 from trainer.tasks import TaskSpec
 
 
@@ -54,6 +55,8 @@ class BotServices:
         *,
         alerts: AlertPolicy | None = None,
         inbox: InboxPolicy | None = None,
+        batching: BatchPolicy | None = None,
+        batch_observer: BatchObserver | None = None,
     ) -> None:
         """Wire the services.
 
@@ -64,11 +67,18 @@ class BotServices:
             roles: Admins and moderators.
             alerts: When and where to alert moderators.
             inbox: How event deliveries are retried and kept.
+            batching: How concurrent callers' texts are grouped into model calls.
+            batch_observer: Told of every batch (metrics).
         """
         self.roles = roles
-        self.predictor = Predictor(models, tasks)
+        self.batcher = Batcher(models, batching, observer=batch_observer)
+        self.predictor = Predictor(models, tasks, self.batcher)
         self.classification = ClassificationService(database, self.predictor)
         self.outbox = AlertOutbox(database, self.predictor, alerts or AlertPolicy())
         self.ingestion = IngestionService(database, self.predictor, self.outbox)
         self.corrections = CorrectionService(database, self.predictor, roles)
         self.inbox = Inbox(database, inbox)
+
+    def close(self) -> None:
+        """Stop the batcher's workers (queued texts are still predicted first)."""
+        self.batcher.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from storage import messages
+from trainer.batching import Batcher
 from trainer.serving import Classifier, Prediction
 from trainer.tasks import TaskSpec
 
@@ -40,20 +41,25 @@ class TaskResult:
 class Predictor:
     """The active tasks, in display order, and their production models.
 
-    Thread-safe: it keeps no per-request state.
+    Every prediction goes through one :class:`trainer.batching.Batcher`, so texts from
+    concurrent callers share model calls. Thread-safe: it keeps no per-request state.
     """
 
-    def __init__(self, models: ModelSource, tasks: Mapping[str, TaskSpec]) -> None:
+    def __init__(
+        self, models: ModelSource, tasks: Mapping[str, TaskSpec], batcher: Batcher | None = None
+    ) -> None:
         """Keep the tasks and where their models come from.
 
         Args:
             models: The production classifier per task (``ProductionModels`` or a fake).
             tasks: The active tasks by name, in display order.
+            batcher: The process's batcher (default: one of its own over ``models``).
         """
         if not tasks:
             raise ValueError("BotServices needs at least one task")
         self._models = models
         self._tasks = dict(tasks)
+        self.batcher = batcher or Batcher(models)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -65,13 +71,24 @@ class Predictor:
     def predict(
         self, text: str, task_names: Sequence[str]
     ) -> list[tuple[TaskSpec, Prediction | None]]:
-        """Each task's production prediction for ``text`` (None for a task without a model)."""
+        """Each task's production prediction for ``text`` (None for a task without a model).
+
+        The tasks' batches run at once (one worker per task); this waits for all of them.
+        """
+        futures = [(self._tasks[name], self.batcher.submit(name, [text])) for name in task_names]
         predicted: list[tuple[TaskSpec, Prediction | None]] = []
-        for name in task_names:
-            spec = self._tasks[name]
-            model = self._models.get(name)
-            predicted.append((spec, model.predict([text])[0] if model is not None else None))
+        for spec, future in futures:
+            result = self.batcher.wait(future)
+            predicted.append((spec, result[0] if result is not None else None))
         return predicted
+
+    def model(self, name: str) -> Classifier | None:
+        """The task's production classifier now (its version, its labels); None: no model."""
+        return self._models.get(name)
+
+    def close(self) -> None:
+        """Stop the batcher (texts already queued are still predicted)."""
+        self.batcher.close()
 
 
 def store_prediction(

@@ -25,6 +25,7 @@ from storage import messages, overview, registry
 from storage.db import Database
 from storage.errors import DuplicateError
 from storage.records import InboxStats, MessageRecord, PredictionRecord
+from trainer.batching import Batcher
 from trainer.decisions import GateDecision
 from trainer.promotion import snapshot_time
 from trainer.tasks import TaskSpec
@@ -192,6 +193,7 @@ class StatusService:
         roles: Roles,
         *,
         next_retrain: NextRetrain | None = None,
+        batcher: Batcher | None = None,
         review_window: timedelta = timedelta(days=7),
         review_size: int = 10,
         runs_shown: int = 5,
@@ -206,6 +208,7 @@ class StatusService:
             roles: Admins and moderators.
             next_retrain: The retrain schedule's next fire time after a given time (the
                 entry point computes it from the settings); None when there is no schedule.
+            batcher: The process's batcher (``BotServices.batcher``); default: its own.
             review_window: How far back the review queue looks.
             review_size: How many predictions the review queue shows.
             runs_shown: How many training runs the Home tab lists.
@@ -217,6 +220,7 @@ class StatusService:
             raise ValueError("review_size and runs_shown must be at least 1")
         self._database = database
         self._models = models
+        self._batcher = batcher or Batcher(models)
         self._tasks = dict(tasks)
         self._roles = roles
         self._next_retrain = next_retrain
@@ -365,10 +369,10 @@ class StatusService:
     def _classify(
         self, session: Any, spec: TaskSpec, message: MessageRecord
     ) -> PredictionRecord | None:
-        model = self._models.get(spec.name)
-        if model is None:
+        predicted = self._batcher.predict(spec.name, [message.text])
+        if predicted is None:
             return None
-        prediction = model.predict([message.text])[0]
+        prediction = predicted[0]
         return messages.add_prediction(
             session=session,
             task=spec.name,

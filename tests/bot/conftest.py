@@ -68,6 +68,8 @@ class FakeClassifier:
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self.calls = 0
+        self.batch_sizes: list[int] = []
+        self.delay_s = 0.0  # per call, like a real model's fixed cost
 
     @property
     def task(self) -> str:
@@ -84,6 +86,9 @@ class FakeClassifier:
     def predict(self, texts: Sequence[str]) -> list[ModelPrediction]:
         with self._lock:
             self.calls += 1
+            self.batch_sizes.append(len(texts))
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return [self._one(text) for text in texts]
 
     def _one(self, text: str) -> ModelPrediction:
@@ -272,3 +277,4 @@ def bot(
         server.close()
         executor.wait_idle()
         executor.shutdown(wait=True)
+        services.close()

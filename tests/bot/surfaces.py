@@ -55,7 +55,9 @@ def serve_bot(
     """Like conftest's ``bot`` fixture, with a :class:`StatusService` given to create_app."""
     roles = Roles.of(admins=[ADMIN], moderators=[MODERATOR])
     services = BotServices(database, models, tasks, roles, alerts=alert_policy)
-    status = StatusService(database, models, tasks, roles, next_retrain=next_retrain)
+    status = StatusService(
+        database, models, tasks, roles, next_retrain=next_retrain, batcher=services.batcher
+    )
     client = make_client(BOT_TOKEN, base_url=fake.api_url)
     executor = TrackingExecutor(8)
     app = create_app(
@@ -69,6 +71,7 @@ def serve_bot(
         server.close()
         executor.wait_idle()
         executor.shutdown(wait=True)
+        services.close()
 
 
 # What Slack sends ---------------------------------------------------------------------

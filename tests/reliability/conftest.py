@@ -243,6 +243,7 @@ def serve_bot(tmp_path: Path) -> Iterator[BotFactory]:
                     executor.wait_idle(30)
                 finally:
                     executor.shutdown(wait=True)
+                    services.close()
                     retraining.shutdown(wait=True)
 
             stack.callback(stop)
