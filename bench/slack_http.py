@@ -105,15 +105,23 @@ def _copy_production(source_url: str, target_url: str, *, revision: str = "head"
 class Bot:
     """``bertbot serve --http`` in its own process, pointed at a fake Slack."""
 
-    def __init__(self, database_url: str, api_url: str, *, code_dir: Path | None = None) -> None:
-        """Start it; ``code_dir`` runs another checkout of bertbot's code (same venv)."""
+    def __init__(
+        self,
+        database_url: str,
+        api_url: str,
+        *,
+        code_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Start it; ``code_dir`` runs another checkout of bertbot's code (same venv);
+        ``env`` adds settings (e.g. ``BERTBOT_BATCHING__BATCH_TIMEOUT_MS``)."""
         self.port = _free_port()
-        env = {
+        environment = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("SLACK_") and k != "BERTBOT_DATABASE_URL"
         }
-        env.update(
+        environment.update(
             {
                 "BERTBOT_HOME": str(home()),
                 "BERTBOT_DATABASE_URL": database_url,
@@ -124,7 +132,8 @@ class Bot:
             }
         )
         if code_dir is not None:
-            env["PYTHONPATH"] = str(code_dir)
+            environment["PYTHONPATH"] = str(code_dir)
+        environment.update(env or {})
         self.process = subprocess.Popen(
             [
                 str(ROOT / ".venv" / "bin" / "bertbot"),
@@ -135,7 +144,7 @@ class Bot:
                 "--threads",
                 "8",
             ],
-            env=env,
+            env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
