@@ -61,6 +61,8 @@ SECTION_FILES = (
     "loop",
     "slack-http",
     "inbox",
+    "throughput",
+    "cores",
     "retrain-scale",
     "make-run",
 )
@@ -370,6 +372,65 @@ def _inbox(lines: list[str]) -> None:
     _notes(lines, "inbox", data)
 
 
+def _throughput(lines: list[str]) -> None:
+    data = _load("throughput")
+    lines += ["## Throughput: the batcher across requests", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    alone = data["models_alone"]
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}). First the two production "
+        f"models in the bench's own process at batch {alone['batch']} on the ingestion texts: "
+        f"{alone['per_task_msg_per_s']} msg/s, **{alone['both_tasks_msg_per_s']} msg/s for "
+        "both tasks per message** (the ceiling). Then `bertbot serve --http` per store and "
+        f"variant: `before` is the code before the batcher ({data['baseline']}); the others "
+        "are this checkout (defaults, or the setting named). Sequential /classify: the "
+        "answer's p50; 32 senders: its p99; ingestion: events from 8 senders until each "
+        "message has both predictions.",
+        "",
+        "| store | variant | /classify p50 ms (sequential) | p99 ms at 32 | req/s at 32 "
+        "| ingestion msg/s | share of the models' rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, row in data["runs"].items():
+        store, variant = key.split("/", 1)
+        seq, burst = row["classify_sequential"]["answer"], row["classify_at_32"]
+        lines.append(
+            f"| {store} | {variant} | {seq['p50_ms']} | **{burst['answer']['p99_ms']}** | "
+            f"{burst['requests_per_s']} | {row['ingest']['messages_per_s']} | "
+            f"**{row['share_of_models_rate']:.0%}** |"
+        )
+    lines.append("")
+    _notes(lines, "throughput", data)
+
+
+def _cores(lines: list[str]) -> None:
+    data = _load("cores")
+    lines += ["## Every core when alone: training and retrains", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    one, every = data["runs"]["one thread"], data["runs"]["all cores"]
+    speed = data["speedup"]
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}); {data['labels']} sentiment "
+        f"labels, each run its own process, `--threads 1` against no flag ({data['cores']} "
+        "cores).",
+        "",
+        "| run | one thread | all cores | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for key, name in (
+        ("train_seconds", "`bertbot train`, one epoch"),
+        ("first_retrain_seconds", "`bertbot retrain`, first model"),
+        ("warm_retrain_seconds", "`bertbot retrain`, warm"),
+    ):
+        lines.append(f"| {name} | {one[key]:.0f} s | {every[key]:.0f} s | **{speed[key]}x** |")
+    lines.append("")
+    _notes(lines, "cores", data)
+
+
 def _retrain_scale(lines: list[str]) -> None:
     data = _load("retrain-scale")
     lines += ["## Retrain cost as the labels grow", ""]
@@ -480,6 +541,8 @@ def main() -> int:
     _make_run(lines)
     _slack_http(lines)
     _inbox(lines)
+    _throughput(lines)
+    _cores(lines)
     _retrain_scale(lines)
     _reliability(lines)
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))

@@ -75,6 +75,8 @@ def default_steps() -> list[Step]:
         Step("set-up", (bertbot, "setup"), prepares=True),
         Step("Slack over HTTP", (python, "bench/slack_http.py")),
         Step("events inbox", (python, "bench/inbox.py")),
+        Step("throughput", (python, "bench/throughput.py")),
+        Step("every core", (python, "bench/cores.py")),
         Step("retrain cost", (python, "bench/retrain_scale.py")),
         Step(
             "reliability suite",
