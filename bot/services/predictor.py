@@ -2,16 +2,20 @@
 
 :class:`Predictor` is shared by classification (``/classify``), ingestion (channel
 messages), the alert outbox and corrections: the same tasks, the same models, and one
-function (:func:`store_prediction`) that records a prediction as a :class:`TaskResult`.
+method (:meth:`Predictor.store`) that records a prediction as a :class:`TaskResult` and
+tells the predictor's :attr:`~Predictor.observer` once it is committed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
+from bot.services.observer import NullObserver, PredictionObserver
 from storage import messages
+from storage.db import after_commit
 from trainer.serving import Classifier, Prediction
 from trainer.tasks import TaskSpec
 
@@ -41,19 +45,30 @@ class Predictor:
     """The active tasks, in display order, and their production models.
 
     Thread-safe: it keeps no per-request state.
+
+    Attributes:
+        observer: Told about stored predictions (and batches of predictions).
     """
 
-    def __init__(self, models: ModelSource, tasks: Mapping[str, TaskSpec]) -> None:
+    def __init__(
+        self,
+        models: ModelSource,
+        tasks: Mapping[str, TaskSpec],
+        *,
+        observer: PredictionObserver | None = None,
+    ) -> None:
         """Keep the tasks and where their models come from.
 
         Args:
             models: The production classifier per task (``ProductionModels`` or a fake).
             tasks: The active tasks by name, in display order.
+            observer: Told about predictions (the process's metrics); default: nobody.
         """
         if not tasks:
             raise ValueError("BotServices needs at least one task")
         self._models = models
         self._tasks = dict(tasks)
+        self.observer: PredictionObserver = observer or NullObserver()
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -72,6 +87,33 @@ class Predictor:
             model = self._models.get(name)
             predicted.append((spec, model.predict([text])[0] if model is not None else None))
         return predicted
+
+    def store(
+        self,
+        session: Any,
+        spec: TaskSpec,
+        prediction: Prediction | None,
+        *,
+        message_id: int | None = None,
+        text: str | None = None,
+    ) -> TaskResult:
+        """:func:`store_prediction`, and the observer told once the unit of work commits.
+
+        Arguments and result as for :func:`store_prediction`; ``session`` must come from
+        ``Database.begin()``.
+        """
+        result = store_prediction(session, spec, prediction, message_id=message_id, text=text)
+        if prediction is not None:
+            after_commit(
+                session,
+                partial(
+                    self.observer.prediction_stored,
+                    spec.name,
+                    prediction.label,
+                    prediction.model_version,
+                ),
+            )
+        return result
 
 
 def store_prediction(
