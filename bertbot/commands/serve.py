@@ -324,6 +324,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_metrics_options(
         serve,
-        note=f"default with --socket: {SOCKET_METRICS_PORT}; --http and --emulator answer "
-        "GET /metrics on --port, and open this one too only when it is given",
+        note=f"default with --socket: {SOCKET_METRICS_PORT}; --http answers GET /metrics on "
+        "--port (--emulator: beside the /slack/events URL it prints) and opens this port "
+        "too only when it is given",
     )
