@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -350,7 +350,7 @@ class RecordingObserver:
     def prediction_stored(self, task: str, label: str, model_version: str) -> None:
         self.stored.append((task, label, model_version))
 
-    def observe_batch(self, task: str, size: int, waits_s: object) -> None:
+    def observe_batch(self, task: str, size: int, waits_s: Sequence[float]) -> None:
         raise AssertionError("no batches here")
 
 
