@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -18,8 +19,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bertbot.services import retrain_options
 from bertbot.settings import Settings
+from bot.services.observer import RetrainObserver
 from storage.db import Database
-from storage.enums import RunTrigger
+from storage.enums import RunStatus, RunTrigger
 from storage.errors import StorageError
 from trainer.promotion import retrain_lease
 from trainer.retrain import AlreadyRunningError, RetrainError, retrain
@@ -56,11 +58,21 @@ def scheduled_retrain(
     database: Database,
     task: str,
     on_promoted: Callable[[str], None] | None = None,
+    observer: RetrainObserver | None = None,
 ) -> str:
-    """One scheduled run; logs and returns its outcome, never raises into the scheduler."""
+    """One scheduled run; logs and returns its outcome, never raises into the scheduler.
+
+    ``observer`` (the process's metrics) is told how a run that started ended.
+    """
     from trainer.train import TrainingError
 
     spec = settings.task_specs[task]
+    started = time.monotonic()
+
+    def finished(status: RunStatus) -> None:
+        if observer is not None:
+            observer.retrain_finished(task, status.value, time.monotonic() - started)
+
     try:
         outcome = retrain(
             database,
@@ -70,12 +82,14 @@ def scheduled_retrain(
             requested_by="scheduler",
             on_promoted=on_promoted,
         )
-    except AlreadyRunningError as exc:
+    except AlreadyRunningError as exc:  # no run was recorded: nothing to count
         logger.info("scheduled retrain of %s not started: %s", task, exc)
         return f"{task}: {exc}"
     except (RetrainError, TrainingError, StorageError, ValueError) as exc:
+        finished(RunStatus.FAILED)
         logger.error("scheduled retrain of %s failed: %s", task, exc)
         return f"{task}: failed: {exc}"
+    finished(outcome.status)
     logger.info(
         "scheduled retrain of %s: run %d %s: %s",
         task,
@@ -91,15 +105,17 @@ def build_scheduler(
     database: Database,
     on_promoted: Callable[[str], None] | None = None,
     scheduler: Any | None = None,
+    observer: RetrainObserver | None = None,
 ) -> Any:
-    """A (not yet started) scheduler with one retrain job per active task."""
+    """A (not yet started) scheduler with one retrain job per active task; ``observer``
+    (the process's metrics) is told how each run ended."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
     trigger = retrain_trigger(settings)
     for task in settings.tasks:
         scheduler.add_job(
             scheduled_retrain,
             trigger=trigger,
-            args=(settings, database, task, on_promoted),
+            args=(settings, database, task, on_promoted, observer),
             id=job_id(task),
             name=f"retrain {task}",
             replace_existing=True,
@@ -114,9 +130,12 @@ def next_runs(scheduler: Any) -> dict[str, Any]:
     return {job.id: job.next_run_time for job in scheduler.get_jobs()}
 
 
-def run_scheduler(settings: Settings, database: Database) -> None:
-    """Run until SIGINT/SIGTERM (``bertbot scheduler``)."""
-    scheduler = build_scheduler(settings, database)
+def run_scheduler(
+    settings: Settings, database: Database, observer: RetrainObserver | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM (``bertbot scheduler``); ``observer`` as for
+    :func:`build_scheduler`."""
+    scheduler = build_scheduler(settings, database, observer=observer)
     stop = threading.Event()
 
     def shutdown(signum: int, _frame: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -104,6 +104,20 @@ def pending_alerts(
     if created_before is not None:
         query = query.where(Alert.created_at < created_before)
     return [to_record(AlertRecord, row) for row in session.scalars(query)]
+
+
+def unposted_count(*, session: Session) -> int:
+    """How many alerts wait to be posted: not posted yet, claimed or not, about a message
+    that is not deleted (the outbox's depth; alerts about deleted messages are never posted).
+    """
+    query = (
+        select(func.count())
+        .select_from(Alert)
+        .join(Prediction, Prediction.id == Alert.prediction_id)
+        .join(Message, Message.id == Prediction.message_id)
+        .where(Alert.posted_at.is_(None), Message.deleted_at.is_(None))
+    )
+    return int(session.scalar(query) or 0)
 
 
 def claim_alert(

@@ -4,12 +4,14 @@ The caller owns the unit of work:
 ``with database.begin() as session: repo_fn(..., session=session)``.
 Repositories never commit. Any SQLAlchemy error leaving a unit of work becomes a
 :class:`~storage.errors.StorageError` here, the one error boundary of this package.
+:func:`after_commit` runs something once a unit of work has committed (and never if it
+rolls back): what counts stored rows must not count rows that were rolled back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
+
+# Where a unit of work from Database.begin keeps what runs after its commit (Session.info).
+_AFTER_COMMIT = "bertbot.after_commit"
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -94,15 +99,22 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back and raises StorageError on error."""
+        """One unit of work: commits on success, rolls back and raises StorageError on error.
+
+        Callbacks given to :func:`after_commit` run after the commit, in order.
+        """
+        committed: list[Callable[[], None]] = []
         try:
             with self._sessions.begin() as session:
+                session.info[_AFTER_COMMIT] = committed
                 yield session
         except StorageError:
             raise
         except SQLAlchemyError as exc:
             logger.debug("unit of work failed", exc_info=True)
             raise StorageError(f"database error: {_short(exc)}") from exc
+        for callback in committed:
+            callback()
 
     def ping(self) -> None:
         """Raise StorageError if the database cannot be reached."""
@@ -114,6 +126,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the unit of work of ``session`` has committed.
+
+    Savepoints inside it do not count: the callback waits for the outer commit, and is
+    dropped if the unit of work rolls back.
+
+    Raises:
+        ValueError: ``session`` is not a unit of work from :meth:`Database.begin`.
+    """
+    committed = session.info.get(_AFTER_COMMIT)
+    if committed is None:
+        raise ValueError("after_commit needs a unit of work from Database.begin()")
+    committed.append(callback)
 
 
 def _short(exc: SQLAlchemyError) -> str:

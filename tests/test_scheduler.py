@@ -9,6 +9,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bertbot.scheduler import build_scheduler, job_id, scheduled_retrain
 from bertbot.settings import load_settings
+from bot.observability import SchedulerMetrics
 from storage import runs, schema
 from storage.db import Database
 
@@ -53,7 +54,12 @@ def test_a_scheduled_run_never_raises_into_the_scheduler(settings, tmp_path: Pat
         runs.acquire_lease(
             session=session, name="retrain:spam", holder="other", ttl=timedelta(minutes=5)
         )
-    assert "already running" in scheduled_retrain(settings, database, "spam")
+    metrics = SchedulerMetrics(process=False)
+    assert "already running" in scheduled_retrain(settings, database, "spam", observer=metrics)
     # No labels at all: the run fails with a clear message, recorded, not raised.
-    outcome = scheduled_retrain(settings, database, "sentiment")
+    outcome = scheduled_retrain(settings, database, "sentiment", observer=metrics)
     assert "failed" in outcome and "import seed data" in outcome
+    # Counted in the scheduler's metrics: the failure, not the run that never started.
+    count = metrics.registry.get_sample_value
+    assert count("bertbot_retrain_runs_total", {"task": "sentiment", "outcome": "failed"}) == 1
+    assert count("bertbot_retrain_runs_total", {"task": "spam", "outcome": "failed"}) is None

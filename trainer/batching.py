@@ -225,6 +225,13 @@ class Batcher:
                 continue
             finally:
                 self.batches += 1
+            if self._observer is not None and predictions is not None:  # before callers go on
+                try:
+                    self._observer.observe_batch(
+                        queue.task, len(texts), [started - r.arrived for r in batch]
+                    )
+                except Exception:  # noqa: BLE001 - metrics never break predictions
+                    logger.exception("the batch observer failed")
             start = 0
             for request in batch:
                 end = start + len(request.texts)
@@ -233,13 +240,6 @@ class Batcher:
                         None if predictions is None else predictions[start:end]
                     )
                 start = end
-            if self._observer is not None:
-                try:
-                    self._observer.observe_batch(
-                        queue.task, len(texts), [started - r.arrived for r in batch]
-                    )
-                except Exception:  # noqa: BLE001 - metrics never break predictions
-                    logger.exception("the batch observer failed")
 
 
 def _size(pending: deque[_Request]) -> int:

@@ -1,7 +1,8 @@
-"""Helpers shared by commands: the database, tasks, paths, progress output."""
+"""Helpers shared by commands: the database, tasks, paths, progress output, metrics ports."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from bot.observability import MetricsServer
     from trainer.decisions import RetrainProgress
 
 from bertbot.commands import CommandError
@@ -116,3 +120,46 @@ def retrain_progress(bar: ProgressBar, *, indent: str = "") -> Callable[[Retrain
             bar.message(f"{indent}{update.message}")
 
     return show
+
+
+def add_metrics_options(parser: argparse.ArgumentParser, *, note: str) -> None:
+    """``--metrics-port`` and ``--metrics-host``: where a process serves its Prometheus metrics.
+
+    Args:
+        parser: The command's parser.
+        note: The default port and when it applies, for the help text.
+    """
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics ({note}; 0: none)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the metrics port's interface (default: 127.0.0.1; 0.0.0.0 lets a scraper on "
+        "another machine in)",
+    )
+
+
+def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> MetricsServer | None:
+    """Serve ``registry`` on ``host:port`` in the background; None when ``port`` is 0.
+
+    Raises:
+        CommandError: The port is out of range or cannot be bound.
+    """
+    from bot.observability import MetricsServer
+
+    if port == 0:
+        return None
+    if not 0 < port < 65536:
+        raise CommandError(f"--metrics-port must be between 1 and 65535 (0: none), not {port}")
+    try:
+        return MetricsServer(registry, host=host, port=port).start()
+    except OSError as exc:
+        raise CommandError(
+            f"cannot serve metrics on {host}:{port} ({exc}); choose another --metrics-port, "
+            "or 0 for none"
+        ) from exc

@@ -11,10 +11,12 @@ from typing import Any
 from bertbot.commands import CommandError, add_command
 from bertbot.commands.common import (
     ProgressBar,
+    add_metrics_options,
     open_database,
     require_encoder,
     retrain_progress,
     say,
+    start_metrics_server,
     task_spec,
 )
 from bertbot.settings import Settings
@@ -177,15 +179,28 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if outcome.status != RunStatus.FAILED else 1
 
 
+SCHEDULER_METRICS_PORT = 9465
+
+
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from bertbot.scheduler import run_scheduler
+    from bot.observability import SchedulerMetrics
 
     logging.getLogger().setLevel(settings.log_level)
     require_encoder(settings)
     database = open_database(settings)
-    run_scheduler(settings, database)
+    metrics = SchedulerMetrics()
+    port = SCHEDULER_METRICS_PORT if args.metrics_port is None else args.metrics_port
+    server = start_metrics_server(metrics.registry, args.metrics_host, port)
+    if server is not None:
+        print(f"bertbot: serving metrics on {server.url}", flush=True)
+    try:
+        run_scheduler(settings, database, observer=metrics)
+    finally:
+        if server is not None:
+            server.close()
     return 0
 
 
@@ -264,14 +279,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     retrain.add_argument("--threads", type=int, help="TensorFlow threads")
     retrain.add_argument("--actor", help="who asked (default: cli)")
 
-    add_command(
+    scheduler = add_command(
         commands,
         "scheduler",
         _scheduler,
         "run the retrain schedule (one process per deployment)",
         "Run scheduled retrains of every active task (BERTBOT_RETRAIN__SCHEDULE) until stopped.\n"
-        "Run exactly one per deployment; the database lease keeps any task from training twice.",
+        "Run exactly one per deployment; the database lease keeps any task from training twice.\n"
+        "Its retrains are counted and timed in Prometheus metrics on --metrics-port.",
     )
+    add_metrics_options(scheduler, note=f"default: {SCHEDULER_METRICS_PORT}")
 
 
 def register_data_export(data_actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -11,11 +11,14 @@ from types import FrameType
 from typing import Any
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import open_database
+from bertbot.commands.common import add_metrics_options, open_database, start_metrics_server
 from bertbot.commands.emulator import ServedEmulator
 from bertbot.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# serve --socket has no HTTP server to add /metrics to: it serves them on a port of its own.
+SOCKET_METRICS_PORT = 9464
 
 
 def _is_loopback(host: str) -> bool:
@@ -108,6 +111,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import retrain_options
     from bot.app import BotConfig, create_app, make_client
+    from bot.observability import BotMetrics, MetricsServer
     from bot.services import BotServices
     from bot.services.alert_outbox import AlertPolicy
     from bot.services.alert_posting import AlertSweeper
@@ -128,6 +132,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--threads must be at least 1")
     if args.database and not args.emulator:
         raise CommandError("--database is for --emulator only (serving uses BERTBOT_DATABASE_URL)")
+    metrics_port = args.metrics_port
+    if metrics_port is None:
+        metrics_port = SOCKET_METRICS_PORT if args.socket else 0
     app_token = ""
     emulator: ServedEmulator | None = None
     if args.emulator:  # the bot runs as in HTTP mode, against the emulator's workspace
@@ -145,6 +152,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     models = ProductionModels(list(settings.task_specs), registry_resolver(database, home))
     for task, state in models.refresh().items():
         logger.info("%s: %s", task, state)
+    # This process's metrics, at /metrics (--http) or on --metrics-port.
+    metrics = BotMetrics()
     services = BotServices(
         database,
         models,
@@ -158,7 +167,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ),
         inbox=settings.inbox.policy(),
         batching=settings.batching.policy(),
+        observer=metrics,
     )
+    metrics.watch_production(models.versions)
+    metrics.watch_queues(inbox=services.inbox.stats, alert_outbox=services.outbox.depth)
     status = StatusService(
         database,
         models,
@@ -176,6 +188,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         retrain_options(settings, home=home),
         services.roles,
         on_alias_moved=models.notify,
+        observer=metrics,
     )
     executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
     # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
@@ -184,6 +197,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Handles acknowledged events that a failure or a dead process left in the inbox.
     inbox_sweeper = InboxSweeper(services.inbox)
     scheduler: Any = None
+    metrics_server: MetricsServer | None = None
     try:
         try:
             app = create_app(
@@ -200,10 +214,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(f"cannot reach Slack at {settings.slack.api_url}: {exc}") from exc
         server: BotHttpServer | SocketModeRunner
         if args.socket:
-            server = SocketModeRunner(app, app_token, concurrency=args.threads)
+            server = SocketModeRunner(app, app_token, concurrency=args.threads, metrics=metrics)
         else:
             port = 0 if emulator is not None else args.port  # the emulator's page takes it
-            server = BotHttpServer(app, host=args.host, port=port, threads=args.threads)
+            server = BotHttpServer(
+                app, host=args.host, port=port, threads=args.threads, metrics=metrics
+            )
+        metrics_server = start_metrics_server(metrics.registry, args.metrics_host, metrics_port)
         models.start()
         sweeper.start()
         inbox_sweeper.start()
@@ -225,12 +242,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             if emulator is not None:
                 url = emulator.open(server.events_url)
                 print(f"bertbot: the Slack emulator is at {url} (open it in a browser)", flush=True)
+        if metrics_server is not None:
+            print(f"bertbot: serving metrics on {metrics_server.url}", flush=True)
         if args.with_scheduler:
             from bertbot.scheduler import build_scheduler, next_runs
 
             # Retrains here use BERTBOT_RETRAIN__THREADS TensorFlow threads, leaving the
             # rest to serving; a promotion reloads this process's model at once.
-            scheduler = build_scheduler(settings, database, on_promoted=models.notify)
+            scheduler = build_scheduler(
+                settings, database, on_promoted=models.notify, observer=metrics
+            )
             scheduler.start()
             for job, when in next_runs(scheduler).items():
                 print(f"bertbot: {job} next at {when}", flush=True)
@@ -242,6 +263,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             server.close()
         print("bertbot: stopped", flush=True)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         inbox_sweeper.stop()
         sweeper.stop()
         if scheduler is not None:
@@ -267,6 +290,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "is BERTBOT_SLACK_API_URL. Production models reload within 30 s of a promotion.\n"
         "--socket connects out to Slack over Socket Mode instead (SLACK_APP_TOKEN and\n"
         "SLACK_BOT_TOKEN; no public URL, no signing secret).\n"
+        "Prometheus metrics: GET /metrics on the HTTP port; with --socket, on --metrics-port.\n"
         "--emulator never touches the configured database: it runs on its own,\n"
         "$BERTBOT_HOME/emulator/bertbot.db (or --database URL), migrated at start. The first\n"
         "time, it copies the configured database's model versions, aliases and seed labels\n"
@@ -300,4 +324,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--with-scheduler",
         action="store_true",
         help="also run the retrain schedule in this process (only one process per deployment)",
+    )
+    add_metrics_options(
+        serve,
+        note=f"default with --socket: {SOCKET_METRICS_PORT}; --http answers GET /metrics on "
+        "--port (--emulator: beside the /slack/events URL it prints) and opens this port "
+        "too only when it is given",
     )

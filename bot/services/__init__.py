@@ -6,7 +6,8 @@ moderators' labels; ``inbox`` keeps event deliveries from being lost after their
 The first four share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
-holds the errors meant for the Slack user.
+holds the errors meant for the Slack user; ``observer`` says what the services report
+for metrics.
 
 Every service method owns its unit of work (``with database.begin()``). Errors meant for
 the user are :class:`~bot.services.errors.BotError`; storage errors pass through to the
@@ -23,10 +24,11 @@ from bot.services.classification import ClassificationService
 from bot.services.corrections import CorrectionService
 from bot.services.inbox import Inbox
 from bot.services.ingestion import IngestionService
+from bot.services.observer import PredictionObserver
 from bot.services.predictor import ModelSource, Predictor
 from bot.services.roles import Roles
 from storage.db import Database
-from trainer.batching import Batcher, BatchObserver, BatchPolicy
+from trainer.batching import Batcher, BatchPolicy
 from trainer.tasks import TaskSpec
 
 
@@ -56,7 +58,7 @@ class BotServices:
         alerts: AlertPolicy | None = None,
         inbox: InboxPolicy | None = None,
         batching: BatchPolicy | None = None,
-        batch_observer: BatchObserver | None = None,
+        observer: PredictionObserver | None = None,
     ) -> None:
         """Wire the services.
 
@@ -68,11 +70,12 @@ class BotServices:
             alerts: When and where to alert moderators.
             inbox: How event deliveries are retried and kept.
             batching: How concurrent callers' texts are grouped into model calls.
-            batch_observer: Told of every batch (metrics).
+            observer: Told about stored predictions and prediction batches (the process's
+                metrics); the predictor keeps it as ``predictor.observer``.
         """
         self.roles = roles
-        self.batcher = Batcher(models, batching, observer=batch_observer)
-        self.predictor = Predictor(models, tasks, self.batcher)
+        self.batcher = Batcher(models, batching, observer=observer)
+        self.predictor = Predictor(models, tasks, self.batcher, observer=observer)
         self.classification = ClassificationService(database, self.predictor)
         self.outbox = AlertOutbox(database, self.predictor, alerts or AlertPolicy())
         self.ingestion = IngestionService(database, self.predictor, self.outbox)

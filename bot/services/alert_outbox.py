@@ -183,6 +183,12 @@ class AlertOutbox:
                 if alert is not None
             )
 
+    def depth(self) -> int:
+        """How many alerts wait to be posted (claimed or not; not those about deleted
+        messages, which are never posted)."""
+        with self._database.begin() as session:
+            return outbox.unposted_count(session=session)
+
     def claim_alert(self, alert_id: int) -> int | None:
         """Take an alert for posting (committed at once).
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.services.predictor import Predictor, TaskResult, store_prediction
+from bot.services.predictor import Predictor, TaskResult
 from storage.db import Database
 from storage.errors import StorageError
 
@@ -100,7 +100,7 @@ class ClassificationService:
             try:
                 with self._database.begin() as session:
                     results = tuple(
-                        store_prediction(session, spec, prediction, text=request.text)
+                        self._predictor.store(session, spec, prediction, text=request.text)
                         for spec, prediction in predicted
                     )
             except StorageError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.services.alert_outbox import Alert, AlertOutbox
-from bot.services.predictor import Predictor, TaskResult, store_prediction
+from bot.services.predictor import Predictor, TaskResult
 from storage import inbox as inbox_store
 from storage import messages
 from storage.db import Database
@@ -200,14 +200,14 @@ class IngestionService:
         # and on SQLite a unit of work holds the one write lock (event acks wait for it).
         return self._predictor.predict(text, self._predictor.task_names)
 
-    @staticmethod
     def _store_predictions(
+        self,
         session: Any,
         message: MessageRecord,
         predicted: list[tuple[TaskSpec, Prediction | None]],
     ) -> tuple[TaskResult, ...]:
         return tuple(
-            store_prediction(session, spec, prediction, message_id=message.id)
+            self._predictor.store(session, spec, prediction, message_id=message.id)
             for spec, prediction in predicted
         )
 

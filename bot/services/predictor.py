@@ -2,16 +2,20 @@
 
 :class:`Predictor` is shared by classification (``/classify``), ingestion (channel
 messages), the alert outbox and corrections: the same tasks, the same models, and one
-function (:func:`store_prediction`) that records a prediction as a :class:`TaskResult`.
+method (:meth:`Predictor.store`) that records a prediction as a :class:`TaskResult` and
+tells the predictor's :attr:`~Predictor.observer` once it is committed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
+from bot.services.observer import NullObserver, PredictionObserver
 from storage import messages
+from storage.db import after_commit
 from trainer.batching import Batcher
 from trainer.serving import Classifier, Prediction
 from trainer.tasks import TaskSpec
@@ -43,10 +47,19 @@ class Predictor:
 
     Every prediction goes through one :class:`trainer.batching.Batcher`, so texts from
     concurrent callers share model calls. Thread-safe: it keeps no per-request state.
+
+    Attributes:
+        batcher: The process's batcher.
+        observer: Told about stored predictions (and batches of predictions).
     """
 
     def __init__(
-        self, models: ModelSource, tasks: Mapping[str, TaskSpec], batcher: Batcher | None = None
+        self,
+        models: ModelSource,
+        tasks: Mapping[str, TaskSpec],
+        batcher: Batcher | None = None,
+        *,
+        observer: PredictionObserver | None = None,
     ) -> None:
         """Keep the tasks and where their models come from.
 
@@ -54,12 +67,14 @@ class Predictor:
             models: The production classifier per task (``ProductionModels`` or a fake).
             tasks: The active tasks by name, in display order.
             batcher: The process's batcher (default: one of its own over ``models``).
+            observer: Told about predictions (the process's metrics); default: nobody.
         """
         if not tasks:
             raise ValueError("BotServices needs at least one task")
         self._models = models
         self._tasks = dict(tasks)
-        self.batcher = batcher or Batcher(models)
+        self.observer: PredictionObserver = observer or NullObserver()
+        self.batcher = batcher or Batcher(models, observer=self.observer)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -89,6 +104,33 @@ class Predictor:
     def close(self) -> None:
         """Stop the batcher (texts already queued are still predicted)."""
         self.batcher.close()
+
+    def store(
+        self,
+        session: Any,
+        spec: TaskSpec,
+        prediction: Prediction | None,
+        *,
+        message_id: int | None = None,
+        text: str | None = None,
+    ) -> TaskResult:
+        """:func:`store_prediction`, and the observer told once the unit of work commits.
+
+        Arguments and result as for :func:`store_prediction`; ``session`` must come from
+        ``Database.begin()``.
+        """
+        result = store_prediction(session, spec, prediction, message_id=message_id, text=text)
+        if prediction is not None:
+            after_commit(
+                session,
+                partial(
+                    self.observer.prediction_stored,
+                    spec.name,
+                    prediction.label,
+                    prediction.model_version,
+                ),
+            )
+        return result
 
 
 def store_prediction(

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bot.services.errors import BotError, NotAllowedError
+from bot.services.observer import NullObserver, RetrainObserver
 from bot.services.retrain_requests import (
     PROMOTE,
     ROLLBACK,
@@ -39,7 +41,7 @@ from bot.services.retrain_requests import (
 from bot.services.roles import Roles
 from storage import registry, runs
 from storage.db import Database
-from storage.enums import RunTrigger, utcnow
+from storage.enums import RunStatus, RunTrigger, utcnow
 from storage.errors import NotFoundError
 from storage.records import TrainingRunRecord
 from trainer.decisions import RetrainProgress
@@ -74,6 +76,7 @@ class RetrainService:
         runner: RetrainRunner | None = None,
         on_alias_moved: Callable[[str], None] | None = None,
         progress_interval_s: float = 10.0,
+        observer: RetrainObserver | None = None,
     ) -> None:
         """Wire the service.
 
@@ -86,6 +89,7 @@ class RetrainService:
             on_alias_moved: Called with the task after production moved in this process
                 (``ProductionModels.notify``: hot reload now, not at the next poll).
             progress_interval_s: Least time between two progress updates of a card.
+            observer: Told how each retrain ended and how long it ran (the metrics).
         """
         if not tasks:
             raise ValueError("RetrainService needs at least one task")
@@ -96,6 +100,7 @@ class RetrainService:
         self._runner = runner
         self._on_alias_moved = on_alias_moved
         self.progress_interval_s = progress_interval_s
+        self._observer: RetrainObserver = observer or NullObserver()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=WORKER_THREAD_PREFIX)
         # Hot reloads after a button's move load a model: not on a listener thread, and
         # not behind a training job on the worker.
@@ -353,6 +358,7 @@ class RetrainService:
         def progress(update: RetrainProgress) -> None:
             reporter.progress(job, update)
 
+        started = time.monotonic()
         try:
             outcome = runner(
                 self._database,
@@ -363,15 +369,17 @@ class RetrainService:
                 force=job.plan.force,
                 progress=progress,
             )
-        except AlreadyRunningError as exc:
+        except AlreadyRunningError as exc:  # no run was recorded: nothing to count
             logger.info("retrain of %s for %s not started: %s", job.task, job.requested_by, exc)
             reporter.failed(job, f"Not started: {job.task} is being retrained elsewhere ({exc}).")
             return
         except (RetrainError, TrainingError) as exc:
+            self._finished(job.task, RunStatus.FAILED, started)
             logger.exception("retrain of %s for %s failed", job.task, job.requested_by)
             reporter.failed(job, f"Retraining {job.task} failed: {exc}")
             return
         except Exception:
+            self._finished(job.task, RunStatus.FAILED, started)
             reference = uuid.uuid4().hex[:8]
             logger.exception(
                 "retrain of %s for %s failed (ref %s)", job.task, job.requested_by, reference
@@ -382,6 +390,7 @@ class RetrainService:
                 "it has been logged and production is unchanged.",
             )
             return
+        self._finished(job.task, outcome.status, started)
         report = self.report(outcome.run.id, previous_production=job.plan.production)
         logger.info(
             "retrain of %s for %s: run %d %s (promoted: %s)",
@@ -394,6 +403,9 @@ class RetrainService:
         if report.promoted:
             self._reload(job.task)
         reporter.finished(job, report)
+
+    def _finished(self, task: str, status: RunStatus, started: float) -> None:
+        self._observer.retrain_finished(task, status.value, time.monotonic() - started)
 
     def _reload(self, task: str) -> None:
         if self._on_alias_moved is None:

@@ -175,6 +175,29 @@ def missing_field(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
+# What each envelope type is, for metrics: a bounded set of names.
+_KINDS = {
+    "event_callback": "event",
+    "block_actions": "action",
+    "interactive_message": "action",
+    "view_submission": "view",
+    "view_closed": "view",
+    "block_suggestion": "options",
+    "dialog_suggestion": "options",
+    "shortcut": "shortcut",
+    "message_action": "shortcut",
+}
+
+
+def request_kind(payload: Mapping[str, Any]) -> str:
+    """What a Slack request is: ``command``, ``event``, ``action``, ``view``, ``options``,
+    ``shortcut``, or ``other`` (a URL verification, an SSL check, a legacy dialog)."""
+    kind = payload.get("type")
+    if kind is None and "command" in payload:
+        return "command"
+    return _KINDS.get(kind, "other") if isinstance(kind, str) else "other"
+
+
 # A JSON string (possessive: an unterminated one fails once, without backtracking), a
 # bracket, or a quote that starts no complete string.
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]|"', re.DOTALL)
@@ -317,8 +340,16 @@ def bolt_verification(app: App) -> RequestVerification | None:
     return None
 
 
+# The WSGI environ key where the handler leaves the kind of a request it passed to Bolt.
+KIND_ENVIRON_KEY = "bertbot.request_kind"
+
+
 class CheckedRequestHandler(SlackRequestHandler):
-    """Bolt's WSGI handler, refusing malformed and unsigned requests before Bolt parses them."""
+    """Bolt's WSGI handler, refusing malformed and unsigned requests before Bolt parses them.
+
+    A request it passes to Bolt gets its :func:`request_kind` in the WSGI environ under
+    :data:`KIND_ENVIRON_KEY` (for metrics around the handler).
+    """
 
     def __init__(self, app: App, path: str = "/slack/events") -> None:
         super().__init__(app, path=path)
@@ -350,4 +381,5 @@ class CheckedRequestHandler(SlackRequestHandler):
                 body=exc.reason + "\n",
                 headers={"content-type": "text/plain; charset=utf-8"},
             )
+        environ[KIND_ENVIRON_KEY] = request_kind(bolt_request.body)
         return self.app.dispatch(bolt_request)

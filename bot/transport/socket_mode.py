@@ -30,7 +30,8 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.transport.request_checks import envelope_problem, missing_field
+from bot.observability import BotMetrics
+from bot.transport.request_checks import envelope_problem, missing_field, request_kind
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class SocketModeRunner:
         client_factory: ClientFactory | None = None,
         api_url: str | None = None,
         concurrency: int = 8,
+        metrics: BotMetrics | None = None,
     ) -> None:
         """Prepare the connection (nothing is opened until :meth:`start`).
 
@@ -92,12 +94,15 @@ class SocketModeRunner:
             client_factory: Builds the Socket Mode client; default: slack_sdk's built-in one.
             api_url: Web API base URL for ``apps.connections.open``; default: the app's client's.
             concurrency: Envelope dispatch threads of the default client.
+            metrics: Times each envelope's ack (``bertbot_ack_seconds``), from its dispatch
+                to its ack sent over the socket.
 
         Raises:
             SocketModeError: The app token is not an app-level token.
         """
         check_app_token(app_token)
         self.app = app
+        self.metrics = metrics
         web_client = app.client if api_url is None else WebClient(base_url=api_url)
         factory = client_factory or builtin_client_factory(concurrency=concurrency)
         self.client = factory(app_token, web_client)
@@ -129,8 +134,11 @@ class SocketModeRunner:
         # Bolt acks as soon as the listener calls ack(); the rest of the listener runs on
         # the app's executor, so this thread is free again within milliseconds.
         started = time.time()
+        timer = time.perf_counter()
         response = run_bolt_app(self.app, request)
         send_response(client, request, response, started)
+        if self.metrics is not None and isinstance(payload, dict):
+            self.metrics.observe_ack(request_kind(payload), time.perf_counter() - timer)
 
     def start(self) -> SocketModeRunner:
         """Open the WebSocket (``apps.connections.open``, then the handshake).
@@ -216,6 +224,7 @@ def run_socket_mode(
     client_factory: ClientFactory | None = None,
     api_url: str | None = None,
     concurrency: int = 8,
+    metrics: BotMetrics | None = None,
 ) -> None:
     """Serve ``app`` over Socket Mode until KeyboardInterrupt; then disconnect cleanly.
 
@@ -225,7 +234,12 @@ def run_socket_mode(
         SocketModeError: Bad app token, or no connection could be made.
     """
     runner = SocketModeRunner(
-        app, app_token, client_factory=client_factory, api_url=api_url, concurrency=concurrency
+        app,
+        app_token,
+        client_factory=client_factory,
+        api_url=api_url,
+        concurrency=concurrency,
+        metrics=metrics,
     )
     try:
         runner.serve_forever()

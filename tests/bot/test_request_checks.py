@@ -28,6 +28,7 @@ from bot.transport.request_checks import (
     checked_request,
     envelope_problem,
     json_too_deep,
+    request_kind,
 )
 from tests.bot.conftest import MEMBER, MODERATOR, SIGNING_SECRET, Bot
 
@@ -395,3 +396,24 @@ def test_unsigned_request_bodies_reach_no_log_record(
     ]
     assert len(refusals) == 20 and all("bytes, sha256 " in message for message in refusals)
     assert set(bot.counts().values()) == {0}
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        ({"command": "/classify", "text": "hi", "user_id": MEMBER}, "command"),
+        ({"type": "event_callback", "event": {"type": "message"}}, "event"),
+        ({"type": "block_actions", "actions": []}, "action"),
+        ({"type": "interactive_message"}, "action"),
+        ({"type": "view_submission"}, "view"),
+        ({"type": "view_closed"}, "view"),
+        ({"type": "block_suggestion"}, "options"),
+        ({"type": "shortcut"}, "shortcut"),
+        ({"type": "message_action"}, "shortcut"),
+        ({"type": "url_verification", "challenge": "c"}, "other"),
+        ({"ssl_check": "1"}, "other"),
+        ({"type": "something_new"}, "other"),
+    ],
+)
+def test_request_kind_names_a_bounded_set_of_kinds(payload: dict[str, Any], kind: str) -> None:
+    assert request_kind(payload) == kind

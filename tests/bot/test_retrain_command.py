@@ -233,6 +233,7 @@ class RetrainBot:
     reloads: list[str]
     executor: TrackingExecutor
     home: Path
+    finished: list[tuple[str, str]] = field(default_factory=list)
 
     def retrain(self, text: str = "", *, user_id: str = ADMIN, **kwargs: Any) -> Delivery:
         return self.sender.command(text, command="/retrain", user_id=user_id, **kwargs)
@@ -270,6 +271,17 @@ def runner() -> FakeRunner:
     return FakeRunner()
 
 
+@dataclass
+class RecordingRetrains:
+    """The service's observer: how each retrain ended (the metrics count these)."""
+
+    finished: list[tuple[str, str]]
+
+    def retrain_finished(self, task: str, outcome: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.finished.append((task, outcome))
+
+
 @pytest.fixture
 def retrain_bot(
     database: Database,
@@ -282,6 +294,7 @@ def retrain_bot(
     roles = Roles.of(admins=[ADMIN, ADMIN2], moderators=[MODERATOR])
     services = BotServices(database, models, tasks, roles)
     reloads: list[str] = []
+    finished: list[tuple[str, str]] = []
     options = RetrainOptions(
         home=tmp_path / "home",
         encoder_dir=tmp_path / "encoder",
@@ -298,6 +311,7 @@ def retrain_bot(
         runner=runner,
         on_alias_moved=reloads.append,
         progress_interval_s=0.0,
+        observer=RecordingRetrains(finished),
     )
     client = make_client(BOT_TOKEN, base_url=fake_slack.api_url)
     executor = TrackingExecutor(8)
@@ -312,7 +326,7 @@ def retrain_bot(
     sender = SlackSender(server.events_url, SIGNING_SECRET, fake=fake_slack)
     try:
         yield RetrainBot(
-            fake_slack, sender, service, database, runner, reloads, executor, options.home
+            fake_slack, sender, service, database, runner, reloads, executor, options.home, finished
         )
     finally:
         runner.release()
@@ -551,6 +565,7 @@ def test_admin_retrain_acks_trains_on_the_worker_and_posts_a_card_matching_the_r
     decision = run.gate_decision or {}
     assert (production.id == candidate.id) is promote is decision["promote"]
     text = text_of(card.blocks)
+    assert bot.finished == [("spam", "succeeded" if promote else "rejected")]
     if promote:
         assert "*spam v2 promoted: it is production now* (was v1)" in text
         assert buttons(card.blocks) == [admin_blocks.ROLLBACK_ACTION]
@@ -883,6 +898,7 @@ def test_a_failure_in_the_worker_posts_a_short_error_and_is_logged(
     with bot.database.begin() as session:
         assert runs.list_runs(session=session)[0].status == RunStatus.FAILED
     assert bot.reloads == []
+    assert bot.finished == [("spam", "failed")]
     assert bot.service.busy("spam") is None  # the failed job no longer blocks the task
 
 

@@ -115,6 +115,15 @@ def test_serve_http_answers_signed_requests_and_stops_on_sigterm(
     [answer] = fake.wait_for("response_url", timeout=10)
     text = "\n".join(b["text"]["text"] for b in answer.params["blocks"] if "text" in b)
     assert "*spam*: no production model yet" in text
+    # Prometheus metrics on the same port.
+    metrics = events_url.replace("/slack/events", "/metrics")
+    with urllib.request.urlopen(metrics, timeout=5) as response:
+        scraped = response.read().decode()
+    assert 'bertbot_http_request_seconds_count{route="/slack/events:command",status="200"} 1.0' in (
+        scraped
+    )
+    assert 'bertbot_http_request_seconds_count{route="/slack/events",status="401"} 1.0' in scraped
+    assert 'bertbot_inbox_depth{status="dead"} 0.0' in scraped
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0

@@ -12,10 +12,12 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,7 @@ from bertbot.cli import main
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator.inbound import LOCAL_APP_TOKEN, SlackSender
 from bot.emulator.outbound import LOCAL_BOT_TOKEN, FakeSlack
+from bot.observability import BotMetrics
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles
@@ -243,7 +246,9 @@ class RecordingClient(BaseSocketModeClient):
         self.closed = True
 
 
-def _start_with_recording_client(app: App) -> tuple[SocketModeRunner, RecordingClient]:
+def _start_with_recording_client(
+    app: App, metrics: BotMetrics | None = None
+) -> tuple[SocketModeRunner, RecordingClient]:
     """A started runner whose Socket Mode client records what it sends instead of connecting."""
     made: list[RecordingClient] = []
 
@@ -251,7 +256,7 @@ def _start_with_recording_client(app: App) -> tuple[SocketModeRunner, RecordingC
         made.append(RecordingClient(app_token, web_client))
         return made[0]
 
-    runner = SocketModeRunner(app, LOCAL_APP_TOKEN, client_factory=factory).start()
+    runner = SocketModeRunner(app, LOCAL_APP_TOKEN, client_factory=factory, metrics=metrics).start()
     [client] = made
     return runner, client
 
@@ -302,6 +307,36 @@ def test_an_injected_client_gets_the_apps_web_client_and_dispatches_to_the_app(
     assert ack["envelope_id"] == "env-1" and "/classify" in ack["payload"]["text"]
     runner.close()
     assert client.closed
+
+
+def test_each_acked_envelope_is_timed_by_kind_and_a_dropped_one_is_not(
+    app: App, fake_slack: FakeSlack
+) -> None:
+    metrics = BotMetrics(process=False)
+    runner, client = _start_with_recording_client(app, metrics)
+    [listener] = client.socket_mode_request_listeners
+    command = SocketModeRequest(
+        type="slash_commands",
+        envelope_id="env-1",
+        payload=slash_command(fake_slack, ""),
+        accepts_response_payload=True,
+    )
+    event = SocketModeRequest(
+        type="events_api",
+        envelope_id="env-2",
+        payload=event_callback(fake_slack, {"type": "app_mention", "user": MEMBER, "text": "hi"}),
+    )
+    malformed = SocketModeRequest(
+        type="slash_commands", envelope_id="env-3", payload={"command": "/classify"}
+    )
+    for request in (command, event, malformed):
+        cast(Any, listener)(client, request)
+    runner.close()
+    assert [m["envelope_id"] for m in client.sent] == ["env-1", "env-2", "env-3"]
+    count = metrics.registry.get_sample_value
+    assert count("bertbot_ack_seconds_count", {"kind": "command"}) == 1
+    assert count("bertbot_ack_seconds_count", {"kind": "event"}) == 1
+    assert count("bertbot_ack_seconds_sum", {"kind": "command"}) < 3.0
 
 
 # `bertbot serve --socket`, the entry point ------------------------------------------------
@@ -369,8 +404,10 @@ def test_serve_socket_round_trip_and_clean_stop_on_sigterm(
             "SLACK_BOT_TOKEN": LOCAL_BOT_TOKEN,
             "SLACK_APP_TOKEN": LOCAL_APP_TOKEN,
         }
+        metrics_port = _free_port()
+        argv = ["serve", "--socket", "--threads", "2", "--metrics-port", str(metrics_port)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "bertbot.cli", "serve", "--socket", "--threads", "2"],
+            [sys.executable, "-m", "bertbot.cli", *argv],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,
@@ -389,12 +426,27 @@ def test_serve_socket_round_trip_and_clean_stop_on_sigterm(
             assert server.wait_for_ack(envelope_id, timeout=10) == {"envelope_id": envelope_id}
             [answer] = fake.wait_for("response_url", timeout=10)
             assert "*spam*: no production model yet" in answer_text(answer)
+            # The metrics, on a port of their own.
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert f"serving metrics on http://127.0.0.1:{metrics_port}/metrics" in line
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                scraped = response.read().decode()
+            assert 'bertbot_ack_seconds_count{kind="command"} 1.0' in scraped
 
             process.send_signal(signal.SIGTERM)
             assert process.wait(15) == 0
             server.wait_disconnected()
             assert "bertbot: stopped" in process.stdout.read()  # type: ignore[union-attr]
+            with pytest.raises(OSError):  # closed with the process
+                urllib.request.urlopen(url, timeout=2)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

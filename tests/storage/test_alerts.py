@@ -176,3 +176,19 @@ def test_an_alert_about_a_message_deleted_meanwhile_is_not_pending(session: Sess
     assert alerts.pending_alerts(session=session, message_id=message_id) == []
     assert [a.id for a in alerts.pending_alerts(session=session)] == [other.id]
     assert other_id != message_id
+
+
+def test_the_unposted_count_is_the_outbox_depth(session: Session) -> None:
+    assert alerts.unposted_count(session=session) == 0
+    _alert(session)
+    _, claimed = _alert(session, ts="1700000000.000200")
+    _, posted = _alert(session, ts="1700000000.000300")
+    deleted_message, _ = _alert(session, ts="1700000000.000400")
+    assert alerts.unposted_count(session=session) == 4
+
+    assert alerts.claim_alert(session=session, alert_id=claimed.id, ttl=CLAIM)
+    assert alerts.claim_alert(session=session, alert_id=posted.id, ttl=CLAIM)
+    alerts.mark_alert_posted(session=session, alert_id=posted.id, slack_ts="1.000001")
+    messages.mark_message_deleted(session=session, message_id=deleted_message)
+    # Claimed but not posted still waits; posted and about a deleted message do not.
+    assert alerts.unposted_count(session=session) == 2

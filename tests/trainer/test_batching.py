@@ -175,8 +175,8 @@ def test_close_finishes_queued_texts_then_refuses_new_ones_and_stops_workers() -
     batcher = Batcher(Models(spam=model, sentiment=FakeModel()), BatchPolicy(max_batch_size=2))
     futures = [batcher.submit("spam", [f"q{i}"]) for i in range(5)]
     batcher.predict("sentiment", ["x"])
-    threads = [t for t in threading.enumerate() if t.name.startswith("bertbot-batcher-")]
-    assert {t.name for t in threads} >= {"bertbot-batcher-spam", "bertbot-batcher-sentiment"}
+    threads = [queue.thread for queue in batcher._queues.values()]
+    assert {t.name for t in threads} == {"bertbot-batcher-spam", "bertbot-batcher-sentiment"}
     batcher.close(timeout=5)
     assert [f.result(timeout=0)[0].text for f in futures] == [f"q{i}" for i in range(5)]
     assert not any(t.is_alive() for t in threads)
