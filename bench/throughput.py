@@ -127,7 +127,7 @@ def main() -> int:
     )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
-        "--variants", help="comma-separated variant names to run (default: all)", default=""
+        "--variants", help="variant names to run, separated by ; (default: all)", default=""
     )
     args = parser.parse_args()
 
@@ -159,7 +159,7 @@ def main() -> int:
         ),
     ]
     if args.variants:
-        chosen = {name.strip() for name in args.variants.split(",")}
+        chosen = {name.strip() for name in args.variants.split(";")}
         variants = [v for v in variants if v[0] in chosen]
     stores = ["postgresql"] + ([] if args.skip_sqlite else ["sqlite"])
     results: dict[str, Any] = {"baseline": args.baseline, "models_alone": ceiling, "runs": {}}
