@@ -2,6 +2,9 @@
 
 The database lease (trainer.retrain) is what guarantees that no task trains twice at once
 across processes; the scheduler's own settings keep a single process from piling up runs.
+Its caller chooses the retrains' options: ``bertbot scheduler`` runs alone and trains on
+every core, ``serve --with-scheduler`` with ``BERTBOT_RETRAIN__THREADS`` (see
+:func:`bertbot.services.retrain_options`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bertbot.services import retrain_options
 from bertbot.settings import Settings
 from storage.db import Database
 from storage.enums import RunTrigger
 from storage.errors import StorageError
+from trainer.options import RetrainOptions
 from trainer.promotion import retrain_lease
 from trainer.retrain import AlreadyRunningError, RetrainError, retrain
 
@@ -55,6 +58,7 @@ def scheduled_retrain(
     settings: Settings,
     database: Database,
     task: str,
+    options: RetrainOptions,
     on_promoted: Callable[[str], None] | None = None,
 ) -> str:
     """One scheduled run; logs and returns its outcome, never raises into the scheduler."""
@@ -65,7 +69,7 @@ def scheduled_retrain(
         outcome = retrain(
             database,
             spec,
-            retrain_options(settings),
+            options,
             trigger=RunTrigger.SCHEDULE,
             requested_by="scheduler",
             on_promoted=on_promoted,
@@ -89,17 +93,18 @@ def scheduled_retrain(
 def build_scheduler(
     settings: Settings,
     database: Database,
+    options: RetrainOptions,
     on_promoted: Callable[[str], None] | None = None,
     scheduler: Any | None = None,
 ) -> Any:
-    """A (not yet started) scheduler with one retrain job per active task."""
+    """A (not yet started) scheduler with one retrain job per active task, run with ``options``."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
     trigger = retrain_trigger(settings)
     for task in settings.tasks:
         scheduler.add_job(
             scheduled_retrain,
             trigger=trigger,
-            args=(settings, database, task, on_promoted),
+            args=(settings, database, task, options, on_promoted),
             id=job_id(task),
             name=f"retrain {task}",
             replace_existing=True,
@@ -114,9 +119,9 @@ def next_runs(scheduler: Any) -> dict[str, Any]:
     return {job.id: job.next_run_time for job in scheduler.get_jobs()}
 
 
-def run_scheduler(settings: Settings, database: Database) -> None:
-    """Run until SIGINT/SIGTERM (``bertbot scheduler``)."""
-    scheduler = build_scheduler(settings, database)
+def run_scheduler(settings: Settings, database: Database, options: RetrainOptions) -> None:
+    """Run until SIGINT/SIGTERM (``bertbot scheduler``), each retrain with ``options``."""
+    scheduler = build_scheduler(settings, database, options)
     stop = threading.Event()
 
     def shutdown(signum: int, _frame: Any) -> None:
