@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -65,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"bertbot: {exc}", file=sys.stderr)
         return 2
+    if settings.log_level == "DEBUG":
+        # trainer.tf_runtime reads BERTBOT_LOG_LEVEL from the environment (TensorFlow's log
+        # level is fixed when it loads, before a settings object can reach it); this way a
+        # DEBUG from .env leaves TensorFlow's logging on too, here and in child processes.
+        os.environ.setdefault("BERTBOT_LOG_LEVEL", settings.log_level)
     if not args.verbose:
         # Commands report through print() and progress lines; INFO logs would repeat them.
         # Long-running services (serve, scheduler) raise this to BERTBOT_LOG_LEVEL.

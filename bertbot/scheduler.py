@@ -2,6 +2,9 @@
 
 The database lease (trainer.retrain) is what guarantees that no task trains twice at once
 across processes; the scheduler's own settings keep a single process from piling up runs.
+Its caller chooses the retrains' options: ``bertbot scheduler`` runs alone and trains on
+every core, ``serve --with-scheduler`` with ``BERTBOT_RETRAIN__THREADS`` (see
+:func:`bertbot.services.retrain_options`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bertbot.services import retrain_options
 from bertbot.settings import Settings
 from bot.services.observer import RetrainObserver
 from storage.db import Database
 from storage.enums import RunStatus, RunTrigger
 from storage.errors import StorageError
+from trainer.options import RetrainOptions
 from trainer.promotion import retrain_lease
 from trainer.retrain import AlreadyRunningError, RetrainError, retrain
 
@@ -57,6 +60,7 @@ def scheduled_retrain(
     settings: Settings,
     database: Database,
     task: str,
+    options: RetrainOptions,
     on_promoted: Callable[[str], None] | None = None,
     observer: RetrainObserver | None = None,
 ) -> str:
@@ -77,7 +81,7 @@ def scheduled_retrain(
         outcome = retrain(
             database,
             spec,
-            retrain_options(settings),
+            options,
             trigger=RunTrigger.SCHEDULE,
             requested_by="scheduler",
             on_promoted=on_promoted,
@@ -103,19 +107,20 @@ def scheduled_retrain(
 def build_scheduler(
     settings: Settings,
     database: Database,
+    options: RetrainOptions,
     on_promoted: Callable[[str], None] | None = None,
     scheduler: Any | None = None,
     observer: RetrainObserver | None = None,
 ) -> Any:
-    """A (not yet started) scheduler with one retrain job per active task; ``observer``
-    (the process's metrics) is told how each run ended."""
+    """A (not yet started) scheduler with one retrain job per active task, run with
+    ``options``; ``observer`` (the process's metrics) is told how each run ended."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
     trigger = retrain_trigger(settings)
     for task in settings.tasks:
         scheduler.add_job(
             scheduled_retrain,
             trigger=trigger,
-            args=(settings, database, task, on_promoted, observer),
+            args=(settings, database, task, options, on_promoted, observer),
             id=job_id(task),
             name=f"retrain {task}",
             replace_existing=True,
@@ -131,11 +136,14 @@ def next_runs(scheduler: Any) -> dict[str, Any]:
 
 
 def run_scheduler(
-    settings: Settings, database: Database, observer: RetrainObserver | None = None
+    settings: Settings,
+    database: Database,
+    options: RetrainOptions,
+    observer: RetrainObserver | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (``bertbot scheduler``); ``observer`` as for
-    :func:`build_scheduler`."""
-    scheduler = build_scheduler(settings, database, observer=observer)
+    """Run until SIGINT/SIGTERM (``bertbot scheduler``), each retrain with ``options``;
+    ``observer`` as for :func:`build_scheduler`."""
+    scheduler = build_scheduler(settings, database, options, observer=observer)
     stop = threading.Event()
 
     def shutdown(signum: int, _frame: Any) -> None:

@@ -27,10 +27,26 @@ def gate(settings: Settings) -> Gate:
 
 
 def retrain_options(
-    settings: Settings, *, threads: int | None = None, home: Path | None = None
+    settings: Settings,
+    *,
+    beside_serving: bool,
+    threads: int | None = None,
+    home: Path | None = None,
 ) -> RetrainOptions:
-    """How retrains run; ``home`` (default BERTBOT_HOME) holds the models they write."""
+    """How retrains run.
+
+    Args:
+        settings: The configuration.
+        beside_serving: The retrains share a process with the serving bot (``/retrain`` and
+            ``serve --with-scheduler``): they get ``BERTBOT_RETRAIN__THREADS`` TensorFlow
+            threads, leaving the other cores to serving. Otherwise (``bertbot retrain``,
+            ``bertbot scheduler``, ``bertbot setup``) they use every core.
+        threads: ``--threads N``: this many TensorFlow threads, wherever they run.
+        home: Holds the models they write (default BERTBOT_HOME).
+    """
     retrain = settings.retrain
+    if threads is None and beside_serving:
+        threads = retrain.threads
     return RetrainOptions(
         home=home or settings.home_dir,
         encoder_dir=settings.encoders_dir / settings.encoder,
@@ -40,7 +56,7 @@ def retrain_options(
         max_minutes=retrain.max_minutes,
         min_new_labels=settings.gate.min_new_labels,
         keep_rejected=retrain.keep_rejected_artifacts,
-        threads=threads if threads is not None else retrain.threads,
+        threads=threads,  # None: every core
         replay_examples=retrain.replay_examples,
         correction_share=retrain.correction_share,
         lease_ttl=timedelta(seconds=retrain.lease_seconds),

@@ -89,7 +89,11 @@ class RetrainSettings(BaseModel):
     """The retrain schedule and its resource limits (``BERTBOT_RETRAIN__*``).
 
     Budgets share :class:`trainer.options.RetrainOptions`' defaults and bounds, except
-    ``threads``: inside a serving process a retrain gets one thread by default.
+    ``threads``: the TensorFlow threads of a retrain inside a serving process (``/retrain``
+    in ``bertbot serve``, and ``serve --with-scheduler``), one by default to leave the other
+    cores to serving (TensorFlow sizes its threads once per process: once the bot has loaded
+    a model, the retrain shares its threads instead). ``bertbot retrain``, ``train`` and
+    ``scheduler`` run alone and use every core; ``--threads N`` sets their count.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

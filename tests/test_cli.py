@@ -165,6 +165,22 @@ def test_bad_setting_stops_start_up_naming_the_variable(
     assert code == 2 and "BERTBOT_GATE__MIN_EVAL" in err
 
 
+def test_a_debug_log_level_from_dotenv_reaches_where_tensorflow_is_imported(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trainer.tf_runtime reads BERTBOT_LOG_LEVEL from the environment, not from .env."""
+    dotenv = home.parent / ".env"
+    try:
+        dotenv.write_text("BERTBOT_LOG_LEVEL=INFO\n")
+        _run(capsys, "db", "current")
+        assert "BERTBOT_LOG_LEVEL" not in os.environ
+        dotenv.write_text("BERTBOT_LOG_LEVEL=DEBUG\n")
+        _run(capsys, "db", "current")
+        assert os.environ.get("BERTBOT_LOG_LEVEL") == "DEBUG"
+    finally:
+        os.environ.pop("BERTBOT_LOG_LEVEL", None)
+
+
 def test_console_script_starts_without_tensorflow(home: Path) -> None:
     """`bertbot --help` and `db current` must not import TensorFlow (slow start-up)."""
     code = (

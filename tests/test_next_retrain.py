@@ -10,6 +10,7 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bertbot.scheduler import build_scheduler, next_retrain_at, next_runs
+from bertbot.services import retrain_options
 from bertbot.settings import Settings, load_settings
 from storage.db import Database
 
@@ -42,7 +43,8 @@ def test_it_agrees_with_a_started_scheduler(
 ) -> None:
     settings = _settings(monkeypatch, tmp_path, "*/7 * * * *", "UTC")
     scheduler = BackgroundScheduler(timezone="UTC")
-    build_scheduler(settings, Database.connect("sqlite://"), scheduler=scheduler)
+    options = retrain_options(settings, beside_serving=False)
+    build_scheduler(settings, Database.connect("sqlite://"), options, scheduler=scheduler)
     before = datetime.now(UTC)
     scheduler.start(paused=True)
     try:

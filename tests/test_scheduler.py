@@ -8,6 +8,7 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bertbot.scheduler import build_scheduler, job_id, scheduled_retrain
+from bertbot.services import retrain_options
 from bertbot.settings import load_settings
 from bot.observability import SchedulerMetrics
 from storage import runs, schema
@@ -29,8 +30,9 @@ def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[n
 def test_one_job_per_task_with_safe_options(settings) -> None:  # type: ignore[no-untyped-def]
     scheduler = BackgroundScheduler(timezone="UTC")
     database = Database.connect("sqlite://")
-    build_scheduler(settings, database, scheduler=scheduler)
-    build_scheduler(settings, database, scheduler=scheduler)  # replace_existing: no duplicates
+    options = retrain_options(settings, beside_serving=False)
+    build_scheduler(settings, database, options, scheduler=scheduler)
+    build_scheduler(settings, database, options, scheduler=scheduler)  # replace_existing
     scheduler.start(paused=True)
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
@@ -55,9 +57,12 @@ def test_a_scheduled_run_never_raises_into_the_scheduler(settings, tmp_path: Pat
             session=session, name="retrain:spam", holder="other", ttl=timedelta(minutes=5)
         )
     metrics = SchedulerMetrics(process=False)
-    assert "already running" in scheduled_retrain(settings, database, "spam", observer=metrics)
+    options = retrain_options(settings, beside_serving=False)
+    assert "already running" in scheduled_retrain(
+        settings, database, "spam", options, observer=metrics
+    )
     # No labels at all: the run fails with a clear message, recorded, not raised.
-    outcome = scheduled_retrain(settings, database, "sentiment", observer=metrics)
+    outcome = scheduled_retrain(settings, database, "sentiment", options, observer=metrics)
     assert "failed" in outcome and "import seed data" in outcome
     # Counted in the scheduler's metrics: the failure, not the run that never started.
     count = metrics.registry.get_sample_value

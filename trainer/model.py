@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -24,15 +25,52 @@ from trainer.train import TrainConfig, TrainingError
 logger = logging.getLogger(__name__)
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity (``os.cpu_count()`` where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no sched_getaffinity on this platform
+        return os.cpu_count() or 1
+
+
+def thread_counts(threads: int | None) -> tuple[int, int]:
+    """TensorFlow's (intra-op, inter-op) threads for training with ``threads`` (None: every core).
+
+    Intra-op threads share out each op (the matrix products); inter-op threads run
+    independent ops side by side, of which a fine-tune's graph has few: at most two, as
+    for a capped run, rather than a second pool as large as the first.
+    """
+    intra = threads if threads is not None else available_cores()
+    return intra, min(2, intra)
+
+
 def configure_threads(threads: int | None) -> None:
-    """Cap TensorFlow's threads (must happen before TensorFlow runs its first op)."""
-    if threads is None:
+    """Size TensorFlow's thread pools for training: ``threads`` intra-op threads, or one per core.
+
+    TensorFlow fixes its pools when it runs its first op. Afterwards a different size cannot
+    be set; then the training shares the pools the process has, and a warning says so (not
+    when asked for every core and the pools are TensorFlow's default, one thread per core).
+    """
+    intra, inter = thread_counts(threads)
+    pools = tf.config.threading
+    current = (
+        pools.get_intra_op_parallelism_threads(),
+        pools.get_inter_op_parallelism_threads(),
+    )
+    if current == (intra, inter):
         return
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        pools.set_intra_op_parallelism_threads(intra)
+        pools.set_inter_op_parallelism_threads(inter)
     except RuntimeError:
-        logger.warning("TensorFlow is already running; cannot cap its threads to %d", threads)
+        if threads is None and current[0] == 0:
+            return
+        logger.warning(
+            "TensorFlow already runs in this process (intra-op threads: %s); training "
+            "shares its threads instead of using %d",
+            current[0] or "one per core",
+            intra,
+        )
 
 
 def encoder_handles(config: TrainConfig, *, role: Literal["train", "serve"]) -> tuple[str, str]:

@@ -64,7 +64,7 @@ class TrainConfig:
         patience: Validations without improvement before stopping.
         max_minutes: Wall-clock budget for the training loop; the schedule shrinks to fit.
         seed: Seeds shuffling, the validation split, dropout and the head's initialisation.
-        threads: TensorFlow intra-op threads (None: TensorFlow's default).
+        threads: TensorFlow intra-op threads (None: one per core).
         bucket_batches: Batches per length bucket (each batch is padded to its longest text).
         label_smoothing: Label smoothing of the cross-entropy.
         mixed_precision: Train with the encoder's bfloat16 variant (``encoder_bf16/``) and

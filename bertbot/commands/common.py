@@ -20,6 +20,11 @@ from bertbot.settings import Settings
 from storage.db import Database
 from trainer.tasks import TaskSpec
 
+TENSORFLOW_THREADS_HELP = (
+    "TensorFlow threads (default: every core; BERTBOT_RETRAIN__THREADS is for retrains "
+    "inside bertbot serve)"
+)
+
 
 def open_database(settings: Settings, *, check_schema: bool = True) -> Database:
     """Connect; unless told otherwise, refuse a schema that is not at head."""

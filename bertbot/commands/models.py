@@ -10,6 +10,7 @@ from typing import Any
 
 from bertbot.commands import CommandError, add_command
 from bertbot.commands.common import (
+    TENSORFLOW_THREADS_HELP,
     ProgressBar,
     add_metrics_options,
     open_database,
@@ -162,7 +163,7 @@ def _retrain(args: argparse.Namespace, settings: Settings) -> int:
         outcome = retrain(
             database,
             spec,
-            retrain_options(settings, threads=args.threads),
+            retrain_options(settings, beside_serving=False, threads=args.threads),
             trigger=RunTrigger.CLI,
             requested_by=args.actor or "cli",
             force=args.force,
@@ -186,9 +187,15 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
     from bertbot.scheduler import run_scheduler
+    from bertbot.services import retrain_options
     from bot.observability import SchedulerMetrics
 
     logging.getLogger().setLevel(settings.log_level)
+    try:
+        # Alone in its process: every core unless --threads.
+        options = retrain_options(settings, beside_serving=False, threads=args.threads)
+    except ValueError as exc:
+        raise CommandError(f"--threads: {exc}") from exc
     require_encoder(settings)
     database = open_database(settings)
     metrics = SchedulerMetrics()
@@ -197,7 +204,7 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     if server is not None:
         print(f"bertbot: serving metrics on {server.url}", flush=True)
     try:
-        run_scheduler(settings, database, observer=metrics)
+        run_scheduler(settings, database, options, observer=metrics)
     finally:
         if server is not None:
             server.close()
@@ -272,11 +279,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "score candidate and production on the same eval set, and move production only if\n"
         "the gate passes (BERTBOT_GATE__*). Skipped when fewer than\n"
         "BERTBOT_GATE__MIN_NEW_LABELS corrections arrived since production's snapshot,\n"
-        "unless --force. One retrain per task at a time across all processes.",
+        "unless --force. One retrain per task at a time across all processes.\n"
+        "Trains on every core unless --threads (BERTBOT_RETRAIN__THREADS is for retrains\n"
+        "inside bertbot serve).",
     )
     retrain.add_argument("--task", required=True, help="spam, sentiment, or a configured task")
     retrain.add_argument("--force", action="store_true", help="retrain even without new labels")
-    retrain.add_argument("--threads", type=int, help="TensorFlow threads")
+    retrain.add_argument("--threads", type=int, help=TENSORFLOW_THREADS_HELP)
     retrain.add_argument("--actor", help="who asked (default: cli)")
 
     scheduler = add_command(
@@ -286,9 +295,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "run the retrain schedule (one process per deployment)",
         "Run scheduled retrains of every active task (BERTBOT_RETRAIN__SCHEDULE) until stopped.\n"
         "Run exactly one per deployment; the database lease keeps any task from training twice.\n"
+        "Retrains use every core unless --threads (BERTBOT_RETRAIN__THREADS is for retrains\n"
+        "inside bertbot serve, e.g. serve --with-scheduler). On a machine that also serves the\n"
+        "bot, give it --threads 1 and a lower priority (nice -n 10 bertbot scheduler).\n"
         "Its retrains are counted and timed in Prometheus metrics on --metrics-port.",
     )
     add_metrics_options(scheduler, note=f"default: {SCHEDULER_METRICS_PORT}")
+    scheduler.add_argument("--threads", type=int, help=TENSORFLOW_THREADS_HELP)
 
 
 def register_data_export(data_actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

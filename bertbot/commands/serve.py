@@ -180,12 +180,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         batcher=services.batcher,
     )
     client = make_client(token, base_url=settings.slack.api_url)
-    # /retrain runs on this one worker thread with BERTBOT_RETRAIN__THREADS TensorFlow
-    # threads; a promotion (or a card's move) reloads this process's model at once.
+    # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
+    # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only
+    # while TensorFlow has not started here: it sizes its thread pools once per process).
+    retrain_here = retrain_options(settings, beside_serving=True, home=home)
+    # /retrain runs on this one worker thread; a promotion (or a card's move) reloads this
+    # process's model at once.
     retraining = RetrainService(
         database,
         settings.task_specs,
-        retrain_options(settings, home=home),
+        retrain_here,
         services.roles,
         on_alias_moved=models.notify,
         observer=metrics,
@@ -247,10 +251,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.with_scheduler:
             from bertbot.scheduler import build_scheduler, next_runs
 
-            # Retrains here use BERTBOT_RETRAIN__THREADS TensorFlow threads, leaving the
-            # rest to serving; a promotion reloads this process's model at once.
+            # Like /retrain, with BERTBOT_RETRAIN__THREADS TensorFlow threads; a promotion
+            # reloads this process's model at once.
             scheduler = build_scheduler(
-                settings, database, on_promoted=models.notify, observer=metrics
+                settings, database, retrain_here, on_promoted=models.notify, observer=metrics
             )
             scheduler.start()
             for job, when in next_runs(scheduler).items():
@@ -295,7 +299,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "$BERTBOT_HOME/emulator/bertbot.db (or --database URL), migrated at start. The first\n"
         "time, it copies the configured database's model versions, aliases and seed labels\n"
         "into it (read only); what it trains goes under $BERTBOT_HOME/emulator/models.\n"
-        "Delete $BERTBOT_HOME/emulator to start again from the configured models.",
+        "Delete $BERTBOT_HOME/emulator to start again from the configured models.\n"
+        "Retrains in this process (/retrain, --with-scheduler) are given\n"
+        "BERTBOT_RETRAIN__THREADS TensorFlow threads (default 1) to leave the other cores to\n"
+        "serving; TensorFlow sizes its threads once per process, so once a model is loaded\n"
+        "they share serving's instead. --threads is for HTTP and listener threads.",
     )
     mode = serve.add_mutually_exclusive_group()
     mode.add_argument("--http", action="store_true", help="serve over HTTP at /slack/events")
@@ -319,11 +327,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3000, help="port; 0 picks a free one")
-    serve.add_argument("--threads", type=int, default=8, help="HTTP and listener threads")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="HTTP and listener threads (retrains here: BERTBOT_RETRAIN__THREADS)",
+    )
     serve.add_argument(
         "--with-scheduler",
         action="store_true",
-        help="also run the retrain schedule in this process (only one process per deployment)",
+        help="also run the retrain schedule in this process (only one process per deployment; "
+        "its retrains use BERTBOT_RETRAIN__THREADS TensorFlow threads)",
     )
     add_metrics_options(
         serve,

@@ -76,8 +76,10 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
             say(f"  {task}: production is v{production.version}")
             continue
         minutes = FAST_MINUTES if args.fast else DEFAULT_MINUTES.get(task, 10.0)
-        # No bot is serving yet: the first models may use every core.
-        options = dataclasses.replace(retrain_options(settings), max_minutes=minutes, threads=None)
+        # No bot is serving yet: the first models use every core.
+        options = dataclasses.replace(
+            retrain_options(settings, beside_serving=False), max_minutes=minutes
+        )
         say(f"  {task}: training the first model (budget {minutes:g} min)")
         bar = ProgressBar()
 

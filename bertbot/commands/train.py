@@ -13,6 +13,7 @@ from typing import Any
 
 from bertbot.commands import CommandError, add_command
 from bertbot.commands.common import (
+    TENSORFLOW_THREADS_HELP,
     ProgressBar,
     format_duration,
     open_database,
@@ -266,7 +267,7 @@ def _common_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-5)")
     parser.add_argument("--batch-size", type=int, help="examples per step (default 32)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
+    parser.add_argument("--threads", type=int, help=TENSORFLOW_THREADS_HELP)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

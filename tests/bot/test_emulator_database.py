@@ -180,7 +180,7 @@ def test_the_emulator_copies_the_registry_and_seed_labels_and_never_writes_the_d
         service = RetrainService(
             emulator,
             {"spam": BUILTIN_TASKS["spam"]},
-            retrain_options(configured, home=home),
+            retrain_options(configured, beside_serving=True, home=home),
             Roles.of(admins=[ADMIN], moderators=[]),
         )
         try:

@@ -117,8 +117,10 @@ def test_make_run_from_a_fresh_clone_serves_the_emulator_with_trained_models(
         os.utime(clone / name, (0, 0))
     home = tmp_path / "home"
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTBOT_", "SLACK_"))}
-    env.update({"BERTBOT_HOME": str(home), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    # As a new user has it: no bertbot settings, and TensorFlow's logging left to bertbot.
+    unset = ("BERTBOT_", "SLACK_", "TF_CPP_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(unset)}
+    env.update({"BERTBOT_HOME": str(home), "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
 
     first = MakeRun(clone, env, port)
@@ -142,6 +144,8 @@ def test_make_run_from_a_fresh_clone_serves_the_emulator_with_trained_models(
     output = first.output
     print(f"first make run: serving after {first_seconds:.0f} s")
     assert "Traceback" not in output, output[-3000:]
+    notices = ("cuInit", "cuda drivers", "oneDNN", "optimized to use available CPU instructions")
+    assert not [line for line in output.splitlines() if any(n in line for n in notices)]
     print(f"first make run exited with {first_code} after Ctrl-C")
     for step in ("[1/4] database", "[2/4] base encoder", "[3/4] data sets", "[4/4] first models"):
         assert step in output
