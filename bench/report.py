@@ -390,8 +390,8 @@ def _throughput(lines: list[str]) -> None:
         "message has both predictions.",
         "",
         "| store | variant | /classify p50 ms (sequential) | p99 ms at 32 | req/s at 32 "
-        "| ingestion msg/s | share of the models' rate |",
-        "|---|---|---|---|---|---|---|",
+        "| ingestion msg/s | share of the models' rate | event ack p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key, row in data["runs"].items():
         store, variant = key.split("/", 1)
@@ -399,7 +399,7 @@ def _throughput(lines: list[str]) -> None:
         lines.append(
             f"| {store} | {variant} | {seq['p50_ms']} | **{burst['answer']['p99_ms']}** | "
             f"{burst['requests_per_s']} | {row['ingest']['messages_per_s']} | "
-            f"**{row['share_of_models_rate']:.0%}** |"
+            f"**{row['share_of_models_rate']:.0%}** | {row['ingest']['ack']['p99_ms']} |"
         )
     lines.append("")
     _notes(lines, "throughput", data)

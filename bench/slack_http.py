@@ -241,11 +241,13 @@ def ingest_run(sender: Any, database_url: str, texts: list[str]) -> dict[str, An
     before_messages, before_predictions = counts()
     started = time.monotonic()
 
-    def one(text: str) -> int:
-        return int(sender.event(sender.message_event(text, user_id=MEMBER)).status)
+    def one(text: str) -> tuple[int, float]:
+        delivery = sender.event(sender.message_event(text, user_id=MEMBER))
+        return int(delivery.status), delivery.elapsed_s
 
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(one, texts))
+        answers = list(pool.map(one, texts))
+    statuses = [status for status, _ in answers]
     sent = time.monotonic() - started
     wanted_messages = before_messages + len(texts)
     wanted_predictions = before_predictions + 2 * len(texts)
@@ -266,6 +268,7 @@ def ingest_run(sender: Any, database_url: str, texts: list[str]) -> dict[str, An
         "send_seconds": round(sent, 2),
         "seconds": round(elapsed, 2),
         "messages_per_s": round(len(texts) / elapsed, 1),
+        "ack": _percentiles([seconds for _, seconds in answers]),
     }
 
 

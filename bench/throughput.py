@@ -182,7 +182,8 @@ def main() -> int:
                     f"{run['classify_at_32']['requests_per_s']} req/s); ingestion "
                     f"{run['ingest']['messages_per_s']} msg/s = "
                     f"{run['share_of_models_rate']:.0%} of the models' own rate "
-                    f"({run['ingest']['stored_messages']}/{args.messages} stored)",
+                    f"({run['ingest']['stored_messages']}/{args.messages} stored; event ack "
+                    f"p99 {run['ingest']['ack']['p99_ms']} ms)",
                     flush=True,
                 )
     finally:
