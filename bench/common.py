@@ -8,7 +8,10 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +91,23 @@ def load_split(task: str) -> tuple[list[Any], list[Any]]:
     train = [e for e in examples if split_of(e.text) == "train"]
     held_out = [e for e in examples if split_of(e.text) == "eval"]
     return train, held_out
+
+
+@contextmanager
+def baseline_checkout(revision: str) -> Iterator[Path]:
+    """Another revision of bertbot's code in a scratch git worktree, removed afterwards (run
+    it with the same venv: ``PYTHONPATH=<path>``)."""
+    path = Path(tempfile.mkdtemp(prefix="bertbot-baseline-")) / "code"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), revision],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+            check=False,
+            capture_output=True,
+        )

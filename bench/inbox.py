@@ -20,15 +20,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, load_split, save
-from slack_http import MEMBER, Bot, _copy_production, _percentiles, ingest_run
+from common import baseline_checkout, load_split, save
+from slack_http import (
+    MEMBER,
+    Bot,
+    _copy_production,
+    _percentiles,
+    ingest_run,
+    scratch_database_url,
+)
 
 BASELINE = "cd248b3"  # main just before the inbox landed
 BASELINE_SCHEMA = "0003"
@@ -55,16 +61,6 @@ def ack_run(sender: Any, texts: list[str], concurrency: int) -> dict[str, Any]:
     }
 
 
-def baseline_checkout(revision: str) -> Path:
-    path = Path(tempfile.mkdtemp(prefix="bertbot-baseline-")) / "code"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), revision],
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=800, help="events for ingestion")
@@ -79,8 +75,6 @@ def main() -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
 
-    import psycopg
-
     from bertbot.settings import load_settings
     from bot.emulator.inbound import LOCAL_SIGNING_SECRET, SlackSender
     from bot.emulator.outbound import FakeSlack
@@ -88,22 +82,14 @@ def main() -> int:
     settings = load_settings()
     _, held_out = load_split("sentiment")
     texts = [e.text for e in held_out]
-    baseline = baseline_checkout(args.baseline)
     scratch = Path(tempfile.mkdtemp(prefix="bertbot-bench-inbox-"))
-    variants = [("before", baseline, BASELINE_SCHEMA), ("inbox", None, "head")]
     stores = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
     results: dict[str, Any] = {"baseline": args.baseline, "runs": {}}
-    try:
+    with baseline_checkout(args.baseline) as baseline:
+        variants = [("before", baseline, BASELINE_SCHEMA), ("inbox", None, "head")]
         for store in stores:
             for name, code, revision in variants:
-                if store == "sqlite":
-                    url = f"sqlite:///{scratch / f'{name}.db'}"
-                else:
-                    database = f"bertbot_bench_{name}"
-                    with psycopg.connect(args.postgres + "/postgres", autocommit=True) as conn:
-                        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-                        conn.execute(f'CREATE DATABASE "{database}"')
-                    url = f"postgresql+psycopg://{args.postgres.split('://', 1)[1]}/{database}"
+                url = scratch_database_url(store, name, scratch, args.postgres)
                 _copy_production(settings.db_url, url, revision=revision)
                 with FakeSlack() as fake:
                     bot = Bot(url, fake.api_url, code_dir=code)
@@ -132,12 +118,6 @@ def main() -> int:
             print(
                 f"{store}: with the inbox {after} msg/s vs {before} before = {after / before:.2f}x"
             )
-    finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
-            check=False,
-            capture_output=True,
-        )
     path = save("inbox", results)
     print(f"results: {path}")
     return 0

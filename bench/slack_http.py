@@ -102,6 +102,20 @@ def _copy_production(source_url: str, target_url: str, *, revision: str = "head"
     return copied
 
 
+def scratch_database_url(store: str, name: str, scratch: Path, postgres: str) -> str:
+    """An empty database for one bench run: a SQLite file in ``scratch``, or a PostgreSQL
+    database (dropped first) on the server at ``postgres`` (``postgresql://user@host:port``)."""
+    if store == "sqlite":
+        return f"sqlite:///{scratch / f'{name}.db'}"
+    import psycopg
+
+    database = "bertbot_bench_" + "".join(c if c.isalnum() else "_" for c in name)
+    with psycopg.connect(postgres + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    return f"postgresql+psycopg://{postgres.split('://', 1)[1]}/{database}"
+
+
 class Bot:
     """``bertbot serve --http`` in its own process, pointed at a fake Slack."""
 

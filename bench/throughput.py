@@ -26,15 +26,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, load_split, save
-from inbox import baseline_checkout
-from slack_http import Bot, _copy_production, classify_run, ingest_run
+from common import baseline_checkout, load_split, save
+from slack_http import Bot, _copy_production, classify_run, ingest_run, scratch_database_url
 
 BASELINE = "3d40136"  # main just before the batcher
 
@@ -69,18 +67,6 @@ def models_batched(texts: list[str], batch: int) -> dict[str, Any]:
         "per_task_msg_per_s": {k: round(v, 1) for k, v in rates.items()},
         "both_tasks_msg_per_s": round(both, 1),
     }
-
-
-def store_url(store: str, name: str, scratch: Path, postgres: str) -> str:
-    if store == "sqlite":
-        return f"sqlite:///{scratch / f'{name}.db'}"
-    import psycopg
-
-    database = "bertbot_bench_" + "".join(c if c.isalnum() else "_" for c in name)
-    with psycopg.connect(postgres + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{database}"')
-    return f"postgresql+psycopg://{postgres.split('://', 1)[1]}/{database}"
 
 
 def run_variant(
@@ -146,27 +132,26 @@ def main() -> int:
     from bertbot.settings import load_settings
 
     settings = load_settings()
-    baseline = baseline_checkout(args.baseline)
     scratch = Path(tempfile.mkdtemp(prefix="bertbot-bench-throughput-"))
-    variants: list[tuple[str, Path | None, dict[str, str]]] = [
-        ("before", baseline, {}),
-        ("batched", None, {}),
-        ("batched, timeout 5 ms", None, {"BERTBOT_BATCHING__BATCH_TIMEOUT_MS": "5"}),
-        (
-            f"batched, {args.workers} inbox workers",
-            None,
-            {"BERTBOT_INBOX__WORKERS": str(args.workers)},
-        ),
-    ]
-    if args.variants:
-        chosen = {name.strip() for name in args.variants.split(";")}
-        variants = [v for v in variants if v[0] in chosen]
     stores = ["postgresql"] + ([] if args.skip_sqlite else ["sqlite"])
     results: dict[str, Any] = {"baseline": args.baseline, "models_alone": ceiling, "runs": {}}
-    try:
+    with baseline_checkout(args.baseline) as baseline:
+        variants: list[tuple[str, Path | None, dict[str, str]]] = [
+            ("before", baseline, {}),
+            ("batched", None, {}),
+            ("batched, timeout 5 ms", None, {"BERTBOT_BATCHING__BATCH_TIMEOUT_MS": "5"}),
+            (
+                f"batched, {args.workers} inbox workers",
+                None,
+                {"BERTBOT_INBOX__WORKERS": str(args.workers)},
+            ),
+        ]
+        if args.variants:
+            chosen = {name.strip() for name in args.variants.split(";")}
+            variants = [v for v in variants if v[0] in chosen]
         for store in stores:
             for name, code, env in variants:
-                url = store_url(store, name, scratch, args.postgres)
+                url = scratch_database_url(store, name, scratch, args.postgres)
                 _copy_production(settings.db_url, url)
                 run = run_variant(url, code, env, texts, args)
                 run["share_of_models_rate"] = round(
@@ -186,12 +171,6 @@ def main() -> int:
                     f"p99 {run['ingest']['ack']['p99_ms']} ms)",
                     flush=True,
                 )
-    finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
-            check=False,
-            capture_output=True,
-        )
     path = save("throughput", results)
     print(f"results: {path}")
     return 0
