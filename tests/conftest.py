@@ -130,3 +130,16 @@ def session(migrated_database: Database) -> Iterator[Session]:
         finally:
             db_session.close()
             transaction.rollback()
+
+
+@pytest.fixture
+def clean_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty ``$BERTBOT_HOME`` under ``tmp_path``, run from ``tmp_path`` (no stray .env),
+    with no ``BERTBOT_*`` or ``SLACK_*`` variable from the caller's environment."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("BERTBOT_", "SLACK_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("BERTBOT_HOME", str(home))
+    return home

@@ -18,13 +18,8 @@ from trainer.artifact import write_manifest
 
 
 @pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("BERTBOT_", "SLACK_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    monkeypatch.setenv("BERTBOT_HOME", str(home))
+def home(clean_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    home = clean_home
     return home
 
 

@@ -7,7 +7,6 @@ wherever it exists. Each command runs in-process up to the point where it would 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,9 @@ class Stop(Exception):
 
 
 @pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def home(clean_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A migrated home with (dummy) encoder files and BERTBOT_RETRAIN__THREADS=3."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("BERTBOT_", "SLACK_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    monkeypatch.setenv("BERTBOT_HOME", str(home))
+    home = clean_home
     monkeypatch.setenv("BERTBOT_RETRAIN__THREADS", "3")
     encoder = home / "encoders" / "all-MiniLM-L6-v2"
     for name in encoder_present(encoder):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,8 @@ from tests.trainer.test_train import toy_examples
 
 
 @pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("BERTBOT_", "SLACK_")):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    monkeypatch.setenv("BERTBOT_HOME", str(home))
+def home(clean_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    home = clean_home
     monkeypatch.setenv("BERTBOT_ENCODER", "tiny")
     monkeypatch.setenv("BERTBOT_TASKS_FILE", str(tmp_path / "tasks.json"))
     (tmp_path / "tasks.json").write_text(json.dumps({"toy": {"labels": ["neg", "pos"]}}))
