@@ -16,6 +16,7 @@ import numpy as np
 
 from trainer.artifact import LABELS_FILE
 from trainer.datasets import Example
+from trainer.encoder import EncoderImportError, load_encoder_info
 from trainer.layers import MaskedMean, WarmupLinearDecay, load_keras_classifier
 from trainer.metrics import classification_metrics
 from trainer.tf_runtime import hub, tf, tf_keras
@@ -47,13 +48,15 @@ def encoder_handles(config: TrainConfig, *, role: Literal["train", "serve"]) -> 
                 )
         variant = root / ("encoder_bf16" if role == "train" else "encoder_bf16_serving")
         available = (variant / "saved_model.pb").is_file()
-        wanted = (
-            config.mixed_precision
-            if role == "train"
-            else None
-            if config.serving_precision is None
-            else config.serving_precision == "bfloat16"
-        )
+        if role == "train":
+            wanted = config.mixed_precision  # None: whenever the encoder has the variant
+        elif config.serving_precision is not None:
+            wanted = config.serving_precision == "bfloat16"
+        else:  # what was measured on this CPU (float32 until it is)
+            try:
+                wanted = load_encoder_info(root).serving_weights == "bfloat16"
+            except EncoderImportError as exc:
+                raise TrainingError(str(exc)) from exc
         if wanted and not available:
             raise TrainingError(f"bfloat16 {role} needs {variant}; re-import the encoder")
         if available and wanted is not False:
