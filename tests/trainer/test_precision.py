@@ -142,7 +142,9 @@ def test_a_malformed_record_is_refused(encoder_copy: Path):
         load_encoder_info(encoder_copy)
 
 
-def test_serving_exports_use_the_recorded_choice(encoder_copy: Path):
+def test_serving_exports_use_the_recorded_choice(
+    encoder_copy: Path, caplog: pytest.LogCaptureFixture
+):
     from trainer.model import encoder_handles
     from trainer.train import TrainConfig
 
@@ -154,6 +156,8 @@ def test_serving_exports_use_the_recorded_choice(encoder_copy: Path):
     assert serving_encoder() == "encoder"  # not measured: float32
     record_precision(encoder_copy, choice_of("bfloat16"))
     assert serving_encoder() == "encoder_bf16_serving"
+    # Measured on another CPU: still followed, with a warning that says how to measure here.
+    assert "was measured on Test CPU" in caplog.text and "tune-precision" in caplog.text
     record_precision(encoder_copy, choice_of("float32"))
     assert serving_encoder() == "encoder"
     forced = replace(config, serving_precision="bfloat16")

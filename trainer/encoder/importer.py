@@ -43,6 +43,17 @@ def cpu_has_fast_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
+def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name as the kernel reports it (``unknown`` where it cannot tell)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def import_hf_bert(
     checkpoint_dir: Path,
     out_dir: Path,

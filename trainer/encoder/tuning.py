@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from trainer.encoder.base import EncoderImportError, ProgressFn, reporter
-from trainer.encoder.importer import cpu_has_fast_bfloat16
+from trainer.encoder.importer import cpu_has_fast_bfloat16, cpu_model_name
 from trainer.encoder.info import EncoderInfo, load_encoder_info, record_precision
 from trainer.encoder.precision import (
     CANDIDATES,
@@ -225,16 +225,6 @@ def measure_candidates(
 def intra_op_threads() -> int:
     """TensorFlow's intra-op threads in this process (its default is the CPU's cores)."""
     return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
-
-
-def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 XLA_CANDIDATES = (
