@@ -14,7 +14,8 @@ bench/quality.py under $BERTBOT_HOME/bench-models/{spam,sentiment}. ``--retune``
 serving precision again on this (quiet) machine and records it, as `bertbot encoder
 tune-precision` does; every run re-measures the candidates, XLA ones included, and prints
 which precision this CPU got and why. Texts are the held-out SMS and tweet splits. Short runs:
-``--texts 300 --single-calls 50``. Writes bench/results/inference.json.
+``--texts 300 --single-calls 50``. Writes bench/results/inference.json and rewrites
+bench/RESULTS.md (bench/report.py).
 """
 
 from __future__ import annotations
@@ -347,7 +348,13 @@ def main() -> int:
         results["int8_verdict"] = int8_verdict(results["tasks"])
         print(f"\nint8 (TFLite dynamic range): {results['int8_verdict']['summary']}")
     path = save("inference", results)
-    print(f"\nresults: {path}")
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "report.py")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    print(f"\nresults: {path}; bench/RESULTS.md rewritten")
     return 0
 
 
