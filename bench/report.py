@@ -160,40 +160,83 @@ def _quality(lines: list[str]) -> None:
     lines.append("")
 
 
+INFERENCE_ROWS = (
+    ("dynamic (bertbot)", "bertbot as shipped ({precision})"),
+    ("dynamic float32", "bertbot, float32"),
+    ("dynamic bfloat16", "bertbot, bfloat16"),
+    ("fixed 128 (tutorial)", "fixed 128 (tutorial, float32)"),
+    ("pytorch float32", "PyTorch float32"),
+    ("pytorch bfloat16", "PyTorch bfloat16 autocast"),
+    ("tflite float32", "TFLite float32 (not shipped)"),
+    ("tflite int8", "TFLite int8 dynamic range (not shipped)"),
+    ("tfidf_logreg (floor)", "TF-IDF + log. reg. (floor)"),
+)
+
+
 def _inference(lines: list[str]) -> None:
     data = _load("inference")
     lines += ["## Inference speed and memory", ""]
     if data is None:
         lines += ["not run", ""]
         return
+    precision = data.get("serving_precision", "bfloat16")
+    models = data.get("models")
     lines += [
-        f"Command: `python {data['command']}` ({_when(data)}), batch "
-        f"{data['batch']}, serving precision as shipped on this CPU: "
-        f"{data.get('serving_precision', 'bfloat16')}, texts = the held-out splits.",
+        f"Command: `python {data['command']}` ({_when(data)}), "
+        + (f"models: {', '.join(f'{t} {n}' for t, n in models.items())}, " if models else "")
+        + f"batch {data['batch']} (requests of {data.get('request_batch', 256)} texts, sorted "
+        f"by length, each batch padded to its longest text), TensorFlow intra-op threads "
+        f"{data.get('threads', '?')}, serving precision as shipped on this CPU: {precision}; "
+        f"texts = the held-out splits; single = one text per call, "
+        f"{data.get('single_calls', 300)} calls.",
         "",
     ]
+    _precision(lines, data.get("precision"))
+    peer = next((row["pytorch"] for row in data["tasks"].values() if "pytorch" in row), None)
+    if peer:
+        lines += [
+            f"Peer: PyTorch {peer['torch']} + transformers {peer['transformers']} on the same "
+            f"checkpoint, texts and batching, {peer['threads']} threads, "
+            "`torch.inference_mode()`, the fast tokenizer padding each batch to its longest text "
+            f"(timed, as bertbot's in-graph tokenizer is); head: {peer['head']} (speed only).",
+            "",
+        ]
     lines += [
-        "| task | model | batched msg/s | single p50 ms | p95 ms | p99 ms |",
-        "|---|---|---|---|---|---|",
+        "| task | model | batched msg/s | single p50 ms | p95 ms | p99 ms | macro-F1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for task, row in data["tasks"].items():
-        for name in (
-            "dynamic (bertbot)",
-            "dynamic float32",
-            "fixed 128 (tutorial)",
-            "tfidf_logreg (floor)",
-        ):
-            if name not in row:
+        for key, label in INFERENCE_ROWS:
+            if key not in row:
                 continue
-            r = row[name]
+            r = row[key]
+            f1 = r.get("macro_f1")
             lines.append(
-                f"| {task} ({row['texts']}) | {name} | {r['batched_per_s']} | "
-                f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |"
+                f"| {task} ({row['texts']}) | {label.format(precision=precision)} | "
+                f"{r['batched_per_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+                f"{'' if f1 is None else f1} |"
             )
         lines.append(
             f"| {task} | **dynamic vs fixed** | **{row['speedup_batched']}x** | "
-            f"**{row['speedup_single_p50']}x faster** | | |"
+            f"**{row['speedup_single_p50']}x faster** | | | |"
         )
+        if "vs_pytorch_best" in row:
+            versus = row["vs_pytorch_best"]
+            lines.append(
+                f"| {task} | **bertbot as shipped vs PyTorch's best** | **{versus['batched']}x** "
+                f"| **{versus['single_p50']}x** (>1: bertbot faster) | | | |"
+            )
+    verdict = data.get("int8_verdict")
+    if verdict:
+        usable = verdict["within_f1_limit"] and verdict["faster_batched"]
+        lines += [
+            "",
+            f"int8 (TensorFlow Lite dynamic range, after the in-graph tokenizer): "
+            f"{verdict['summary']}; macro-F1 within {verdict['max_f1_drop']} of float32 on "
+            f"every task: {verdict['within_f1_limit']}; faster batched: "
+            f"{verdict['faster_batched']}; **{'passes' if usable else 'fails'} the usability "
+            "bar** (not shipped either way; see the reading below).",
+        ]
     rss = data["rss_mb"]
     lines += [
         "",
@@ -203,6 +246,45 @@ def _inference(lines: list[str]) -> None:
         "(target ≤ 1,500 MB).",
         "",
     ]
+    _notes(lines, "inference", data)
+
+
+def _precision(lines: list[str], precision: dict[str, Any] | None) -> None:
+    if not precision:
+        return
+    recorded, run = precision.get("recorded"), precision["this_run"]
+    if recorded:
+        lines += [
+            f"**Serving precision on this CPU: {recorded['choice']}** (recorded in encoder.json, "
+            f"measured {recorded['measured_at']} on {recorded['cpu']}, {recorded['threads']} "
+            f"threads, bfloat16 in hardware: {'yes' if recorded['cpu_bfloat16'] else 'no'}). "
+            f"Why: {recorded['reason']}.",
+            "",
+        ]
+    else:
+        lines += ["**Serving precision: float32, never measured for this encoder.**", ""]
+    reference = next(c for c in run["candidates"] if c["name"] == "float32")
+    lines += [
+        f"This run measured every candidate again ({run['texts']} fixed messages, one per call "
+        "and 32 per call, interleaved rounds; XLA candidates measured, not served): the rule "
+        f"picks **{run['choice']}** (with XLA allowed: {precision['with_xla_choice']}).",
+        "",
+        "| candidate | single p50 ms | batch-32 texts/s | speed vs float32 | max prob. diff "
+        "| same class | warm-up s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in [*run["candidates"], *run.get("xla", [])]:
+        if c.get("error"):
+            lines.append(f"| {c['name']} | error: {c['error']} | | | | | |")
+            continue
+        single = reference["single_p50_ms"] / c["single_p50_ms"]
+        batch = c["batch32_per_s"] / reference["batch32_per_s"]
+        lines.append(
+            f"| {c['name']} | {c['single_p50_ms']} | {c['batch32_per_s']} | "
+            f"{(single * batch) ** 0.5:.2f}x (single {single:.2f}x, batch {batch:.2f}x) | "
+            f"{c['max_abs_diff']} | {c['argmax_agreement']:.1%} | {c['warmup_s']} |"
+        )
+    lines.append("")
 
 
 def _train_speed(lines: list[str]) -> None:

@@ -90,3 +90,82 @@ def test_report_writes_results_md_from_what_exists(
     assert "| 1000 | 1.0 min | 1.0x | 2600 MB | 1.5 min | 1.0x | 2700 MB |" in written
     assert "Reading: fixed costs dominate." in written
     assert "<!--" not in written
+
+
+def test_inference_section_shows_the_precision_the_peer_and_int8(report: ModuleType) -> None:
+    machine = {"cpu": "Test CPU", "cores": 2, "python": "3.11.0", "date": "2026-12-04 02:03 UTC"}
+    figures = {"batched_per_s": 100.0, "p50_ms": 10.0, "p95_ms": 12.0, "p99_ms": 14.0}
+    candidate = {
+        "single_p50_ms": 10.0,
+        "batch32_per_s": 100.0,
+        "max_abs_diff": 0.0,
+        "argmax_agreement": 1.0,
+        "warmup_s": 1.0,
+        "error": None,
+    }
+    choice = {
+        "choice": "bfloat16",
+        "weights": "bfloat16",
+        "reason": "bfloat16: the fastest candidate that agrees with float32",
+        "candidates": [
+            {"name": "float32", **candidate},
+            {**candidate, "name": "bfloat16", "batch32_per_s": 150.0, "max_abs_diff": 0.006},
+        ],
+        "threads": 2,
+        "cpu": "Test CPU",
+        "cpu_bfloat16": True,
+        "texts": 64,
+        "measured_at": "2026-12-04 02:03 UTC",
+    }
+    xla = {**candidate, "name": "float32+xla", "single_p50_ms": 8.0, "jit": True}
+    row = {
+        "texts": 500,
+        "dynamic (bertbot)": {**figures, "batched_per_s": 150.0, "macro_f1": 0.97},
+        "dynamic float32": {**figures, "macro_f1": 0.97},
+        "fixed 128 (tutorial)": {**figures, "batched_per_s": 50.0, "macro_f1": 0.97},
+        "pytorch float32": figures,
+        "pytorch bfloat16": {**figures, "batched_per_s": 120.0},
+        "tflite int8": {**figures, "batched_per_s": 300.0, "macro_f1": 0.968},
+        "tfidf_logreg (floor)": figures,
+        "speedup_batched": 3.0,
+        "speedup_single_p50": 1.0,
+        "vs_pytorch_best": {"batched": 1.25, "single_p50": 1.0},
+        "pytorch": {"torch": "2.13.0", "transformers": "5.24.0", "threads": 2, "head": "random"},
+    }
+    (report.RESULTS_DIR / "inference.json").write_text(
+        json.dumps(
+            {
+                "command": "bench/inference.py --models production --retune",
+                "machine": machine,
+                "models": {"spam": "production v1"},
+                "batch": 64,
+                "threads": 2,
+                "serving_precision": "bfloat16",
+                "precision": {
+                    "recorded": choice,
+                    "this_run": {**choice, "xla": [xla]},
+                    "with_xla_choice": "bfloat16",
+                    "shipped": "bfloat16",
+                },
+                "load_seconds": {"spam": 2.0},
+                "rss_mb": {"start": 30, "tensorflow_imported": 800, "both_models_loaded": 1300},
+                "tasks": {"spam": row},
+                "int8_verdict": {
+                    "summary": "spam: macro-F1 -0.0020 vs float32",
+                    "within_f1_limit": True,
+                    "faster_batched": True,
+                    "max_f1_drop": 0.005,
+                },
+            }
+        )
+    )
+    lines: list[str] = []
+    report._inference(lines)
+    text = "\n".join(lines)
+
+    assert "**Serving precision on this CPU: bfloat16**" in text
+    assert "| float32+xla | 8.0 | 100.0 | 1.12x (single 1.25x, batch 1.00x)" in text
+    assert "| spam (500) | bertbot as shipped (bfloat16) | 150.0 |" in text
+    assert "PyTorch 2.13.0 + transformers 5.24.0" in text
+    assert "| spam | **bertbot as shipped vs PyTorch's best** | **1.25x** |" in text
+    assert "**passes the usability bar**" in text

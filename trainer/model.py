@@ -17,6 +17,8 @@ import numpy as np
 
 from trainer.artifact import LABELS_FILE
 from trainer.datasets import Example
+from trainer.encoder import EncoderImportError, load_encoder_info
+from trainer.encoder.importer import cpu_model_name
 from trainer.layers import MaskedMean, WarmupLinearDecay, load_keras_classifier
 from trainer.metrics import classification_metrics
 from trainer.tf_runtime import hub, tf, tf_keras
@@ -85,13 +87,25 @@ def encoder_handles(config: TrainConfig, *, role: Literal["train", "serve"]) -> 
                 )
         variant = root / ("encoder_bf16" if role == "train" else "encoder_bf16_serving")
         available = (variant / "saved_model.pb").is_file()
-        wanted = (
-            config.mixed_precision
-            if role == "train"
-            else None
-            if config.serving_precision is None
-            else config.serving_precision == "bfloat16"
-        )
+        if role == "train":
+            wanted = config.mixed_precision  # None: whenever the encoder has the variant
+        elif config.serving_precision is not None:
+            wanted = config.serving_precision == "bfloat16"
+        else:  # what was measured on this CPU (float32 until it is)
+            try:
+                info = load_encoder_info(root)
+            except EncoderImportError as exc:
+                raise TrainingError(str(exc)) from exc
+            wanted = info.serving_weights == "bfloat16"
+            measured = info.serving_precision
+            if measured is not None and measured.cpu != cpu_model_name():
+                logger.warning(
+                    "the serving precision (%s) was measured on %s, this is %s: "
+                    "`bertbot encoder tune-precision` measures it here",
+                    measured.choice,
+                    measured.cpu,
+                    cpu_model_name(),
+                )
         if wanted and not available:
             raise TrainingError(f"bfloat16 {role} needs {variant}; re-import the encoder")
         if available and wanted is not False:

@@ -72,8 +72,9 @@ class TrainConfig:
         init_from: An exported model (same encoder and labels) to start from instead of the
             pretrained encoder and a fresh head: a warm start from production.
         serving_precision: The exported model's encoder: ``float32`` (exact), or ``bfloat16``
-            (kernels stored in bfloat16: about twice the throughput on CPUs with AMX, class
-            probabilities within ~1e-2). None: bfloat16 when the encoder has that variant.
+            (kernels stored in bfloat16: faster on some CPUs, class probabilities within
+            ~1e-2). None: what ``bertbot encoder tune-precision`` measured as fastest on this
+            CPU among the candidates that agree with float32 (float32 until it is measured).
     """
 
     labels: tuple[str, ...]

@@ -1,4 +1,5 @@
-"""``bertbot encoder import``: a Hugging Face BERT checkpoint -> TF Hub-style SavedModels."""
+"""``bertbot encoder import``: a Hugging Face BERT checkpoint -> TF Hub-style SavedModels;
+``bertbot encoder tune-precision``: measure which precision serves fastest on this CPU."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import shutil
 from pathlib import Path
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import encoder_dir, say
+from bertbot.commands.common import encoder_dir, require_encoder, say
 from bertbot.settings import Settings
+
+TUNING_ROUNDS = 3
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,6 +43,45 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         f"{info.num_heads} heads, vocabulary {info.vocab_size}, max {info.max_seq_length} "
         f"tokens -> {out_dir}"
     )
+    if getattr(args, "tune", True):
+        tune(out_dir, rounds=TUNING_ROUNDS)
+    return 0
+
+
+def tune(out_dir: Path, *, rounds: int) -> None:
+    """Measure the serving candidates here, record the choice and print it."""
+    from trainer.encoder import EncoderImportError
+    from trainer.encoder.tuning import tune_precision
+
+    say("measuring which precision serves fastest on this CPU (a minute or two)")
+    try:
+        choice = tune_precision(out_dir, rounds=rounds, progress=say)
+    except EncoderImportError as exc:
+        raise CommandError(str(exc)) from exc
+    print("\n".join(choice.summary()))
+
+
+def _tune_precision(args: argparse.Namespace, settings: Settings) -> int:
+    path = settings.encoders_dir / args.name if args.name else require_encoder(settings)
+    if args.show:
+        from trainer.encoder import EncoderImportError, load_encoder_info
+
+        try:
+            recorded = load_encoder_info(path).serving_precision
+        except EncoderImportError as exc:
+            raise CommandError(str(exc)) from exc
+        if recorded is None:
+            print(f"{path}: not measured yet (serving float32): bertbot encoder tune-precision")
+        else:
+            print("\n".join(recorded.summary()))
+        return 0
+    if args.rounds < 1:
+        raise CommandError("--rounds must be at least 1")
+    tune(path, rounds=args.rounds)
+    say(
+        "models exported from now on serve with this choice; models exported before keep "
+        "theirs until their next retrain"
+    )
     return 0
 
 
@@ -65,3 +107,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--max-seq-length", type=int, default=128, help="tokens per text, [CLS]/[SEP] included"
     )
     command.add_argument("--force", action="store_true", help="re-import over an existing one")
+    command.add_argument(
+        "--no-tune",
+        dest="tune",
+        action="store_false",
+        help="skip measuring the serving precision (then float32 until tune-precision runs)",
+    )
+    tuning = add_command(
+        actions,
+        "tune-precision",
+        _tune_precision,
+        "measure which precision serves fastest on this CPU and record it",
+        "Time the serving candidates of the imported encoder on this CPU, with TensorFlow's\n"
+        "intra-op threads = the CPU's cores: float32, and bfloat16 kernels (fast only where the\n"
+        "CPU has bfloat16 in hardware; elsewhere emulated, still measured). Each runs the\n"
+        "tokenizer, encoder, mean pooling and a fixed head over a fixed set of 64 messages,\n"
+        "one per call and 32 per call, in interleaved rounds. The choice is the fastest\n"
+        "candidate whose class probabilities agree with float32's (max difference <= 0.02,\n"
+        "same most-probable class on >= 99% of the texts) and that is >= 1.05x float32's\n"
+        "speed (geometric mean of the two sizes) and not over 10% slower at either; else\n"
+        "float32. Every candidate's figures and the reason are recorded in the encoder's\n"
+        "encoder.json; models exported afterwards serve with the chosen encoder.\n"
+        "`bertbot encoder import` runs this after importing.",
+    )
+    tuning.add_argument("--name", help="encoder name (default: BERTBOT_ENCODER)")
+    tuning.add_argument(
+        "--rounds", type=int, default=TUNING_ROUNDS, help="timing rounds (more: steadier figures)"
+    )
+    tuning.add_argument(
+        "--show", action="store_true", help="print the recorded choice and figures, measure nothing"
+    )

@@ -24,6 +24,7 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
     from storage.db import Database
     from storage.enums import AnnotationSource, RunStatus, RunTrigger
     from trainer.datasets import DatasetError, build_datasets, load_dataset_csv
+    from trainer.encoder import load_encoder_info
     from trainer.retrain import AlreadyRunningError, RetrainError, retrain
     from trainer.train import TrainingError
 
@@ -39,6 +40,11 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         say(f"  {settings.encoder} already imported")
+        if load_encoder_info(settings.encoders_dir / settings.encoder).serving_precision is None:
+            say(
+                "  its serving precision was never measured, so models serve in float32: "
+                "`bertbot encoder tune-precision` measures it"
+            )
 
     say("[3/4] data sets and seed labels")
     builtin = [task for task in settings.tasks if task in ("spam", "sentiment")]

@@ -42,6 +42,18 @@ def test_import_train_classify_evaluate(
         == 0
     )
     assert (home / "encoders" / "tiny" / "encoder" / "saved_model.pb").is_file()
+    # The import measured the serving precision on this CPU and recorded it.
+    imported = capsys.readouterr().out
+    assert "serving precision: " in imported and "why: " in imported
+    recorded = json.loads((home / "encoders" / "tiny" / "encoder.json").read_text())
+    assert [c["name"] for c in recorded["serving_precision"]["candidates"]] == [
+        "float32",
+        "bfloat16",
+    ]
+    assert main(["encoder", "tune-precision", "--show"]) == 0
+    assert f"serving precision: {recorded['serving_precision']['choice']}" in (
+        capsys.readouterr().out
+    )
     # Re-running skips the work.
     assert main(["encoder", "import", "--from", str(tiny_hf_checkpoint)]) == 0
     assert "already imported" in capsys.readouterr().err

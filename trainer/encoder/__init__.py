@@ -21,11 +21,14 @@ One module per concern:
   that matches Hugging Face's tokenizer);
 - :mod:`~trainer.encoder.bert`: the encoder SavedModel (the BERT layers);
 - :mod:`~trainer.encoder.info`: the encoder directory's layout and ``encoder.json``;
-- :mod:`~trainer.encoder.importer`: :func:`import_hf_bert`, which ties them together.
+- :mod:`~trainer.encoder.importer`: :func:`import_hf_bert`, which ties them together;
+- :mod:`~trainer.encoder.precision`: the rule that picks the serving precision from measured
+  figures, and the record of the choice (:class:`~trainer.encoder.precision.PrecisionChoice`);
+- :mod:`~trainer.encoder.tuning`: measuring the candidates on this CPU and recording the choice.
 
-Only ``preprocessor`` and ``bert`` import TensorFlow, and only :func:`import_hf_bert` imports
-them, so importing this package (for :func:`load_encoder_info` or
-:func:`default_checkpoint_dir`) stays cheap.
+Only ``preprocessor``, ``bert`` and ``tuning`` import TensorFlow, and only
+:func:`import_hf_bert` and the commands that tune import them, so importing this package (for
+:func:`load_encoder_info` or :func:`default_checkpoint_dir`) stays cheap.
 """
 
 from trainer.encoder.base import EncoderFetchError, EncoderImportError

@@ -99,16 +99,17 @@ def save_encoder(
         type_ids = inputs["input_type_ids"]
         batch, length = tf.shape(word_ids)[0], tf.shape(word_ids)[1]
 
+        # No tf.newaxis slices here or below: TFLite cannot convert them at dynamic shapes.
         x = (
             tf.gather(emb["word"], word_ids)
             + tf.gather(emb["type"], type_ids)
-            + emb["position"][tf.newaxis, :length, :]
+            + emb["position"][:length]
         )
         x = dropout(
             layer_norm(x, emb["ln_gamma"], emb["ln_beta"]), cfg.hidden_dropout_prob, training
         )
         additive_mask = (1.0 - tf.cast(mask, tf.float32)) * ATTENTION_MASK_VALUE
-        additive_mask = additive_mask[:, tf.newaxis, tf.newaxis, :]  # [batch, 1, 1, len]
+        additive_mask = tf.reshape(additive_mask, [batch, 1, 1, length])
         scale = 1.0 / math.sqrt(dh)
 
         def heads(t: Any) -> Any:  # [batch, len, h] -> [batch, heads, len, head_size]

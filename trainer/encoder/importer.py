@@ -30,12 +30,28 @@ logger = logging.getLogger(__name__)
 
 
 def cpu_has_fast_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True where the CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16)."""
+    """True where the CPU's flags show bfloat16 in hardware (AMX or AVX512-BF16).
+
+    Decides only whether the mixed-precision *training* encoder is built. Serving precision is
+    measured instead (:func:`trainer.encoder.tuning.tune_precision`): flags say what the CPU
+    can do, not whether TensorFlow's kernels make it faster.
+    """
     try:
         flags = cpuinfo.read_text()
     except OSError:
         return False
     return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name as the kernel reports it (``unknown`` where it cannot tell)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def import_hf_bert(
@@ -67,8 +83,10 @@ def import_hf_bert(
             ordinary token has an upper-case letter).
         source: Recorded as :attr:`EncoderInfo.source`; defaults to the checkpoint's path.
         overwrite: Replace an existing ``out_dir`` instead of refusing.
-        bfloat16_variant: Also write ``encoder_bf16/`` (see :attr:`EncoderInfo.bfloat16_variant`);
-            None: only where this CPU multiplies bfloat16 in hardware.
+        bfloat16_variant: Also write ``encoder_bf16/``, the mixed-precision training encoder
+            (see :attr:`EncoderInfo.bfloat16_variant`); None: only where this CPU's flags show
+            bfloat16 in hardware. ``encoder_bf16_serving/`` (bfloat16 kernels, a serving
+            candidate) is always written, so the precision can be measured on any CPU.
 
     Returns:
         The :class:`EncoderInfo` written to ``out_dir/encoder.json``.
@@ -136,8 +154,8 @@ def import_hf_bert(
         if bfloat16_variant:
             report("Building the mixed-precision (bfloat16) encoder for training")
             save_encoder(tmp_dir / BF16_ENCODER_SUBDIR, cfg, checkpoint.weights, "bfloat16")
-            report("Building the bfloat16 encoder for serving")
-            save_encoder(tmp_dir / BF16_SERVING_SUBDIR, cfg, checkpoint.weights, "bfloat16_weights")
+        report("Building the bfloat16 encoder (a serving candidate)")
+        save_encoder(tmp_dir / BF16_SERVING_SUBDIR, cfg, checkpoint.weights, "bfloat16_weights")
         (tmp_dir / ENCODER_INFO_FILE).write_text(
             json.dumps(_info_to_json(info, checkpoint), indent=2, sort_keys=True) + "\n",
             encoding="utf-8",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import Any
 
 from trainer.encoder.base import EncoderImportError
 from trainer.encoder.checkpoint import VOCAB_FILE, read_json_object
+from trainer.encoder.precision import PrecisionChoice
 
 ENCODER_INFO_FILE = "encoder.json"
 PREPROCESSOR_SUBDIR = "preprocessor"
@@ -37,8 +41,10 @@ class EncoderInfo:
             initialised to the identity (see ``POOLER_INIT_NOTE``).
         bfloat16_variant: True when ``encoder_bf16/`` holds the same encoder with its matrix
             multiplies in bfloat16 (variables, LayerNorm and softmax stay float32): mixed
-            precision for training on CPUs with AMX or AVX512-BF16; and ``encoder_bf16_serving/``
-            one with its kernels stored in bfloat16, for serving (no per-call casts).
+            precision for training on CPUs with AMX or AVX512-BF16.
+        serving_precision: How this CPU serves the encoder, as measured by
+            :func:`trainer.encoder.tuning.tune_precision` (None: not measured yet, so float32).
+            ``encoder_bf16_serving/`` holds the candidate with its kernels stored in bfloat16.
     """
 
     name: str
@@ -53,6 +59,7 @@ class EncoderInfo:
     source_sha256: dict[str, str]
     pooler_from_checkpoint: bool = True
     bfloat16_variant: bool = False
+    serving_precision: PrecisionChoice | None = None
 
     @property
     def preprocessor_path(self) -> Path:
@@ -68,6 +75,16 @@ class EncoderInfo:
     def bfloat16_encoder_path(self) -> Path | None:
         """The mixed-precision encoder SavedModel, if imported."""
         return self.path / BF16_ENCODER_SUBDIR if self.bfloat16_variant else None
+
+    @property
+    def bfloat16_serving_path(self) -> Path:
+        """The encoder SavedModel with bfloat16 kernels, for serving (a precision candidate)."""
+        return self.path / BF16_SERVING_SUBDIR
+
+    @property
+    def serving_weights(self) -> str:
+        """``float32`` or ``bfloat16``: the measured choice, float32 until one is measured."""
+        return self.serving_precision.weights if self.serving_precision else "float32"
 
 
 def load_encoder_info(encoder_dir: Path) -> EncoderInfo:
@@ -122,9 +139,30 @@ def load_encoder_info(encoder_dir: Path) -> EncoderInfo:
             source_sha256={str(k): str(v) for k, v in sha.items()},
             pooler_from_checkpoint=_typed(data, "pooler_from_checkpoint", bool),
             bfloat16_variant=bool(data.get("bfloat16_variant", False)),
+            serving_precision=(
+                PrecisionChoice.from_json(data["serving_precision"])
+                if data.get("serving_precision")
+                else None
+            ),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise EncoderImportError(f"{info_path} is malformed: {exc}") from exc
+
+
+def record_precision(encoder_dir: Path, choice: PrecisionChoice) -> None:
+    """Store a measured serving precision in ``encoder.json`` (replaced atomically)."""
+    info_path = Path(encoder_dir) / ENCODER_INFO_FILE
+    data = read_json_object(info_path)
+    data["serving_precision"] = choice.to_json()
+    handle, tmp = tempfile.mkstemp(prefix=".encoder.", suffix=".json", dir=info_path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, info_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _typed(data: Mapping[str, Any], key: str, kind: type) -> Any:
