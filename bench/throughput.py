@@ -104,7 +104,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100, help="sequential /classify")
     parser.add_argument("--burst", type=int, default=320, help="/classify from 32 senders")
     parser.add_argument("--baseline", default=BASELINE, help="the code before the batcher")
-    parser.add_argument("--workers", type=int, default=16, help="inbox workers of a variant")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="inbox workers of a variant (the old default)"
+    )
     parser.add_argument(
         "--postgres",
         default=os.environ.get(

@@ -17,9 +17,11 @@ class InboxPolicy:
 
     Attributes:
         workers: Deliveries a serving process handles at once (the rest wait their turn in
-            memory; their claims keep them from other processes). Too many and the acks
-            wait for a core; too few and the database round trips go unoverlapped
-            (bench/inbox.py measured 4 on 2 cores: see bench/RESULTS.md).
+            memory; their claims keep them from other processes). A worker spends most of
+            its time waiting: for the batcher, which predicts the texts of all workers
+            together, and for the database. More workers mean bigger batches and overlapped
+            round trips; bench/throughput.py measured 32 against 4 on 2 cores (see
+            bench/RESULTS.md).
         max_attempts: Attempts before a delivery is dead-lettered.
         retry_base_seconds: Wait after the first failure; doubled after each next one.
         retry_max_seconds: The longest wait between two attempts.
@@ -29,7 +31,7 @@ class InboxPolicy:
         retention_days: Handled and dead rows are deleted this long after they finished.
     """
 
-    workers: int = bounded(4, ge=1, le=64)
+    workers: int = bounded(32, ge=1, le=256)
     max_attempts: int = bounded(8, ge=1, le=100)
     retry_base_seconds: float = bounded(2.0, gt=0.0)
     retry_max_seconds: float = bounded(300.0, gt=0.0)

@@ -194,7 +194,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         on_alias_moved=models.notify,
         observer=metrics,
     )
-    executor = ThreadPoolExecutor(args.threads, thread_name_prefix="bertbot-listener")
+    # Listeners get --threads of their own beside the inbox's workers, which mostly wait (on
+    # the batcher and the database) and so must not hold back /classify or a button.
+    executor = ThreadPoolExecutor(
+        args.threads + settings.inbox.workers, thread_name_prefix="bertbot-listener"
+    )
     # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
     # claims in the outbox keep two processes from posting one alert twice.
     sweeper = AlertSweeper(services.outbox, client, interval_s=settings.alert_retry_seconds)
@@ -331,7 +335,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--threads",
         type=int,
         default=8,
-        help="HTTP and listener threads (retrains here: BERTBOT_RETRAIN__THREADS)",
+        help="HTTP threads, and listener threads beside the BERTBOT_INBOX__WORKERS event workers "
+        "(retrains here: BERTBOT_RETRAIN__THREADS)",
     )
     serve.add_argument(
         "--with-scheduler",
