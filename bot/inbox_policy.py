@@ -20,8 +20,8 @@ class InboxPolicy:
             memory; their claims keep them from other processes). A worker spends most of
             its time waiting: for the batcher, which predicts the texts of all workers
             together, and for the database. More workers mean bigger batches and overlapped
-            round trips; bench/throughput.py measured 32 against 4 on 2 cores (see
-            bench/RESULTS.md).
+            round trips, but too many slow /classify down: bench/throughput.py measured
+            4, 8, 16 and 32 on 2 cores and 8 was the best balance (bench/RESULTS.md).
         max_attempts: Attempts before a delivery is dead-lettered.
         retry_base_seconds: Wait after the first failure; doubled after each next one.
         retry_max_seconds: The longest wait between two attempts.
@@ -31,7 +31,7 @@ class InboxPolicy:
         retention_days: Handled and dead rows are deleted this long after they finished.
     """
 
-    workers: int = bounded(32, ge=1, le=256)
+    workers: int = bounded(8, ge=1, le=256)
     max_attempts: int = bounded(8, ge=1, le=100)
     retry_base_seconds: float = bounded(2.0, gt=0.0)
     retry_max_seconds: float = bounded(300.0, gt=0.0)
