@@ -111,3 +111,20 @@ def baseline_checkout(revision: str) -> Iterator[Path]:
             check=False,
             capture_output=True,
         )
+
+
+def run_peer_script(python: str, script: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Run a bench-only peer script (``bench/<script>`` in ``.venv-peer``): the request as
+    JSON on stdin, its last stdout line as the JSON answer; exit with its stderr if it fails."""
+    peer = subprocess.run(
+        [python, str(ROOT / "bench" / script)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if peer.returncode != 0:
+        print(peer.stderr[-3000:], file=sys.stderr)
+        raise SystemExit("the PyTorch peer failed (is .venv-peer installed? `make bench-peer`)")
+    result: dict[str, Any] = json.loads(peer.stdout.strip().splitlines()[-1])
+    return result

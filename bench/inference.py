@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import ROOT, current_rss_mb, home, load_split, save
+from common import ROOT, current_rss_mb, home, load_split, run_peer_script, save
 
 SINGLE_CALLS = 300
 REQUEST_BATCH = 256  # texts per predict() call in the batched figures
@@ -253,17 +253,7 @@ def run_peer(
         "modes": list(PEER_MODES),
         "tasks": {task: {"num_labels": labels, "texts": texts}},
     }
-    peer = subprocess.run(
-        [peer_python, str(ROOT / "bench" / "peer_torch_infer.py")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if peer.returncode != 0:
-        print(peer.stderr[-3000:], file=sys.stderr)
-        raise SystemExit("the PyTorch peer failed (is .venv-peer installed? `make bench-peer`)")
-    return json.loads(peer.stdout.strip().splitlines()[-1])
+    return run_peer_script(peer_python, "peer_torch_infer.py", request)
 
 
 # Main -----------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ precision where the CPU has it) and with each lever off. Writes bench/results/tr
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, home, load_split, save
+from common import ROOT, home, load_split, run_peer_script, save
 
 from bertbot.settings import load_settings
 from trainer.encoder import load_encoder_info
@@ -99,17 +97,7 @@ def main() -> int:
             "steps": args.steps,
             "output_dir": scratch,
         }
-        peer = subprocess.run(
-            [args.peer_python, str(ROOT / "bench" / "peer_torch_train.py")],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if peer.returncode != 0:
-        print(peer.stderr[-3000:], file=sys.stderr)
-        raise SystemExit("the PyTorch peer failed (is .venv-peer installed? `make bench-peer`)")
-    torch_result = json.loads(peer.stdout.strip().splitlines()[-1])
+        torch_result = run_peer_script(args.peer_python, "peer_torch_train.py", request)
     torch_rate = torch_result["examples_per_second"]
     print(
         f"PyTorch {torch_result['torch']} + transformers (Trainer, DataCollatorWithPadding): "
