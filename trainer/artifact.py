@@ -20,6 +20,7 @@ METRICS_FILE = "metrics.json"
 TRAINING_FILE = "training.json"
 CARD_FILE = "model_card.md"
 CONFUSION_FILE = "confusion_matrix.png"
+RELIABILITY_FILE = "reliability_diagram.png"
 
 
 class ArtifactError(ValueError):

@@ -19,9 +19,11 @@ from trainer.artifact import (
     CONFUSION_FILE,
     LABELS_FILE,
     METRICS_FILE,
+    RELIABILITY_FILE,
     TRAINING_FILE,
     write_manifest,
 )
+from trainer.calibration import plot_reliability_diagram
 from trainer.layers import load_keras_classifier
 from trainer.metrics import model_card, plot_confusion_matrix
 from trainer.model import build_classifier, encoder_handles
@@ -52,13 +54,22 @@ def export_classifier(
     training: dict[str, Any],
     data: dict[str, Any],
     config: TrainConfig,
+    temperature: float = 1.0,
+    calibration: dict[str, Any] | None = None,
 ) -> str:
     """Write the serving SavedModel and its companions atomically; return the artifact sha256.
 
     The SavedModel's ``serving_default`` maps ``text`` (a batch of strings) to
-    ``probabilities`` [batch, labels], ``label`` and ``num_tokens`` (word pieces plus [CLS]
-    and [SEP] before truncation, so callers can tell a truncated text).
+    ``probabilities`` [batch, labels] (calibrated: ``softmax(logits / temperature)``),
+    ``logits`` (raw), ``label`` and ``num_tokens`` (word pieces plus [CLS] and [SEP] before
+    truncation, so callers can tell a truncated text). Its ``embed`` signature maps ``text``
+    to ``embedding`` [batch, hidden]: the pooled representation the classification head reads.
+    The temperature is recorded in the manifest and ``training.json``; ``calibration`` (ECE
+    and reliability bins before and after it) goes into ``metrics.json`` and the model card,
+    and its reliability diagram beside the confusion matrix.
     """
+    if not temperature > 0:
+        raise TrainingError(f"temperature must be positive, not {temperature}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     tmp_dir.chmod(0o755)  # mkdtemp makes it private; the artifact is an ordinary directory
@@ -72,29 +83,40 @@ def export_classifier(
         # A fresh Model over the same layers: saving it does not write the AdamW slots.
         probabilities = tf_keras.layers.Softmax(name="probabilities")(model.outputs[0])
         serving = tf_keras.Model(model.inputs, probabilities, name=f"{task}_classifier")
+        logits_model = tf_keras.Model(model.inputs, model.outputs[0])
+        embedding_model = tf_keras.Model(model.inputs, model.get_layer("dropout").input)
         preprocessor = model.get_layer("preprocessor")
         label_table = tf.constant(list(labels))
+        inverse_temperature = tf.constant(1.0 / float(temperature), tf.float32)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text: Any) -> dict[str, Any]:
-            probs = serving(text, training=False)
+            logits = logits_model(text, training=False)
+            probs = tf.nn.softmax(logits * inverse_temperature, axis=-1)
             pieces = preprocessor.resolved_object.tokenize(text)
             while isinstance(pieces, tf.RaggedTensor) and pieces.ragged_rank > 1:
                 pieces = pieces.merge_dims(-2, -1)
             return {
                 "probabilities": probs,
-                "label": tf.gather(label_table, tf.argmax(probs, axis=-1)),
+                "logits": logits,
+                "label": tf.gather(label_table, tf.argmax(logits, axis=-1)),
                 "num_tokens": tf.cast(pieces.row_lengths(), tf.int32) + 2,
             }
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def embed(text: Any) -> dict[str, Any]:
+            return {"embedding": embedding_model(text, training=False)}
 
         serving.save(
             str(tmp_dir),
             save_format="tf",
             include_optimizer=False,
-            signatures={"serving_default": serve},
+            signatures={"serving_default": serve, "embed": embed},
         )
         encoder = _encoder_description(config)
         (tmp_dir / LABELS_FILE).write_text(json.dumps(list(labels)) + "\n")
+        if calibration is not None:
+            metrics = {**metrics, "calibration": calibration}
         (tmp_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         (tmp_dir / TRAINING_FILE).write_text(
             json.dumps(
@@ -106,6 +128,7 @@ def export_classifier(
                     "training": training,
                     "data": data,
                     "base_encoder": encoder,
+                    "temperature": float(temperature),
                 },
                 indent=2,
                 sort_keys=True,
@@ -119,6 +142,19 @@ def export_classifier(
             tmp_dir / CONFUSION_FILE,
             title=f"{task} v{version}: macro-F1 {shown['macro_f1']:.3f} (n={shown['n']})",
         )
+        if calibration is not None and calibration.get("bins_after"):
+            plot_reliability_diagram(
+                {
+                    "raw softmax": calibration.get("bins_before") or [],
+                    f"T = {temperature:.2f}": calibration["bins_after"],
+                },
+                tmp_dir / RELIABILITY_FILE,
+                title=(
+                    f"{task} v{version} on its {calibration.get('split', 'validation')} split: "
+                    f"ECE {calibration.get('ece_before', 0):.3f} -> "
+                    f"{calibration.get('ece_after', 0):.3f}"
+                ),
+            )
         (tmp_dir / CARD_FILE).write_text(
             model_card(
                 task=task,
@@ -131,7 +167,10 @@ def export_classifier(
                 training={k: v for k, v in training.items() if k != "history"},
             )
         )
-        sha256 = write_manifest(tmp_dir, extra={"task": task, "version": version})
+        sha256 = write_manifest(
+            tmp_dir,
+            extra={"task": task, "version": version, "temperature": float(temperature)},
+        )
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked by train); a non-empty one is never replaced
         tmp_dir.rename(out_dir)
@@ -159,6 +198,8 @@ def reexport(
         TrainConfig(**{k: v for k, v in hyperparameters.items() if k in known}),
         serving_precision=serving_precision,
     )
+    metrics = json.loads((artifact_dir / METRICS_FILE).read_text())
+    calibration = metrics.pop("calibration", None)
     model = load_keras_classifier(str(artifact_dir))
     inner = model.get_layer("classifier").output  # logits, before the exported Softmax
     logits_model = tf_keras.Model(model.inputs, inner)
@@ -168,9 +209,11 @@ def reexport(
         labels=json.loads((artifact_dir / LABELS_FILE).read_text()),
         task=info["task"],
         version=info["version"],
-        metrics=json.loads((artifact_dir / METRICS_FILE).read_text()),
+        metrics=metrics,
         hyperparameters=config.hyperparameters(),
         training=info["training"] | {"reexported_from": str(artifact_dir)},
         data=info.get("data", {}),
         config=config,
+        temperature=float(info.get("temperature", 1.0)),
+        calibration=calibration,
     )

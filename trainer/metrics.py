@@ -194,4 +194,35 @@ def model_card(
             "![confusion matrix](confusion_matrix.png)",
             "",
         ]
+    calibration = metrics.get("calibration")
+    if calibration:
+        lines += (
+            ["## Calibration", ""]
+            + calibration_lines(calibration)
+            + [
+                "",
+                "![reliability diagram](reliability_diagram.png)",
+                "",
+            ]
+        )
     return "\n".join(lines)
+
+
+def calibration_lines(calibration: Mapping[str, Any]) -> list[str]:
+    """How sure the model says it is against how often it is right, before and after T."""
+    lines = [
+        f"Probabilities are `softmax(logits / T)` with T = {calibration['temperature']:.3f}, "
+        "fitted on the validation split (temperature scaling: the winning label never "
+        f"changes). ECE over {calibration.get('bins', 15)} equal-width confidence bins:",
+        "",
+        "| split | n | ECE raw | ECE calibrated | Brier raw | Brier calibrated |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split in ("validation", "eval"):
+        row = calibration.get(split)
+        if row:
+            lines.append(
+                f"| {split} | {row['n']} | {row['ece_before']:.4f} | {row['ece_after']:.4f} "
+                f"| {row['brier_before']:.4f} | {row['brier_after']:.4f} |"
+            )
+    return lines

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from trainer.artifact import LABELS_FILE
+from trainer.calibration import softmax
 from trainer.datasets import Example
 from trainer.encoder import EncoderImportError, load_encoder_info
 from trainer.encoder.importer import cpu_model_name
@@ -210,24 +211,36 @@ class Trainer:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
         def predict_step(texts: Any) -> Any:
-            return tf.nn.softmax(model(texts, training=False), axis=-1)
+            return model(texts, training=False)  # logits
 
         self.train_step = train_step
         self.predict_step = predict_step
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Raw logits [n, labels], batched by length, in input order."""
         order = np.argsort([len(text) for text in texts], kind="stable")
-        probabilities = np.zeros((len(texts), len(self.config.labels)), dtype=np.float32)
+        logits = np.zeros((len(texts), len(self.config.labels)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             batch = self.tf.constant([texts[i] for i in index])
-            probabilities[index] = self.predict_step(batch).numpy()
-        return probabilities
+            logits[index] = self.predict_step(batch).numpy()
+        return logits
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """Uncalibrated softmax probabilities [n, labels]."""
+        return softmax(self.predict_logits(texts, batch_size)).astype(np.float32)
 
 
 def evaluate(
-    trainer: Trainer, examples: Sequence[Example], labels: Sequence[str], batch_size: int
+    trainer: Trainer,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    batch_size: int,
+    *,
+    logits: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    probabilities = trainer.predict_proba([e.text for e in examples], batch_size * 2)
-    predicted = [labels[i] for i in probabilities.argmax(axis=1)]
+    """Classification metrics of the trainer's model on examples (or on their given logits)."""
+    if logits is None:
+        logits = trainer.predict_logits([e.text for e in examples], batch_size * 2)
+    predicted = [labels[i] for i in logits.argmax(axis=1)]
     return classification_metrics([e.label for e in examples], predicted, labels)

@@ -96,6 +96,8 @@ class SavedModelClassifier:
         self._lock = threading.Lock()
         self.calls = 0
         self._keep_alive: Any = None  # the loaded object graph the signature needs
+        self._embed_signature: Any = None
+        self.temperature = 1.0  # what the exported probabilities were divided by (manifest)
 
     @classmethod
     def load(
@@ -145,6 +147,8 @@ class SavedModelClassifier:
             path=path,
         )
         classifier._keep_alive = loaded
+        classifier._embed_signature = loaded.signatures.get("embed")
+        classifier.temperature = float(manifest.get("temperature", 1.0))
         if warm_up:
             try:
                 classifier.predict(list(WARMUP_TEXTS))
@@ -199,6 +203,51 @@ class SavedModelClassifier:
         with self._lock:
             self.calls += 1
         return [result for result in results if result is not None]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits [n, labels] in input order (before the temperature; 0 rows: empty).
+
+        Raises:
+            ServingError: The artifact predates raw logits in its signature.
+        """
+        return self._batched(texts, self._signature, "logits", len(self._labels))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The pooled representation the head reads, [n, hidden] float32, in input order.
+
+        Raises:
+            ServingError: The artifact has no ``embed`` signature (exported before it existed:
+                re-export or retrain it).
+        """
+        if self._embed_signature is None:
+            raise ServingError(
+                f"{self._task} v{self._version} at {self.path} has no embed signature; "
+                "retrain the task to get embeddings"
+            )
+        return self._batched(texts, self._embed_signature, "embedding", None)
+
+    def _batched(
+        self, texts: Sequence[str], signature: Any, key: str, width: int | None
+    ) -> np.ndarray:
+        from trainer.tf_runtime import tf
+
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(order), self._batch_size):
+            index = order[start : start + self._batch_size]
+            outputs = signature(text=tf.constant([texts[i] for i in index]))
+            if key not in outputs:
+                raise ServingError(
+                    f"{self._task} v{self._version} at {self.path} has no {key!r} output; "
+                    "retrain it to get one"
+                )
+            values = outputs[key].numpy().astype(np.float32)
+            if out is None:
+                out = np.zeros((len(texts), values.shape[1]), dtype=np.float32)
+            out[index] = values
+        if out is None:
+            return np.zeros((0, width or 0), dtype=np.float32)
+        return out
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from trainer.calibration import calibrate
 from trainer.datasets import Example
 from trainer.train_data import class_weights, length_bucketed_batches, validation_split
 
@@ -161,7 +162,7 @@ class TrainConfig:
 class ProgressEvent:
     """What a long training run reports, for progress bars and logs."""
 
-    phase: Literal["train", "validate", "export", "done"]
+    phase: Literal["train", "validate", "calibrate", "export", "done"]
     step: int
     total_steps: int
     epoch: float
@@ -191,6 +192,7 @@ class TrainResult:
     train_seconds: float = 0.0
     examples_per_second: float = 0.0
     stopped_by: str = "epochs"
+    temperature: float = 1.0
 
 
 def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
@@ -390,11 +392,38 @@ def train(
     train_seconds = time.monotonic() - loop_started
     if best_weights is not None:
         trainer.model.set_weights(best_weights)
+    validation_logits = trainer.predict_logits([e.text for e in validation], config.batch_size * 2)
     metrics: dict[str, Any] = {
-        "validation": evaluate(trainer, validation, labels, config.batch_size),
+        "validation": evaluate(
+            trainer, validation, labels, config.batch_size, logits=validation_logits
+        ),
     }
+    eval_logits = None
     if eval_examples:
-        metrics["eval"] = evaluate(trainer, eval_examples, labels, config.batch_size)
+        eval_logits = trainer.predict_logits([e.text for e in eval_examples], config.batch_size * 2)
+        metrics["eval"] = evaluate(
+            trainer, eval_examples, labels, config.batch_size, logits=eval_logits
+        )
+    temperature, calibration = calibrate(
+        validation_logits,
+        [label_index[e.label] for e in validation],
+        eval_logits,
+        [label_index[e.label] for e in eval_examples or []],
+    )
+    report(
+        ProgressEvent(
+            "calibrate",
+            step,
+            planned_steps,
+            step / steps_per_epoch,
+            time.monotonic() - started,
+            None,
+            message=(
+                f"temperature {temperature:.3f}: validation ECE "
+                f"{calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f}"
+            ),
+        )
+    )
 
     hyperparameters = config.hyperparameters()
     training_info = {
@@ -434,6 +463,8 @@ def train(
         training=training_info | {"history": history},
         data=data_description or {},
         config=config,
+        temperature=temperature,
+        calibration=calibration,
     )
     report(
         ProgressEvent(
@@ -458,4 +489,5 @@ def train(
         train_seconds=train_seconds,
         examples_per_second=seen / train_seconds if train_seconds else 0.0,
         stopped_by=stopped_by,
+        temperature=temperature,
     )
