@@ -81,6 +81,7 @@ class GateSettings(BaseModel):
     seed: int = _from(GateConfig, "seed")
     min_correction_eval: int = _from(GateConfig, "min_correction_eval")
     max_regression: float = _from(GateConfig, "max_regression")
+    max_ece_increase: float = _from(GateConfig, "max_ece_increase")
     min_new_labels: int = _from(RetrainOptions, "min_new_labels")
     implementation: str = _from(RetrainOptions, "gate_implementation")
 

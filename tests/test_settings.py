@@ -48,6 +48,7 @@ def test_every_gate_setting_reaches_the_gate(monkeypatch: pytest.MonkeyPatch) ->
         "seed": "7",
         "min_correction_eval": "12",
         "max_regression": "0.03",
+        "max_ece_increase": "0.05",
     }
     assert set(changed) == {f.name for f in fields(GateConfig)}
     for name, value in changed.items():

@@ -183,9 +183,15 @@ def export_classifier(
 
 
 def reexport(
-    artifact_dir: Path, out_dir: Path, *, serving_precision: Literal["float32", "bfloat16"]
+    artifact_dir: Path,
+    out_dir: Path,
+    *,
+    serving_precision: Literal["float32", "bfloat16"],
+    temperature: float | None = None,
 ) -> str:
     """Export an existing model again with another serving precision (same trained weights).
+
+    ``temperature`` replaces the fitted one (None: keep it).
 
     Returns:
         The new artifact's sha256.
@@ -214,6 +220,6 @@ def reexport(
         training=info["training"] | {"reexported_from": str(artifact_dir)},
         data=info.get("data", {}),
         config=config,
-        temperature=float(info.get("temperature", 1.0)),
-        calibration=calibration,
+        temperature=float(info.get("temperature", 1.0)) if temperature is None else temperature,
+        calibration=calibration if temperature is None else None,
     )

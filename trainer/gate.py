@@ -14,6 +14,10 @@ guarded everywhere else:
   loses its F1; a shift of the boundary between two classes, trading one's recall for its
   precision, does not).
 
+Given both models' (calibrated) probabilities, the candidate's expected calibration error
+on the whole eval set may exceed production's by at most ``max_ece_increase``: a model whose
+confidences mean less would move every threshold that reads them (alerts, the review queue).
+
 Without enough corrections in the eval set, every rule applies to the whole eval set. In both
 cases the eval set must hold at least ``min_eval`` examples. Judging the two parts apart keeps
 a few dozen in-domain corrections from being drowned by thousands of seed examples, without
@@ -30,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from trainer.calibration import brier_score, expected_calibration_error
 from trainer.decisions import Check, GateDecision
 from trainer.metrics import classification_metrics
 from trainer.options import DEFAULT_GATE, GateConfig
@@ -42,8 +47,9 @@ class Gate(Protocol):
     """May a candidate replace production? One implementation per rule set.
 
     ``decide`` gets the gold labels of the eval set, the candidate's and production's
-    predictions on it (production None: the task has no model yet) and which examples are
-    moderators' corrections, and returns a :class:`GateDecision` explaining itself.
+    predictions on it (production None: the task has no model yet), which examples are
+    moderators' corrections and, when known, both models' calibrated probabilities
+    ([n, labels] in ``labels`` order), and returns a :class:`GateDecision` explaining itself.
     ``first_model`` judges a task's first model from its held-out metrics alone (setup and
     ``bertbot train`` have no production to compare with). Replace the gate by writing a
     class with these two methods, constructed from a :class:`GateConfig`, and naming it in
@@ -58,6 +64,8 @@ class Gate(Protocol):
         labels: Sequence[str],
         *,
         corrections_mask: Sequence[bool] | None = None,
+        candidate_probabilities: Any = None,
+        production_probabilities: Any = None,
     ) -> GateDecision: ...
 
     def first_model(self, metrics: Mapping[str, Any]) -> Check: ...
@@ -185,6 +193,8 @@ def decide(
     config: GateConfig,
     *,
     corrections_mask: Sequence[bool] | None = None,
+    candidate_probabilities: Any = None,
+    production_probabilities: Any = None,
 ) -> GateDecision:
     """Apply every gate rule and explain the outcome.
 
@@ -195,6 +205,10 @@ def decide(
         labels: The task's labels.
         config: Thresholds.
         corrections_mask: Which eval examples are moderators' corrections.
+        candidate_probabilities: The candidate's calibrated probabilities [n, labels] (its
+            ECE and Brier score are reported; None: not known).
+        production_probabilities: Production's, on the same examples (with the candidate's:
+            the ``max_ece_increase`` rule applies).
     """
     labels = list(labels)
     n = len(y_true)
@@ -204,6 +218,8 @@ def decide(
     picked = [i for i, flag in enumerate(mask) if flag]
     rest = [i for i, flag in enumerate(mask) if not flag]
     candidate_metrics = classification_metrics(y_true, candidate_pred, labels)
+    truth_index = np.array([labels.index(label) for label in y_true], dtype=int)
+    candidate_metrics.update(_calibration(candidate_probabilities, truth_index, n))
     checks: list[Check] = [
         Check(
             "min_eval",
@@ -244,6 +260,7 @@ def decide(
         )
 
     production_metrics = classification_metrics(y_true, production_pred, labels)
+    production_metrics.update(_calibration(production_probabilities, truth_index, n))
     by_corrections = len(picked) >= config.min_correction_eval and bool(rest)
     judged = picked if by_corrections else list(range(n))
     where = f"on the {len(picked)} corrections" if by_corrections else "on the eval set"
@@ -353,6 +370,19 @@ def decide(
             f"{config.max_class_drop})",
         )
     )
+    if "ece" in candidate_metrics and "ece" in production_metrics:
+        increase = candidate_metrics["ece"] - production_metrics["ece"]
+        checks.append(
+            Check(
+                "max_ece_increase",
+                increase <= config.max_ece_increase + 1e-12,
+                increase,
+                config.max_ece_increase,
+                f"calibration error (ECE, {n} eval examples) {candidate_metrics['ece']:.4f} vs "
+                f"production {production_metrics['ece']:.4f} (increase {increase:+.4f}; "
+                f"allowed {config.max_ece_increase})",
+            )
+        )
     promote = all(check.passed for check in checks)
     return GateDecision(
         promote=promote,
@@ -368,6 +398,19 @@ def decide(
         scope="corrections" if by_corrections else "all",
         rest=rest_info,
     )
+
+
+def _calibration(probabilities: Any, truth: np.ndarray, n: int) -> dict[str, float]:
+    """ECE and Brier score of [n, labels] probabilities (empty when they are not known)."""
+    if probabilities is None:
+        return {}
+    values = np.asarray(probabilities, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] != n or n == 0:
+        raise ValueError(f"probabilities of shape {values.shape} for {n} eval examples")
+    return {
+        "ece": expected_calibration_error(values, truth),
+        "brier": brier_score(values, truth),
+    }
 
 
 def _reason(promote: bool, checks: list[Check], *, first: bool) -> str:
@@ -392,6 +435,8 @@ class BootstrapGate:
         labels: Sequence[str],
         *,
         corrections_mask: Sequence[bool] | None = None,
+        candidate_probabilities: Any = None,
+        production_probabilities: Any = None,
     ) -> GateDecision:
         return decide(
             y_true,
@@ -400,6 +445,8 @@ class BootstrapGate:
             labels,
             self.config,
             corrections_mask=corrections_mask,
+            candidate_probabilities=candidate_probabilities,
+            production_probabilities=production_probabilities,
         )
 
     def first_model(self, metrics: Mapping[str, Any]) -> Check:

@@ -36,6 +36,8 @@ class GateConfig:
             them; with fewer, the whole eval set is the judge.
         max_regression: Largest macro-F1 drop allowed on the seed part of the eval set when
             the candidate is judged on the corrections.
+        max_ece_increase: Largest increase of the expected calibration error (15 bins, whole
+            eval set, calibrated probabilities) over production's.
     """
 
     min_delta: float = bounded(0.005, ge=0.0, le=1.0)
@@ -47,6 +49,7 @@ class GateConfig:
     seed: int = 0
     min_correction_eval: int = bounded(30, ge=1)
     max_regression: float = bounded(0.02, ge=0.0, le=1.0)
+    max_ece_increase: float = bounded(0.02, ge=0.0, le=1.0)
 
     def __post_init__(self) -> None:
         check_bounds(self)

@@ -332,7 +332,7 @@ def _retrain_locked(
     report: ProgressFn,
     force: bool,
 ) -> RetrainOutcome:
-    from trainer.serving import SavedModelClassifier, ServingError
+    from trainer.serving import SavedModelClassifier, ServingError, probability_matrix
     from trainer.train import TrainConfig, train
 
     task_dir = options.home / "models" / spec.name
@@ -434,8 +434,10 @@ def _retrain_locked(
     candidate = SavedModelClassifier.load(
         out_dir, task=spec.name, version=version, expected_sha256=result.sha256
     )
-    candidate_pred = [p.label for p in candidate.predict(texts)]
+    candidate_predictions = candidate.predict(texts)
+    candidate_pred = [p.label for p in candidate_predictions]
     production_pred = None
+    production_predictions = None
     if production is not None:
         try:
             current = SavedModelClassifier.load(
@@ -449,13 +451,20 @@ def _retrain_locked(
                 f"production {production.version} cannot be loaded to compare against ({exc}); "
                 "roll back or promote by hand"
             ) from exc
-        production_pred = [p.label for p in current.predict(texts)]
+        production_predictions = current.predict(texts)
+        production_pred = [p.label for p in production_predictions]
     decision = options.make_gate().decide(
         truth,
         candidate_pred,
         production_pred,
         spec.labels,
         corrections_mask=[e.source in HUMAN for e in eval_examples],
+        candidate_probabilities=probability_matrix(candidate_predictions, spec.labels),
+        production_probabilities=(
+            probability_matrix(production_predictions, spec.labels)
+            if production_predictions is not None
+            else None
+        ),
     )
     if keeper.lost:
         raise RetrainError("the lease was lost during training; not promoting")
@@ -478,6 +487,7 @@ def _retrain_locked(
                 "validation": result.metrics["validation"],
                 "production_eval": decision.production,
                 "corrections": decision.corrections,
+                "calibration": result.metrics.get("calibration"),
             },
             created_by=run.requested_by,
         )

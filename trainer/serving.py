@@ -50,6 +50,14 @@ class Prediction:
         return self.probabilities[self.label]
 
 
+def probability_matrix(predictions: Sequence[Prediction], labels: Sequence[str]) -> np.ndarray:
+    """Predictions' probabilities as an [n, labels] array in ``labels`` order."""
+    return np.array(
+        [[p.probabilities.get(label, 0.0) for label in labels] for p in predictions],
+        dtype=np.float64,
+    ).reshape(len(predictions), len(labels))
+
+
 class Classifier(Protocol):
     """What the rest of bertbot needs from a model."""
 

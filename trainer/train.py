@@ -410,6 +410,7 @@ def train(
         eval_logits,
         [label_index[e.label] for e in eval_examples or []],
     )
+    metrics["calibration"] = calibration
     report(
         ProgressEvent(
             "calibrate",

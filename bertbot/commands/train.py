@@ -211,10 +211,20 @@ def _tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    import numpy as np
+
     from storage.texts import split_of
+    from trainer.artifact import CONFUSION_FILE, RELIABILITY_FILE
+    from trainer.calibration import (
+        brier_score,
+        expected_calibration_error,
+        plot_reliability_diagram,
+        reliability_bins,
+        softmax,
+    )
     from trainer.datasets import DatasetError, read_labelled_file
-    from trainer.metrics import classification_metrics, format_report
-    from trainer.serving import SavedModelClassifier, ServingError
+    from trainer.metrics import classification_metrics, format_report, plot_confusion_matrix
+    from trainer.serving import SavedModelClassifier, ServingError, probability_matrix
 
     model_dir = Path(args.model)
     try:
@@ -246,6 +256,42 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     )
     metrics["model"] = str(model_dir)
     metrics["model_version"] = classifier.version
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    truth = np.array([index[e.label] for e in examples], dtype=int)
+    calibrated = probability_matrix(predictions, classifier.labels)
+    metrics["temperature"] = classifier.temperature
+    metrics["ece"] = expected_calibration_error(calibrated, truth)
+    metrics["brier"] = brier_score(calibrated, truth)
+    curves = {f"T = {classifier.temperature:.2f}": reliability_bins(calibrated, truth)}
+    try:  # the raw softmax too, where the artifact serves its logits
+        raw = softmax(classifier.logits([e.text for e in examples]))
+    except ServingError:
+        raw = None
+    if raw is not None:
+        metrics["ece_uncalibrated"] = expected_calibration_error(raw, truth)
+        metrics["brier_uncalibrated"] = brier_score(raw, truth)
+        curves = {"raw softmax": reliability_bins(raw, truth), **curves}
+    out_dir = (
+        Path(args.out)
+        if args.out
+        else settings.home
+        / "reports"
+        / "evaluate"
+        / f"{classifier.task}-v{classifier.version}-{Path(args.data).stem}-{args.split}"
+    )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        title = f"{classifier.task} v{classifier.version} on {Path(args.data).name} ({args.split})"
+        plot_confusion_matrix(metrics, out_dir / CONFUSION_FILE, title=title)
+        plot_reliability_diagram(
+            curves, out_dir / RELIABILITY_FILE, title=f"{title}: ECE {metrics['ece']:.3f}"
+        )
+    except OSError as exc:
+        raise CommandError(f"cannot write the plots to {out_dir}: {exc}") from exc
+    metrics["plots"] = {
+        "confusion_matrix": str(out_dir / CONFUSION_FILE),
+        "reliability_diagram": str(out_dir / RELIABILITY_FILE),
+    }
     if args.json:
         print(json.dumps(metrics, sort_keys=True))
     else:
@@ -253,6 +299,16 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             f"model {model_dir} (version {classifier.version}) on {args.data}, split {args.split}"
         )
         print(format_report(metrics))
+        raw_ece = (
+            f" (raw softmax {metrics['ece_uncalibrated']:.4f})"
+            if "ece_uncalibrated" in metrics
+            else ""
+        )
+        print(
+            f"calibration: temperature {classifier.temperature:.3f}, ECE {metrics['ece']:.4f}"
+            f"{raw_ece}, Brier {metrics['brier']:.4f}"
+        )
+        print(f"plots: {out_dir / CONFUSION_FILE}, {out_dir / RELIABILITY_FILE}")
     return 0
 
 
@@ -317,8 +373,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "evaluate",
         _evaluate,
         "score a model on a labelled file",
-        "Per-class precision, recall and F1, macro and weighted F1, accuracy and the\n"
-        "confusion matrix of a model on a labelled CSV/JSONL file.",
+        "Per-class precision, recall and F1, macro and weighted F1, accuracy, the\n"
+        "confusion matrix and calibration (the model's temperature, expected calibration\n"
+        "error over 15 equal-width bins and Brier score, of the served probabilities and of\n"
+        "the raw softmax) of a model on a labelled CSV/JSONL file; the confusion matrix and a\n"
+        "reliability diagram are written as PNGs.",
     )
     evaluate.add_argument("--model", required=True, help="a model artifact directory")
     evaluate.add_argument("--data", required=True, help="CSV/JSONL of text,label")
@@ -327,5 +386,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=["all", "train", "eval"],
         default="all",
         help="score only one side of the stable split (default: all rows)",
+    )
+    evaluate.add_argument(
+        "--out",
+        help="directory for the PNGs (default: "
+        "$BERTBOT_HOME/reports/evaluate/<task>-v<version>-<data>-<split>)",
     )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")

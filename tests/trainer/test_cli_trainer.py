@@ -101,6 +101,17 @@ def test_import_train_classify_evaluate(
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["macro_f1"] > 0.9 and metrics["n"] == 60
     assert set(metrics["per_class"]) == {"neg", "pos"}
+    # Calibration: the served probabilities are divided by the model's temperature.
+    manifest = json.loads((home / "models/toy/1/manifest.json").read_text())
+    assert metrics["temperature"] == pytest.approx(manifest["temperature"])
+    assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["ece_uncalibrated"] <= 1
+    assert 0 <= metrics["brier"] <= 2
+    for name in ("confusion_matrix", "reliability_diagram"):
+        assert Path(metrics["plots"][name]).read_bytes()[:4] == b"\x89PNG"
+    with database.begin() as session:
+        stored = registry.get_alias(session=session, task="toy")
+    assert stored is not None
+    assert stored.metrics["calibration"]["temperature"] == pytest.approx(manifest["temperature"])
 
     # A second training is registered but does not replace production by itself.
     assert main(["train", "--task", "toy", "--data", str(data), "--epochs", "1"]) == 0

@@ -395,3 +395,87 @@ def test_a_mask_of_the_wrong_length_is_an_error() -> None:
     truth = _data(300)
     with pytest.raises(ValueError, match="corrections_mask"):
         decide(truth, truth, truth, LABELS, GateConfig(), corrections_mask=[True])
+
+
+def _probabilities(predictions: list[str], confidence: float) -> np.ndarray:
+    """Every prediction made with the same top-class probability."""
+    rest = (1.0 - confidence) / (len(LABELS) - 1)
+    out = np.full((len(predictions), len(LABELS)), rest)
+    out[np.arange(len(predictions)), [LABELS.index(p) for p in predictions]] = confidence
+    return out
+
+
+@pytest.mark.parametrize(("under_confidence", "passes"), [(0.015, True), (0.025, False)])
+def test_the_ece_rule_on_both_sides_of_its_threshold(under_confidence: float, passes: bool) -> None:
+    truth = _data()
+    candidate = _predict(truth, 0.9, seed=1)
+    production = _predict(truth, 0.7, seed=2)
+    accuracy = {
+        name: float(np.mean([a == b for a, b in zip(pred, truth, strict=True)]))
+        for name, pred in (("candidate", candidate), ("production", production))
+    }
+    # Production's confidence equals its accuracy (ECE 0); the candidate says less than it
+    # knows by under_confidence, so its ECE is exactly that.
+    decision = decide(
+        truth,
+        candidate,
+        production,
+        LABELS,
+        GateConfig(max_ece_increase=0.02),
+        candidate_probabilities=_probabilities(candidate, accuracy["candidate"] - under_confidence),
+        production_probabilities=_probabilities(production, accuracy["production"]),
+    )
+    assert decision.production is not None
+    assert decision.production["ece"] == pytest.approx(0.0, abs=1e-9)
+    assert decision.candidate["ece"] == pytest.approx(under_confidence)
+    check = next(c for c in decision.checks if c.name == "max_ece_increase")
+    assert check.value == pytest.approx(under_confidence) and check.passed is passes
+    assert decision.promote is passes  # every other rule passes: the ECE rule decides
+    assert ("calibration error" in decision.reason) is True  # reported either way
+
+
+def test_the_ece_rule_boundary_is_inclusive() -> None:
+    truth = ["neg", "pos"] * 150
+    everything_right = list(truth)
+    production_p = _probabilities(everything_right, 0.95)  # ECE 0.05
+    at_limit = _probabilities(everything_right, 0.93)  # ECE 0.07: +0.02 exactly
+    beyond = _probabilities(everything_right, 0.929)  # +0.021
+    config = GateConfig(max_ece_increase=0.02, min_eval=10)
+    for probabilities, passed in ((at_limit, True), (beyond, False)):
+        decision = decide(
+            truth,
+            everything_right,
+            everything_right,
+            LABELS,
+            config,
+            candidate_probabilities=probabilities,
+            production_probabilities=production_p,
+        )
+        check = next(c for c in decision.checks if c.name == "max_ece_increase")
+        assert check.passed is passed, check
+
+
+def test_without_probabilities_there_is_no_ece_rule_and_shapes_are_checked() -> None:
+    truth = _data()
+    candidate, production = _predict(truth, 0.9, seed=1), _predict(truth, 0.7, seed=2)
+    decision = decide(truth, candidate, production, LABELS, GateConfig())
+    assert "max_ece_increase" not in {c.name for c in decision.checks}
+    assert "ece" not in decision.candidate
+    with pytest.raises(ValueError, match="probabilities of shape"):
+        decide(
+            truth,
+            candidate,
+            production,
+            LABELS,
+            GateConfig(),
+            candidate_probabilities=np.zeros((3, 3)),
+        )
+    first = decide(
+        truth,
+        candidate,
+        None,
+        LABELS,
+        GateConfig(),
+        candidate_probabilities=_probabilities(candidate, 0.9),
+    )
+    assert first.candidate["ece"] == pytest.approx(0.0, abs=0.03)  # right ~90% at 0.9

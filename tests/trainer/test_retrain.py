@@ -176,6 +176,16 @@ def test_good_corrections_move_a_model_and_are_promoted(
     assert decision is not None and decision.delta_macro_f1 >= 0.005
     assert decision.p_improvement is not None and decision.p_improvement >= 0.9
     assert decision.corrections["candidate_macro_f1"] > decision.corrections["production_macro_f1"]
+    # Both models' calibration on the eval set, and the rule that compares them.
+    assert decision.production is not None
+    assert 0 <= decision.candidate["ece"] <= 1 and 0 <= decision.production["ece"] <= 1
+    [ece] = [c for c in decision.checks if c.name == "max_ece_increase"]
+    assert ece.passed and ece.value == pytest.approx(
+        decision.candidate["ece"] - decision.production["ece"]
+    )
+    stored = production(database)
+    assert stored.metrics["eval"]["ece"] == pytest.approx(decision.candidate["ece"])
+    assert stored.metrics["calibration"]["temperature"] > 0
 
 
 def test_a_held_lease_refuses_a_second_retrain(database: Database, options: RetrainOptions) -> None:
