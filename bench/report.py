@@ -65,6 +65,7 @@ SECTION_FILES = (
     "cores",
     "retrain-scale",
     "make-run",
+    "calibration",
 )
 
 
@@ -487,6 +488,42 @@ def _throughput(lines: list[str]) -> None:
     _notes(lines, "throughput", data)
 
 
+def _calibration(lines: list[str]) -> None:
+    data = _load("calibration")
+    lines += ["## Calibration: does 80% mean 80%?", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    budgets = data["budgets_minutes"]
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}); first models as `bertbot setup` "
+        f"trains them (spam {budgets['spam']:g} min, sentiment {budgets['sentiment']:g} min, "
+        "default settings, temperature fitted on each model's validation split), the "
+        "sentiment model without the airline job. ECE over 15 equal-width bins of the "
+        "top-class probability; raw = the softmax before the temperature, served = what "
+        f"bertbot shows and thresholds. At >= {data['threshold']:g}: share of messages at or "
+        "above that confidence, and how often those are right.",
+        "",
+        "| held-out set | n | T | ECE raw | ECE served | Brier raw | Brier served "
+        f"| >= {data['threshold']:g} raw: share, right | served: share, right | macro-F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def share(row: dict[str, Any], when: str) -> str:
+        right = row[f"accuracy_at_threshold_{when}"]
+        right_text = "-" if right is None else f"{right:.1%}"
+        return f"{row[f'share_at_threshold_{when}']:.1%}, {right_text}"
+
+    for name, row in data["sets"].items():
+        lines.append(
+            f"| {name} | {row['n']} | {row['temperature']:.2f} | {row['ece_before']:.4f} | "
+            f"**{row['ece_after']:.4f}** | {row['brier_before']:.4f} | {row['brier_after']:.4f} "
+            f"| {share(row, 'before')} | {share(row, 'after')} | {row['macro_f1']:.4f} |"
+        )
+    lines.append("")
+    _notes(lines, "calibration", data)
+
+
 def _cores(lines: list[str]) -> None:
     data = _load("cores")
     lines += ["## Every core when alone: training and retrains", ""]
@@ -620,6 +657,7 @@ def main() -> int:
     _inference(lines)
     _train_speed(lines)
     _loop(lines)
+    _calibration(lines)
     _make_run(lines)
     _slack_http(lines)
     _inbox(lines)

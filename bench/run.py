@@ -70,6 +70,7 @@ def default_steps() -> list[Step]:
         # `bertbot encoder tune-precision`), then measures the quality bench's models.
         Step("inference", (python, "bench/inference.py", "--retune")),
         Step("training speed", (python, "bench/train_speed.py")),
+        Step("calibration", (python, "bench/calibration.py")),
         Step(
             "learning loop",
             (python, "bench/loop.py", "--first-minutes", "9", "--retrain-minutes", "6"),
