@@ -80,12 +80,20 @@ def run_checks(settings: Settings, database: Database) -> list[Check]:
                 )
             )
             continue
+        temperature = manifest.get("temperature")
+        calibrated = (
+            f"calibrated, T = {float(temperature):.2f}"
+            if temperature is not None
+            else "uncalibrated: trained before temperature scaling, it shows its raw softmax "
+            f"(`bertbot retrain --task {task} --force` fits one)"
+        )
         checks.append(
             Check(
                 name,
                 True,
                 f"production {production.version} at {path} "
-                f"({len(manifest['files'])} files match sha256 {production.sha256[:12]}…)",
+                f"({len(manifest['files'])} files match sha256 {production.sha256[:12]}…; "
+                f"{calibrated})",
             )
         )
 

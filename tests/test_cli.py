@@ -89,7 +89,8 @@ def test_doctor_on_a_complete_setup_exits_0(home: Path, capsys: pytest.CaptureFi
         (artifact / "saved_model.pb").write_bytes(b"model")
         (artifact / "variables").mkdir()
         (artifact / "variables" / "variables.data").write_bytes(b"weights of " + task.encode())
-        sha256 = write_manifest(artifact)
+        # spam as trained today (its temperature in the manifest), sentiment from before.
+        sha256 = write_manifest(artifact, {"temperature": 1.7} if task == "spam" else None)
         with database.begin() as session:
             version = registry.add_model_version(
                 session=session,
@@ -117,6 +118,8 @@ def test_doctor_on_a_complete_setup_exits_0(home: Path, capsys: pytest.CaptureFi
     assert "everything is in place" in out
 
     assert "files match sha256" in out
+    assert "calibrated, T = 1.70" in out
+    assert "uncalibrated" in out and "bertbot retrain --task sentiment --force" in out
 
     # A changed model file is found by its checksum and named.
     (home / "models" / "sentiment" / "1" / "variables" / "variables.data").write_bytes(b"other")
