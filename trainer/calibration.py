@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 ECE_BINS = 15
-# The search range of T: wide enough for any softmax met in practice (a model that is
-# right 99.9% of the time may want T < 1; a collapsed one T >> 1).
-MIN_TEMPERATURE = 0.05
+# The search range of T. Fine-tuned networks are over-confident (T > 1); T < 1 sharpens an
+# under-confident model, but a small validation split with one or two errors would push it
+# towards 0 and make every served probability ~1.0, so it is bounded at 0.5.
+MIN_TEMPERATURE = 0.5
 MAX_TEMPERATURE = 20.0
 
 
@@ -53,13 +54,15 @@ def fit_temperature(logits: np.ndarray, y: Sequence[int] | np.ndarray) -> float:
         y: [n] their true class indices.
 
     Returns:
-        T in [MIN_TEMPERATURE, MAX_TEMPERATURE] (1.0 for fewer than 2 examples).
+        T in [MIN_TEMPERATURE, MAX_TEMPERATURE]; 1.0 for fewer than 2 examples or when every
+        example is classified right (then the NLL falls all the way to T -> 0: the split holds
+        no evidence of how over-confident the model is).
     """
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y, dtype=int)
     if logits.ndim != 2 or len(logits) != len(y):
         raise ValueError(f"logits {logits.shape} do not match {len(y)} labels")
-    if len(y) < 2:
+    if len(y) < 2 or bool((logits.argmax(axis=1) == y).all()):
         return 1.0
     low, high = np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)
     ratio = (np.sqrt(5.0) - 1.0) / 2.0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from trainer.calibration import (
+    MIN_TEMPERATURE,
     brier_score,
     calibrate,
     expected_calibration_error,
@@ -50,9 +51,17 @@ def test_fitting_the_temperature_undoes_overconfidence() -> None:
     assert (softmax(logits, temperature).argmax(1) == logits.argmax(1)).all()
 
 
-def test_an_underconfident_model_gets_a_temperature_below_one() -> None:
-    logits, y = overconfident_sample(scale=0.3)
-    assert fit_temperature(logits, y) == pytest.approx(0.3, rel=0.1)
+def test_an_underconfident_model_gets_a_temperature_below_one_but_not_below_the_bound() -> None:
+    logits, y = overconfident_sample(scale=0.7)
+    assert fit_temperature(logits, y) == pytest.approx(0.7, rel=0.1)
+    logits, y = overconfident_sample(scale=0.2)
+    assert fit_temperature(logits, y) == pytest.approx(MIN_TEMPERATURE, rel=1e-3)
+
+
+def test_a_split_without_errors_keeps_the_raw_softmax() -> None:
+    # Perfectly separated: the NLL keeps falling as T -> 0, which would serve ~1.0 for all.
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.5, 2.5]])
+    assert fit_temperature(logits, [0, 1, 0, 1]) == 1.0
 
 
 def test_calibrate_reports_both_splits_and_the_diagram_split() -> None:
