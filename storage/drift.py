@@ -307,3 +307,13 @@ def flag_for_review(
     )
     session.execute(statement, rows)
     return len(rows)
+
+
+def episode_checks(*, session: Session, episode_id: int) -> list[DriftCheckRecord]:
+    """The checks that found an episode's drift, newest first."""
+    rows = session.scalars(
+        select(DriftCheck)
+        .where(DriftCheck.episode_id == episode_id)
+        .order_by(DriftCheck.checked_at.desc(), DriftCheck.id.desc())
+    )
+    return [to_record(DriftCheckRecord, row) for row in rows]
