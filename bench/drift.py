@@ -22,8 +22,8 @@ the label-free macro-F1 estimate?
 6. The product path once: `bertbot messages import` of --sample-size airline tweets into the
    bench's database, then `bertbot drift --task sentiment --json` (its time included).
 
-Writes bench/results/drift.json (--quick: drift-quick.json, a smoke run with small samples
-and a one-minute model; its figures mean little).
+Writes bench/results/drift.json (--quick: drift-quick.json, a smoke run with a two-minute
+model on 2,000 seed labels and small samples; its figures mean little).
 """
 
 from __future__ import annotations
@@ -167,14 +167,18 @@ def main() -> int:
     parser.add_argument("--airline-pool", type=int, default=6000, help="airline tweets read")
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument(
+        "--seed-labels", type=int, help="seed the model with N random non-airline labels (all)"
+    )
     parser.add_argument("--retrain", action="store_true", help="train the model again")
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1-min model, small samples"
     )
     args = parser.parse_args()
     if args.quick:
-        args.train_minutes, args.samples, args.sample_size = 1.0, 3, 100
-        args.pool, args.airline_pool, args.permutations = 400, 400, 300
+        args.train_minutes, args.samples, args.sample_size = 2.0, 3, 100
+        args.pool, args.airline_pool, args.permutations = 300, 400, 300
+        args.seed_labels = args.seed_labels or 2000
 
     import numpy as np
     from sklearn.metrics import f1_score
@@ -191,6 +195,8 @@ def main() -> int:
     rows = _rows(home() / "data" / "sentiment.csv")
     others = [r for r in rows if r["topic"] != "airline"]
     airline = [r for r in rows if r["topic"] == "airline"]
+    if args.seed_labels and args.seed_labels < len(others):
+        others = random.Random(0).sample(others, args.seed_labels)
     bench_home = home() / ("bench-drift-quick" if args.quick else "bench-drift")
     if args.quick and not args.retrain:
         args.retrain = not (bench_home / "bertbot.db").exists()

@@ -96,6 +96,10 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     second = int(time.time())
     try:
         with database.begin() as session:  # all or nothing
+            while messages.find_message(  # an import earlier in the same second
+                session=session, team_id=team, channel_id=channel, ts=f"{second}.000000"
+            ):
+                second += 1
             first_id = last_id = None
             for row, text in enumerate(texts):
                 stored = messages.add_message(
@@ -133,8 +137,8 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             )
     except DuplicateError as exc:
         raise CommandError(
-            f"{exc}: another import into {team}/{channel} started in the same second; "
-            "nothing was imported, run it again"
+            f"{exc}: another import into {team}/{channel} ran at the same time; nothing was "
+            "imported, run it again"
         ) from exc
     summary = {
         "file": str(path),

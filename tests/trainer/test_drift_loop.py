@@ -235,11 +235,17 @@ def test_messages_import_refuses_bad_input_and_stores_nothing(
         capsys, "messages", "import", str(jsonl), "--skip-bad-rows", "--json", "--team", "T0X"
     )
     assert result["stored"] == 2 and result["predictions"] == {} and result["team"] == "T0X"
+    # the same file again at once: new messages (posted twice), not a clash of timestamps
+    again = _run_json(
+        capsys, "messages", "import", str(jsonl), "--skip-bad-rows", "--json", "--team", "T0X"
+    )
+    assert again["message_ids"][0] > result["message_ids"][1]
     with database.begin() as session:
         stored, total = messages.sample_recent_messages(
             session=session, since=utcnow() - timedelta(hours=1), limit=10
         )
-        assert [m.text for m in stored] == ["hello there", "again"] and total == 2
+        assert [m.text for m in stored] == ["hello there", "again"] * 2 and total == 4
+        assert len({m.ts for m in stored}) == 4
         assert {m.team_id for m in stored} == {"T0X"}
         assert session.query(Prediction).count() == 0
     database.dispose()
