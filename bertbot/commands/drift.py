@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from bertbot.commands import CommandError, add_command
@@ -46,6 +47,13 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
         if notifier is None:
             raise CommandError("--notify needs SLACK_BOT_TOKEN (and BERTBOT_SLACK_API_URL)")
     bar = ProgressBar()
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done else None
+        bar.update(done, total, "texts through the model", eta)
+
     try:
         report = check_drift(
             database,
@@ -53,7 +61,7 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
             options,
             home=settings.home_dir,
             record=not args.no_record,
-            progress=lambda done, total: bar.update(done, total, "texts through the model"),
+            progress=show,
         )
     except DriftCheckError as exc:
         raise CommandError(str(exc)) from exc
