@@ -14,6 +14,8 @@ import pytest
 from sqlalchemy import update
 
 from bertbot.cli import main
+from bertbot.commands.drift import drift_notifier
+from bertbot.scheduler import scheduled_drift_check
 from bertbot.settings import load_settings
 from bot.emulator.outbound import FakeSlack
 from storage import drift, messages, overview
@@ -164,9 +166,14 @@ def test_drift_on_shifted_messages_one_notice_per_episode_and_the_review_queue(
         assert first["admins_told"] == [first["episode_id"]]
         assert {m["channel_id"] for m in first["most_drifted"]} == {"C0NEWS"}
 
-        second = _run_json(capsys, "drift", "--task", "toy", "--json", "--notify")
-        assert second["drifted"] is True and second["episode_change"] == "continued"
-        assert second["episode_id"] == first["episode_id"] and second["admins_told"] == []
+        # The scheduler's job: the same check, then the notifier: the episode continues and
+        # admins, told already, get nothing more.
+        settings = load_settings()
+        database = _database()
+        outcome = scheduled_drift_check(
+            settings, database, "toy", settings.home_dir, drift_notifier(settings, database)
+        )
+        assert outcome.startswith("toy: drift (p ") and "episode continued" in outcome
 
         [notice] = fake.messages(DRIFT_CHANNEL)
         assert notice.text.startswith("Drift in toy: the last 7 days of channel messages")
@@ -176,7 +183,6 @@ def test_drift_on_shifted_messages_one_notice_per_episode_and_the_review_queue(
         assert "Expected macro-F1" in notice.blocks[1]["text"]["text"]
 
         # The flagged messages lead the review queue, with their reason.
-        database = _database()
         with database.begin() as session:
             queue = overview.review_queue(
                 session=session, since=utcnow() - timedelta(days=1), limit=10
