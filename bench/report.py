@@ -59,6 +59,7 @@ SECTION_FILES = (
     "inference",
     "train-speed",
     "loop",
+    "drift",
     "slack-http",
     "inbox",
     "throughput",
@@ -368,6 +369,55 @@ def _loop(lines: list[str]) -> None:
     _notes(lines, "loop", data)
 
 
+def _drift(lines: list[str]) -> None:
+    data = _load("drift")
+    lines += ["## Drift watch on real data", ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    model, f1 = data["model"], data["expected_f1"]
+    samples, n = data["samples"], data["sample_size"]
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}). A sentiment model trained "
+        f"without the airline job ({model['seed_labels']} seed labels, "
+        f"{model['train_minutes_budget']:g} min budget, temperature {model['temperature']:.2f}); "
+        f"reference = its eval split ({model['eval_split']} non-airline tweets, never trained "
+        f"on); samples of {n}; MMD on pooled embeddings and chi-square on predicted labels, "
+        f"{data['permutations']} permutations each, Bonferroni, alpha {data['alpha']}.",
+        "",
+        "| comparison | drifted | target | p-values |",
+        "|---|---|---|---|",
+        f"| reference vs {samples} samples of airline tweets | **{data['airline']['drifted']} of "
+        f"{samples}** | {samples} of {samples} | largest {data['airline']['max_p_value']:.4f} |",
+        f"| reference vs {samples} fresh reference samples | "
+        f"**{data['fresh_reference']['drifted']} of {samples}** | at most 1 of 20 | smallest "
+        f"{data['fresh_reference']['min_p_value']:.4f} |",
+        "",
+        "| texts | expected macro-F1 (no labels) | true macro-F1 | difference |",
+        "|---|---|---|---|",
+        f"| airline pool ({data['airline_pool']}) | {f1['airline_expected_macro_f1']:.4f} | "
+        f"{f1['airline_true_macro_f1']:.4f} | **"
+        f"{f1['airline_expected_macro_f1'] - f1['airline_true_macro_f1']:+.4f}** (target within "
+        f"0.05; per sample of {n}: mean abs {f1['per_sample_mean_abs_difference']:.4f}) |",
+        f"| reference pool ({data['reference_pool']}) | {f1['reference_expected_macro_f1']:.4f} "
+        f"| {f1['reference_true_macro_f1']:.4f} | "
+        f"{f1['reference_expected_macro_f1'] - f1['reference_true_macro_f1']:+.4f} |",
+        "",
+    ]
+    check = data.get("product_check")
+    if check:
+        lines += [
+            f"The product path: `bertbot messages import` of {check['imported']} airline tweets "
+            f"({check['import_seconds']} s), then `bertbot drift --task sentiment --json`: "
+            f"p {check['p_value']:.4g}, drifted {check['drifted']}, expected macro-F1 "
+            f"{check['expected_macro_f1']:.3f} on {check['n_recent']} messages vs "
+            f"{check['n_reference']} eval-split tweets, {check['seconds']} s in the check "
+            f"({check['command_seconds']} s with the command's start).",
+            "",
+        ]
+    _notes(lines, "drift", data)
+
+
 def _slack_http(lines: list[str]) -> None:
     data = _load("slack-http")
     lines += ["## The bot over HTTP: /classify and channel ingestion", ""]
@@ -658,6 +708,7 @@ def main() -> int:
     _train_speed(lines)
     _loop(lines)
     _calibration(lines)
+    _drift(lines)
     _make_run(lines)
     _slack_http(lines)
     _inbox(lines)

@@ -75,6 +75,7 @@ def default_steps() -> list[Step]:
             "learning loop",
             (python, "bench/loop.py", "--first-minutes", "9", "--retrain-minutes", "6"),
         ),
+        Step("drift watch", (python, "bench/drift.py", "--train-minutes", "8")),
         Step("set-up", (bertbot, "setup"), prepares=True),
         Step("Slack over HTTP", (python, "bench/slack_http.py")),
         Step("events inbox", (python, "bench/inbox.py")),

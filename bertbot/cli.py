@@ -17,8 +17,10 @@ from bertbot.commands import classify as classify_commands
 from bertbot.commands import data as data_commands
 from bertbot.commands import db as db_commands
 from bertbot.commands import doctor as doctor_commands
+from bertbot.commands import drift as drift_commands
 from bertbot.commands import encoder as encoder_commands
 from bertbot.commands import inbox as inbox_commands
+from bertbot.commands import messages as messages_commands
 from bertbot.commands import models as models_commands
 from bertbot.commands import serve as serve_commands
 from bertbot.commands import setup as setup_commands
@@ -34,6 +36,8 @@ GROUPS = [
     data_commands,
     train_commands,
     classify_commands,
+    messages_commands,
+    drift_commands,
     models_commands,
     serve_commands,
     inbox_commands,

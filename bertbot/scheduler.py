@@ -1,10 +1,13 @@
-"""Scheduled retrains: APScheduler 3, one job per task, in exactly one process.
+"""Scheduled retrains and drift checks: APScheduler 3, one job of each per task, in exactly one
+process.
 
 The database lease (trainer.retrain) is what guarantees that no task trains twice at once
 across processes; the scheduler's own settings keep a single process from piling up runs.
 Its caller chooses the retrains' options: ``bertbot scheduler`` runs alone and trains on
 every core, ``serve --with-scheduler`` with ``BERTBOT_RETRAIN__THREADS`` (see
-:func:`bertbot.services.retrain_options`).
+:func:`bertbot.services.retrain_options`). Drift checks run every
+``BERTBOT_DRIFT__INTERVAL_HOURS`` (0: never); after each, the admins of any untold drift
+episode are told in Slack when the process has a bot token (a ``DriftNotifier``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bertbot.settings import Settings
 from bot.services.observer import RetrainObserver
@@ -35,6 +39,10 @@ logger = logging.getLogger(__name__)
 def job_id(task: str) -> str:
     """The scheduler's job id of a task: its retrain lease's name, so logs line up."""
     return retrain_lease(task)
+
+
+def drift_job_id(task: str) -> str:
+    return f"drift:{task}"
 
 
 def retrain_trigger(settings: Settings) -> CronTrigger:
@@ -104,6 +112,54 @@ def scheduled_retrain(
     return f"{task}: {outcome.status.value}: {outcome.message}"
 
 
+def scheduled_drift_check(
+    settings: Settings,
+    database: Database,
+    task: str,
+    home: Any,
+    notifier: Any | None = None,
+    models: Callable[[str], Any] | None = None,
+) -> str:
+    """One scheduled drift check; logs and returns its outcome, never raises into the
+    scheduler. Then tells admins of untold drift episodes (``notifier``, if any).
+
+    Args:
+        settings: ``BERTBOT_DRIFT__*`` and the task.
+        database: The store.
+        task: The task to check.
+        home: Where production's artifact is.
+        notifier: A :class:`bot.services.drift_notice.DriftNotifier`, or None (no Slack).
+        models: The serving process's classifier of a task (reused when it is production).
+    """
+    from trainer.drift_check import DriftCheckError, check_drift
+
+    try:
+        report = check_drift(
+            database,
+            settings.task_specs[task],
+            settings.drift.options(),
+            home=home,
+            classifier=models(task) if models is not None else None,
+        )
+        outcome = (
+            f"{task}: {'drift' if report.drifted else 'no drift'} (p {report.p_value:.4g}), "
+            f"episode {report.episode_change}, expected macro-F1 {report.expected_macro_f1:.3f}"
+        )
+        logger.info("scheduled drift check of %s", outcome)
+    except DriftCheckError as exc:
+        logger.info("scheduled drift check of %s not run: %s", task, exc)
+        outcome = f"{task}: not run: {exc}"
+    except (StorageError, ValueError, OSError) as exc:
+        logger.error("scheduled drift check of %s failed: %s", task, exc)
+        return f"{task}: failed: {exc}"
+    if notifier is not None:
+        try:
+            notifier.notify_pending()
+        except StorageError as exc:
+            logger.error("could not tell admins of drift: %s", exc)
+    return outcome
+
+
 def build_scheduler(
     settings: Settings,
     database: Database,
@@ -111,9 +167,14 @@ def build_scheduler(
     on_promoted: Callable[[str], None] | None = None,
     scheduler: Any | None = None,
     observer: RetrainObserver | None = None,
+    drift_notifier: Any | None = None,
+    models: Callable[[str], Any] | None = None,
 ) -> Any:
     """A (not yet started) scheduler with one retrain job per active task, run with
-    ``options``; ``observer`` (the process's metrics) is told how each run ended."""
+    ``options``; ``observer`` (the process's metrics) is told how each run ended. With
+    ``BERTBOT_DRIFT__INTERVAL_HOURS`` above 0, a drift check per task too, whose drift
+    episodes ``drift_notifier`` tells admins about; ``models`` lends a serving process's
+    production classifiers to the checks."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
     trigger = retrain_trigger(settings)
     for task in settings.tasks:
@@ -128,6 +189,20 @@ def build_scheduler(
             coalesce=True,
             misfire_grace_time=settings.retrain.misfire_grace_seconds,
         )
+        if settings.drift.interval_hours > 0:
+            scheduler.add_job(
+                scheduled_drift_check,
+                trigger=IntervalTrigger(
+                    hours=settings.drift.interval_hours, timezone=settings.retrain.timezone
+                ),
+                args=(settings, database, task, options.home, drift_notifier, models),
+                id=drift_job_id(task),
+                name=f"drift check {task}",
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=settings.retrain.misfire_grace_seconds,
+            )
     return scheduler
 
 
@@ -140,10 +215,13 @@ def run_scheduler(
     database: Database,
     options: RetrainOptions,
     observer: RetrainObserver | None = None,
+    drift_notifier: Any | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (``bertbot scheduler``), each retrain with ``options``;
-    ``observer`` as for :func:`build_scheduler`."""
-    scheduler = build_scheduler(settings, database, options, observer=observer)
+    ``observer`` and ``drift_notifier`` as for :func:`build_scheduler`."""
+    scheduler = build_scheduler(
+        settings, database, options, observer=observer, drift_notifier=drift_notifier
+    )
     stop = threading.Event()
 
     def shutdown(signum: int, _frame: Any) -> None:

@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.inbox_policy import InboxPolicy
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
-from trainer.options import GateConfig, RetrainOptions
+from trainer.options import DriftOptions, GateConfig, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
 
 ENV_PREFIX = "BERTBOT_"
@@ -52,6 +52,13 @@ class SettingsError(ValueError):
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _channel_name(value: str) -> str:
+    value = value.strip().lstrip("#")
+    if not (_SLACK_CHANNEL_ID.match(value) or _SLACK_CHANNEL_NAME.match(value)):
+        raise ValueError("must be a channel id (like C012ABCDEF) or a channel name")
     return value
 
 
@@ -182,6 +189,50 @@ class BatchingSettings(BaseModel):
         return BatchPolicy(**self.model_dump())
 
 
+class DriftSettings(BaseModel):
+    """Drift watch: recent channel messages against production's eval split
+    (``BERTBOT_DRIFT__*``).
+
+    Defaults and bounds come from :class:`trainer.options.DriftOptions`. ``channel`` is where
+    admins are told of a drift episode (once per episode, mentioning BERTBOT_ADMINS); default
+    BERTBOT_MODERATORS_CHANNEL. ``interval_hours`` 0 turns the scheduled check off.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    days: float = _from(DriftOptions, "days")
+    p_value: float = _from(DriftOptions, "p_value")
+    sample: int = _from(DriftOptions, "sample")
+    permutations: int = _from(DriftOptions, "permutations")
+    min_messages: int = _from(DriftOptions, "min_messages")
+    flag: int = _from(DriftOptions, "flag")
+    interval_hours: float = _from(DriftOptions, "interval_hours")
+    seed: int = _from(DriftOptions, "seed")
+    channel: str | None = None
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return None if value is None else _channel_name(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftSettings:
+        try:
+            self.options()
+        except ValueError as exc:  # permutations too few for p_value
+            raise ValueError(
+                f"BERTBOT_DRIFT__PERMUTATIONS and BERTBOT_DRIFT__P_VALUE disagree: {exc}"
+            ) from exc
+        return self
+
+    def options(self, **overrides: Any) -> DriftOptions:
+        """The check's options, with command-line overrides (e.g. ``days``)."""
+        values = self.model_dump(exclude={"channel"}) | {
+            k: v for k, v in overrides.items() if v is not None
+        }
+        return DriftOptions(**values)
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -244,6 +295,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     inbox: InboxSettings = InboxSettings()
     batching: BatchingSettings = BatchingSettings()
+    drift: DriftSettings = DriftSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod
@@ -268,10 +320,7 @@ class Settings(BaseSettings):
     @field_validator("moderators_channel")
     @classmethod
     def _channel(cls, value: str) -> str:
-        value = value.strip().lstrip("#")
-        if not (_SLACK_CHANNEL_ID.match(value) or _SLACK_CHANNEL_NAME.match(value)):
-            raise ValueError("must be a channel id (like C012ABCDEF) or a channel name")
-        return value
+        return _channel_name(value)
 
     @field_validator("alert_reaction")
     @classmethod
@@ -360,6 +409,11 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home_dir / "cache"
+
+    @property
+    def drift_channel(self) -> str:
+        """Where admins are told of drift: BERTBOT_DRIFT__CHANNEL, else the moderators'."""
+        return self.drift.channel or self.moderators_channel
 
     @property
     def slack(self) -> SlackSettings:

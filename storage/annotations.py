@@ -238,3 +238,21 @@ def count_corrections_since(*, session: Session, task: str, since: datetime | No
     if since is not None:
         query = query.where(Annotation.created_at > since)
     return int(session.scalar(query) or 0)
+
+
+def eval_split(
+    *, session: Session, task: str, labelled_before: datetime | None = None
+) -> list[LabelledExample]:
+    """The eval side of a task's effective labels (what the gate scores models on), as of a
+    time: only texts whose effective label was given at or before ``labelled_before``.
+
+    With the time a production model's label snapshot was taken, this is that model's eval
+    split: corrections made since (often of the very messages a drift check looks at) are
+    left out.
+    """
+    return [
+        example
+        for example in effective_labels(session=session, task=task)
+        if example.split == Split.EVAL
+        and (labelled_before is None or example.created_at <= labelled_before)
+    ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -165,3 +166,41 @@ def predictions_for_message(*, session: Session, message_id: int) -> list[Predic
         .order_by(Prediction.created_at, Prediction.id)
     )
     return [to_record(PredictionRecord, row) for row in rows]
+
+
+def sample_recent_messages(
+    *, session: Session, since: datetime, limit: int, seed: int = 0
+) -> tuple[list[MessageRecord], int]:
+    """A random sample of the channel messages received since a time (however they arrived:
+    events, the shortcut, or ``bertbot messages import``), not deleted, with some text.
+
+    Args:
+        session: The caller's unit of work.
+        since: Only messages received at or after this time.
+        limit: At most this many (a uniform sample without replacement when there are more).
+        seed: Seeds the sample.
+
+    Returns:
+        The sample (oldest first) and how many messages there were in all.
+    """
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.received_at >= since,
+                Message.deleted_at.is_(None),
+                func.length(func.trim(Message.text)) > 0,
+            )
+            .order_by(Message.id)
+        )
+    )
+    total = len(ids)
+    if total > limit:
+        ids = sorted(random.Random(seed).sample(ids, limit))
+    chosen: list[MessageRecord] = []
+    for start in range(0, len(ids), 1000):  # bounded IN lists on every backend
+        rows = session.scalars(
+            select(Message).where(Message.id.in_(ids[start : start + 1000])).order_by(Message.id)
+        )
+        chosen += [to_record(MessageRecord, row) for row in rows]
+    return chosen, total

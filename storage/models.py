@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Enum,
@@ -318,3 +319,78 @@ class AuditEntry(Base):
     subject: Mapped[str] = mapped_column(String(128))
     details: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DriftEpisode(Base):
+    """A stretch of consecutive drift checks of a task that found drift.
+
+    A check that finds drift opens an episode (or joins the open one); a check that finds
+    none ends it. ``open_task`` holds the task while the episode is open and NULL after, so
+    a unique constraint keeps a task to one open episode even when two checks race. Admins
+    are told once per episode: the notice is claimed (``notice_claimed_until``), posted,
+    then marked (``notified_at``, Slack's ``notice_ts``).
+    """
+
+    __tablename__ = "drift_episodes"
+    __table_args__ = (Index(None, "task", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    open_task: Mapped[str | None] = mapped_column(String(32), unique=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    checks: Mapped[int] = mapped_column(Integer, default=1)
+    notice_claimed_until: Mapped[datetime | None]
+    notice_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notified_at: Mapped[datetime | None]
+    notice_channel: Mapped[str | None] = mapped_column(String(80))
+    notice_ts: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DriftCheck(Base):
+    """One drift check of a task: recent channel messages against production's eval split."""
+
+    __tablename__ = "drift_checks"
+    __table_args__ = (Index(None, "task", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model_version: Mapped[str] = mapped_column(String(64))
+    days: Mapped[float] = mapped_column(Float)
+    n_recent: Mapped[int] = mapped_column(Integer)
+    n_reference: Mapped[int] = mapped_column(Integer)
+    p_value: Mapped[float] = mapped_column(Float)
+    p_embeddings: Mapped[float] = mapped_column(Float)
+    p_labels: Mapped[float] = mapped_column(Float)
+    alpha: Mapped[float] = mapped_column(Float)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    expected_macro_f1: Mapped[float] = mapped_column(Float)
+    details: Mapped[dict[str, Any]]
+    episode_id: Mapped[int | None] = mapped_column(
+        ForeignKey("drift_episodes.id", ondelete="SET NULL"), index=True
+    )
+
+
+class ReviewFlag(Base):
+    """A channel message put in the review queue for a reason other than doubt (``drift``).
+
+    One row per task, message and reason; flagging it again refreshes ``flagged_at``.
+    """
+
+    __tablename__ = "review_flags"
+    __table_args__ = (
+        UniqueConstraint("task", "message_id", "reason"),
+        Index(None, "flagged_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float)
+    flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    drift_check_id: Mapped[int | None] = mapped_column(
+        ForeignKey("drift_checks.id", ondelete="SET NULL")
+    )

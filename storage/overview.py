@@ -2,7 +2,8 @@
 
 Each answers one screen's question in a bounded number of statements: effective labels
 counted by label and source, recent training runs with their candidate's version, and
-the recent channel-message predictions the model was least sure about.
+the review queue: messages flagged for review (by drift watch), then the recent
+channel-message predictions the model was least sure about.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
 from storage.annotations import HUMAN_SOURCES
 from storage.enums import AnnotationSource
-from storage.models import Annotation, Message, ModelVersion, Prediction, TrainingRun
+from storage.models import (
+    Annotation,
+    Message,
+    ModelVersion,
+    Prediction,
+    ReviewFlag,
+    TrainingRun,
+)
 from storage.records import MessageRecord, PredictionRecord, TrainingRunRecord
 
 DEFAULT_SCAN_LIMIT = 500
@@ -49,12 +57,14 @@ class ReviewCandidate:
         message: The message it is about.
         top_probability: The probability of the predicted (most probable) label.
         margin: The top probability minus the second highest (0 = a coin toss).
+        reason: Why it was flagged for review (``drift``); None: the model was unsure.
     """
 
     prediction: PredictionRecord
     message: MessageRecord
     top_probability: float
     margin: float
+    reason: str | None = None
 
 
 def label_source_counts(*, session: Session, task: str) -> list[LabelSourceCount]:
@@ -185,6 +195,95 @@ def least_sure_predictions(
         )
     candidates.sort(key=lambda c: (c.margin, c.top_probability, -c.prediction.id))
     return candidates[:limit]
+
+
+def flagged_predictions(
+    *,
+    session: Session,
+    since: datetime,
+    tasks: Sequence[str] | None = None,
+    limit: int = 10,
+) -> list[ReviewCandidate]:
+    """Messages flagged for review since a time (see :func:`storage.drift.flag_for_review`),
+    with their latest prediction for the flagged task: newest flag first, then highest score.
+
+    As in :func:`least_sure_predictions`, a deleted message, one a moderator or admin has
+    labelled for the task, and one without a prediction for the task are left out.
+    """
+    if limit <= 0 or (tasks is not None and not tasks):
+        return []
+    earlier = aliased(Prediction)
+    latest = (
+        select(func.max(earlier.id))
+        .where(earlier.message_id == ReviewFlag.message_id, earlier.task == ReviewFlag.task)
+        .correlate(ReviewFlag)
+        .scalar_subquery()
+    )
+    labelled = (
+        select(Annotation.id)
+        .where(
+            Annotation.message_id == ReviewFlag.message_id,
+            Annotation.task == ReviewFlag.task,
+            Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
+        )
+        .exists()
+    )
+    query = (
+        select(ReviewFlag, Prediction, Message)
+        .select_from(ReviewFlag)
+        .join(Prediction, Prediction.id == latest)
+        .join(Message, Message.id == ReviewFlag.message_id)
+        .where(ReviewFlag.flagged_at >= since, Message.deleted_at.is_(None), ~labelled)
+        .order_by(ReviewFlag.flagged_at.desc(), ReviewFlag.score.desc(), ReviewFlag.id.desc())
+        .limit(limit)
+    )
+    if tasks is not None:
+        query = query.where(ReviewFlag.task.in_(list(tasks)))
+    candidates = []
+    for flag, prediction, message in session.execute(query):
+        top, margin = _top_and_margin(prediction.scores)
+        candidates.append(
+            ReviewCandidate(
+                prediction=to_record(PredictionRecord, prediction),
+                message=to_record(MessageRecord, message),
+                top_probability=top,
+                margin=margin,
+                reason=flag.reason,
+            )
+        )
+    return candidates
+
+
+def review_queue(
+    *,
+    session: Session,
+    since: datetime,
+    tasks: Sequence[str] | None = None,
+    limit: int = 10,
+    scan_limit: int = DEFAULT_SCAN_LIMIT,
+) -> list[ReviewCandidate]:
+    """The "Needs review" queue: flagged messages first (:func:`flagged_predictions`), then
+    the least sure recent predictions (:func:`least_sure_predictions`), each message and
+    task at most once.
+
+    Args:
+        session: The caller's unit of work.
+        since: Only flags and predictions made at or after this time.
+        tasks: Only these tasks (all when None).
+        limit: How many to return.
+        scan_limit: Bounds the least-sure ranking's work.
+    """
+    flagged = flagged_predictions(session=session, since=since, tasks=tasks, limit=limit)
+    shown = {(c.prediction.message_id, c.prediction.task) for c in flagged}
+    unsure = least_sure_predictions(
+        session=session,
+        since=since,
+        tasks=tasks,
+        limit=limit + len(flagged),
+        scan_limit=scan_limit,
+    )
+    rest = [c for c in unsure if (c.prediction.message_id, c.prediction.task) not in shown]
+    return (flagged + rest)[:limit]
 
 
 def _top_and_margin(scores: dict[str, float]) -> tuple[float, float]:

@@ -181,3 +181,40 @@ class InboxStats:
     dead: int
     done: int
     oldest_waiting_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DriftEpisodeRecord:
+    """Consecutive drift checks of a task that found drift; open while ``ended_at`` is None."""
+
+    id: int
+    task: str
+    started_at: datetime
+    ended_at: datetime | None
+    checks: int
+    notice_attempts: int
+    notified_at: datetime | None
+    notice_channel: str | None
+    notice_ts: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class DriftCheckRecord:
+    """One drift check: its p-values, verdict and expected macro-F1 (see trainer.drift)."""
+
+    id: int
+    task: str
+    checked_at: datetime
+    model_version: str
+    days: float
+    n_recent: int
+    n_reference: int
+    p_value: float
+    p_embeddings: float
+    p_labels: float
+    alpha: float
+    drifted: bool
+    expected_macro_f1: float
+    details: dict[str, Any]
+    episode_id: int | None

@@ -169,3 +169,55 @@ def test_inference_section_shows_the_precision_the_peer_and_int8(report: ModuleT
     assert "PyTorch 2.13.0 + transformers 5.24.0" in text
     assert "| spam | **bertbot as shipped vs PyTorch's best** | **1.25x** |" in text
     assert "**passes the usability bar**" in text
+
+
+def test_drift_section_shows_the_counts_and_the_f1_estimate(report: ModuleType) -> None:
+    machine = {"cpu": "Test CPU", "cores": 2, "python": "3.11.0", "date": "2026-12-04 09:00 UTC"}
+    trial = {"p_value": 0.002, "drifted": True}
+    (report.RESULTS_DIR / "drift.json").write_text(
+        json.dumps(
+            {
+                "command": "bench/drift.py --train-minutes 8",
+                "machine": machine,
+                "model": {
+                    "seed_labels": 22777,
+                    "train_minutes_budget": 8.0,
+                    "temperature": 1.31,
+                    "eval_split": 4581,
+                },
+                "sample_size": 300,
+                "samples": 20,
+                "permutations": 1000,
+                "alpha": 0.01,
+                "reference_pool": 3000,
+                "airline_pool": 6000,
+                "airline": {"drifted": 20, "trials": [trial], "max_p_value": 0.002},
+                "fresh_reference": {"drifted": 1, "trials": [trial], "min_p_value": 0.004},
+                "expected_f1": {
+                    "airline_expected_macro_f1": 0.61,
+                    "airline_true_macro_f1": 0.58,
+                    "per_sample_mean_abs_difference": 0.04,
+                    "reference_expected_macro_f1": 0.7,
+                    "reference_true_macro_f1": 0.71,
+                },
+                "product_check": {
+                    "imported": 300,
+                    "import_seconds": 9.0,
+                    "command_seconds": 20.0,
+                    "p_value": 0.002,
+                    "drifted": True,
+                    "expected_macro_f1": 0.6,
+                    "n_recent": 300,
+                    "n_reference": 300,
+                    "seconds": 8.5,
+                },
+            }
+        )
+    )
+    lines: list[str] = []
+    report._drift(lines)
+    text = "\n".join(lines)
+    assert "| reference vs 20 samples of airline tweets | **20 of 20** | 20 of 20 |" in text
+    assert "| reference vs 20 fresh reference samples | **1 of 20** | at most 1 of 20 |" in text
+    assert "| airline pool (6000) | 0.6100 | 0.5800 | **+0.0300** (target within 0.05" in text
+    assert "p 0.002, drifted True" in text

@@ -110,6 +110,7 @@ def test_the_real_step_list_covers_every_benchmark(
         "bench/inference.py",
         "bench/train_speed.py",
         "bench/loop.py",
+        "bench/drift.py --train-minutes 8",
         "bench/slack_http.py",
         "bench/inbox.py",
         "bench/retrain_scale.py",

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bertbot.scheduler import build_scheduler, job_id, scheduled_retrain
+from bertbot.scheduler import (
+    build_scheduler,
+    drift_job_id,
+    job_id,
+    scheduled_drift_check,
+    scheduled_retrain,
+)
 from bertbot.services import retrain_options
 from bertbot.settings import load_settings
 from bot.observability import SchedulerMetrics
@@ -36,7 +42,12 @@ def test_one_job_per_task_with_safe_options(settings) -> None:  # type: ignore[n
     scheduler.start(paused=True)
     try:
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {job_id("spam"), job_id("sentiment")}
+        drift_jobs = {drift_job_id("spam"), drift_job_id("sentiment")}
+        assert set(jobs) == {job_id("spam"), job_id("sentiment")} | drift_jobs
+        for name in drift_jobs:  # every BERTBOT_DRIFT__INTERVAL_HOURS (default 24)
+            drift = jobs.pop(name)
+            assert drift.max_instances == 1 and drift.coalesce is True
+            assert drift.trigger.interval == timedelta(hours=24)
         for job in jobs.values():
             assert job.max_instances == 1 and job.coalesce is True
             assert job.misfire_grace_time == 900
@@ -68,3 +79,31 @@ def test_a_scheduled_run_never_raises_into_the_scheduler(settings, tmp_path: Pat
     count = metrics.registry.get_sample_value
     assert count("bertbot_retrain_runs_total", {"task": "sentiment", "outcome": "failed"}) == 1
     assert count("bertbot_retrain_runs_total", {"task": "spam", "outcome": "failed"}) is None
+
+
+def test_drift_checks_can_be_turned_off_and_never_raise(  # type: ignore[no-untyped-def]
+    settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BERTBOT_DRIFT__INTERVAL_HOURS", "0")
+    off = load_settings()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    build_scheduler(
+        off,
+        Database.connect("sqlite://"),
+        retrain_options(off, beside_serving=False),
+        scheduler=scheduler,
+    )
+    assert {job.id for job in scheduler.get_jobs()} == {job_id("spam"), job_id("sentiment")}
+
+    database = Database.connect(f"sqlite:///{tmp_path / 'd.db'}")
+    schema.upgrade(database)
+    told = []
+
+    class Notifier:
+        def notify_pending(self) -> list[int]:
+            told.append(True)
+            return []
+
+    outcome = scheduled_drift_check(settings, database, "spam", tmp_path, Notifier())
+    assert outcome.startswith("spam: not run: spam has no production model")
+    assert told == [True]  # untold episodes are still told after a check that could not run

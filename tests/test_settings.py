@@ -97,6 +97,11 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ("SLACK_BOT_TOKEN", "xoxp-user-token", "xoxb-"),
         ("SLACK_APP_TOKEN", "xoxb-1", "xapp-"),
         ("BERTBOT_SLACK_API_URL", "slack.com", "http"),
+        ("BERTBOT_DRIFT__P_VALUE", "1.5", "less than 1"),
+        ("BERTBOT_DRIFT__SAMPLE", "5", "greater than or equal to 20"),
+        ("BERTBOT_DRIFT__DAYS", "-1", "greater than 0"),
+        ("BERTBOT_DRIFT__INTERVAL_HOURS", "lots", "valid number"),
+        ("BERTBOT_DRIFT__CHANNEL", "Not A Channel", "channel id"),
     ],
 )
 def test_a_bad_value_names_its_variable(
@@ -111,6 +116,47 @@ def test_a_bad_value_names_its_variable(
         assert f"{variable}:" in text
     else:
         assert "BERTBOT_TASKS" in text
+
+
+def test_every_drift_setting_reaches_the_drift_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import asdict, fields
+
+    from trainer.options import DriftOptions
+
+    defaults = load_settings()
+    assert asdict(defaults.drift.options()) == asdict(DriftOptions())
+    assert defaults.drift.p_value == 0.01 and defaults.drift.days == 7.0
+    assert defaults.drift_channel == "moderators"
+    changed = {
+        "days": "3",
+        "p_value": "0.05",
+        "sample": "300",
+        "permutations": "500",
+        "min_messages": "20",
+        "flag": "5",
+        "interval_hours": "6",
+        "seed": "9",
+    }
+    assert set(changed) == {f.name for f in fields(DriftOptions)}
+    for name, value in changed.items():
+        monkeypatch.setenv(f"BERTBOT_DRIFT__{name.upper()}", value)
+    monkeypatch.setenv("BERTBOT_DRIFT__CHANNEL", "#ml-admins")
+    settings = load_settings()
+    options = asdict(settings.drift.options())
+    assert options == {name: type(options[name])(value) for name, value in changed.items()}
+    assert settings.drift_channel == "ml-admins"
+    assert settings.drift.options(days=1.5, sample=None).days == 1.5  # CLI overrides
+
+
+def test_too_few_drift_permutations_for_the_p_value_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BERTBOT_DRIFT__P_VALUE", "0.001")
+    monkeypatch.setenv("BERTBOT_DRIFT__PERMUTATIONS", "1000")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    text = str(caught.value)
+    assert "BERTBOT_DRIFT__PERMUTATIONS" in text and "at least 2000" in text
 
 
 def test_tasks_file_defines_more_tasks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -100,3 +100,41 @@ class RetrainOptions:
         from trainer.gate import load_gate
 
         return load_gate(self.gate_implementation, self.gate)
+
+
+@dataclass(frozen=True)
+class DriftOptions:
+    """How drift watch compares recent channel messages with production's eval split
+    (settings ``BERTBOT_DRIFT__*``; see :mod:`trainer.drift` for the statistics).
+
+    Attributes:
+        days: Recent = channel messages received in the last this many days.
+        p_value: A check finds drift when the combined p-value is below this.
+        sample: At most this many recent messages and this many reference texts (random,
+            seeded): bounds a check to seconds-to-a-minute on 2 cores.
+        permutations: Permutations of each two-sample test (the smallest p-value one can
+            give is ``1 / (permutations + 1)``).
+        min_messages: Fewer recent messages than this: no check (nothing is recorded).
+        flag: The most drifted messages listed, and flagged for review when drift is found.
+        interval_hours: How often the scheduler checks each task (0: never).
+        seed: Seeds the samples and the permutations.
+    """
+
+    days: float = bounded(7.0, gt=0.0, le=366.0)
+    p_value: float = bounded(0.01, gt=0.0, lt=1.0)
+    sample: int = bounded(500, ge=20, le=5000)
+    permutations: int = bounded(1000, ge=99, le=20000)
+    min_messages: int = bounded(50, ge=10)
+    flag: int = bounded(10, ge=0, le=100)
+    interval_hours: float = bounded(24.0, ge=0.0, le=24.0 * 31)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        smallest = 2.0 / (self.permutations + 1)  # Bonferroni over two tests
+        if smallest >= self.p_value:
+            raise ValueError(
+                f"permutations must be at least {int(2.0 / self.p_value)} for p_value "
+                f"{self.p_value:g}: with {self.permutations} the smallest combined p-value is "
+                f"{smallest:.4g}, so drift could never be found"
+            )

@@ -203,8 +203,16 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     server = start_metrics_server(metrics.registry, args.metrics_host, port)
     if server is not None:
         print(f"bertbot: serving metrics on {server.url}", flush=True)
+    from bertbot.commands.drift import drift_notifier
+
+    notifier = drift_notifier(settings, database)
+    if notifier is None and settings.drift.interval_hours > 0:
+        say(
+            "no SLACK_BOT_TOKEN: drift checks run and are recorded, but admins are not told "
+            "in Slack until a process with the token runs one"
+        )
     try:
-        run_scheduler(settings, database, options, observer=metrics)
+        run_scheduler(settings, database, options, observer=metrics, drift_notifier=notifier)
     finally:
         if server is not None:
             server.close()
@@ -293,7 +301,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "scheduler",
         _scheduler,
         "run the retrain schedule (one process per deployment)",
-        "Run scheduled retrains of every active task (BERTBOT_RETRAIN__SCHEDULE) until stopped.\n"
+        "Run scheduled retrains of every active task (BERTBOT_RETRAIN__SCHEDULE) and drift\n"
+        "checks (every BERTBOT_DRIFT__INTERVAL_HOURS; admins told once per drift episode in\n"
+        "BERTBOT_DRIFT__CHANNEL when SLACK_BOT_TOKEN is set) until stopped.\n"
         "Run exactly one per deployment; the database lease keeps any task from training twice.\n"
         "Retrains use every core unless --threads (BERTBOT_RETRAIN__THREADS is for retrains\n"
         "inside bertbot serve, e.g. serve --with-scheduler). On a machine that also serves the\n"

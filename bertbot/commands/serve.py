@@ -257,8 +257,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
             # Like /retrain, with BERTBOT_RETRAIN__THREADS TensorFlow threads; a promotion
             # reloads this process's model at once.
+            from bot.services.drift_notice import DriftNotifier
+
+            # Drift checks reuse this process's production models and tell admins through
+            # its Slack client.
+            notifier = DriftNotifier(
+                database,
+                client,
+                settings.task_specs,
+                channel=settings.drift_channel,
+                admins=settings.admins,
+            )
             scheduler = build_scheduler(
-                settings, database, retrain_here, on_promoted=models.notify, observer=metrics
+                settings,
+                database,
+                retrain_here,
+                on_promoted=models.notify,
+                observer=metrics,
+                drift_notifier=notifier,
+                models=models.get,
             )
             scheduler.start()
             for job, when in next_runs(scheduler).items():
@@ -341,8 +358,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument(
         "--with-scheduler",
         action="store_true",
-        help="also run the retrain schedule in this process (only one process per deployment; "
-        "its retrains use BERTBOT_RETRAIN__THREADS TensorFlow threads)",
+        help="also run the retrain schedule and drift checks in this process (only one process "
+        "per deployment; its retrains use BERTBOT_RETRAIN__THREADS TensorFlow threads)",
     )
     add_metrics_options(
         serve,

@@ -126,7 +126,9 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """A recent channel message's prediction the model was unsure about."""
+    """A recent channel message's prediction to review: flagged (``reason``, e.g. ``drift``:
+    among the messages most unlike production's eval data), or one the model was unsure
+    about (``reason`` None)."""
 
     prediction_id: int
     task: TaskSpec
@@ -136,6 +138,7 @@ class ReviewItem:
     model_version: str
     predicted_at: datetime
     message: MessageRecord
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,9 @@ class HomeOverview:
     Attributes:
         status: Models, labels and the next retrain.
         runs: The newest training runs first.
-        queue: Least sure predictions first; empty for users who may not label, who do not
-            see the queue (it quotes messages of channels they may not be in).
+        queue: Flagged messages first (drift), then the least sure predictions; empty for
+            users who may not label, who do not see the queue (it quotes messages of
+            channels they may not be in).
         can_label: The user is a moderator or an admin.
     """
 
@@ -267,8 +271,9 @@ class StatusService:
                         model_version=c.prediction.model_version,
                         predicted_at=c.prediction.created_at,
                         message=c.message,
+                        reason=c.reason,
                     )
-                    for c in overview.least_sure_predictions(
+                    for c in overview.review_queue(
                         session=session,
                         since=report.generated_at - self._review_window,
                         tasks=list(self._tasks),

@@ -31,6 +31,7 @@ HOME_RELABEL_ACTION = "bertbot_home_relabel"
 NOTICE_BLOCK = "notice"
 QUEUE_QUOTE_CHARS = 280
 _MAX_BUTTONS = 5
+_REASONS = {"drift": ":chart_with_upwards_trend: _flagged by drift watch_"}
 
 _RUN_ICONS = {
     "queued": ":clock3:",
@@ -72,7 +73,8 @@ def home_view(home: HomeOverview, *, notice: str | None = None) -> dict[str, Any
     else:
         blocks.append(
             context(
-                "Recent channel messages the model was least sure about, least sure first. "
+                "Recent channel messages drift watch flagged (most unlike the data the model "
+                "was checked on) come first, then those the model was least sure about. "
                 "A label you give here is a correction for the next retrain."
             )
         )
@@ -101,8 +103,9 @@ def review_blocks(item: ReviewItem) -> list[Block]:
     message = item.message
     author = f"<@{message.user_id}>" if message.user_id else "someone"
     said = escape(label_title(item.task, item.label))
+    flagged = f"{_REASONS.get(item.reason, escape(item.reason))} · " if item.reason else ""
     text = (
-        f"*{item.task.name}*: model v{escape(item.model_version)} said *{said}* "
+        f"{flagged}*{item.task.name}*: model v{escape(item.model_version)} said *{said}* "
         f"({percent(item.top_probability)}, margin {percent(item.margin)}) · "
         f"{author} in <#{message.channel_id}> · {when(message.received_at)}\n"
         f"{quote(message.text, QUEUE_QUOTE_CHARS)}"

@@ -214,3 +214,27 @@ def test_a_member_click_is_refused_and_stores_nothing(home_bot: SurfaceBot) -> N
     notice = all_text(after.params["view"]["blocks"][:1])
     assert "Only moderators and admins can label" in notice
     assert block_ids(after.params["view"]["blocks"], "label:") == []
+
+
+def test_messages_flagged_by_drift_watch_come_first_with_their_reason(
+    home_bot: SurfaceBot,
+) -> None:
+    from storage import drift
+
+    ids = _seed(home_bot.database)
+    with home_bot.database.begin() as session:
+        sure = messages.get_prediction(session=session, prediction_id=ids["sure"])
+        assert sure.message_id is not None
+        drift.flag_for_review(session=session, task="spam", scores=[(sure.message_id, 0.2)])
+    blocks = _open_home(home_bot, MODERATOR).params["view"]["blocks"]
+
+    # The model was sure about it, but drift watch flagged it: it leads the queue, once.
+    assert block_ids(blocks, "label:") == [
+        f"label:{ids['sure']}",
+        f"label:{ids['coin']}",
+        f"label:{ids['leaning']}",
+    ]
+    flagged = all_text([b for b in blocks if b.get("block_id") == f"review:{ids['sure']}"])
+    assert "flagged by drift watch" in flagged and "said *Spam* (98%" in flagged
+    coin = all_text([b for b in blocks if b.get("block_id") == f"review:{ids['coin']}"])
+    assert "drift" not in coin

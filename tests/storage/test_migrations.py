@@ -14,12 +14,14 @@ from storage.db import Database
 from storage.errors import SchemaOutOfDateError
 from storage.models import Base
 
+DRIFT_TABLES = {"drift_checks", "drift_episodes", "review_flags"}  # 0005
 TABLES = {
     "alerts",
     "aliases",
     "annotations",
     "inbox",
     "audit_log",
+    *DRIFT_TABLES,
     "leases",
     "messages",
     "model_versions",
@@ -84,12 +86,12 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
 
     schema.upgrade(empty_database, "0002")
     assert schema.current_revision(empty_database) == "0002"
-    assert _tables(empty_database) == TABLES - {"inbox"}
+    assert _tables(empty_database) == TABLES - {"inbox"} - DRIFT_TABLES
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
 
     schema.downgrade(empty_database, "0001")
-    assert _tables(empty_database) == TABLES - {"alerts", "inbox"}
+    assert _tables(empty_database) == TABLES - {"alerts", "inbox"} - DRIFT_TABLES
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
 
@@ -132,3 +134,31 @@ def _insert_run(connection: Any, status: str) -> None:
         'INSERT INTO training_runs (task, "trigger", requested_by, status, created_at) '
         f"VALUES ('spam', 'admin', 'U1', '{status}', '2026-01-03 00:00:00')"
     )
+
+
+def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
+    empty_database: Database,
+) -> None:
+    schema.upgrade(empty_database, "0004")
+    with empty_database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO messages (id, team_id, channel_id, ts, text, received_at) "
+            "VALUES (1, 'T1', 'C1', '1.1', 'hello', '2026-01-01 00:00:00')"
+        )
+    schema.upgrade(empty_database, "0005")
+    assert _tables(empty_database) == TABLES
+    with empty_database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO review_flags (task, message_id, reason, score, flagged_at) "
+            "VALUES ('spam', 1, 'drift', 0.5, '2026-01-02 00:00:00')"
+        )
+        with pytest.raises(IntegrityError):  # one flag per task, message and reason
+            with connection.begin_nested():
+                connection.exec_driver_sql(
+                    "INSERT INTO review_flags (task, message_id, reason, score, flagged_at) "
+                    "VALUES ('spam', 1, 'drift', 0.7, '2026-01-03 00:00:00')"
+                )
+    schema.downgrade(empty_database, "0004")
+    assert _tables(empty_database) == TABLES - DRIFT_TABLES
+    with empty_database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1

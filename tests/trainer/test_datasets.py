@@ -29,6 +29,7 @@ from trainer.datasets import (
     fetch,
     load_dataset_csv,
     read_labelled_file,
+    read_text_file,
 )
 from trainer.datasets.mojibake import learn_repair_chain, mojibake_runs, repair_mojibake
 from trainer.datasets.sentiment import (
@@ -648,3 +649,33 @@ def test_real_corpora_build_reproducibly(tmp_path: Path) -> None:
     assert not any("Late Flight" in r["text"] or "Cancelled Flight" in r["text"] for r in rows)
     assert all(split_of(r["text"]) == r["split"] for r in rows)
     assert len(load_dataset_csv(spam.path)) == 5574
+
+
+def test_text_files_need_only_a_text_column_and_keep_duplicates(tmp_path: Path) -> None:
+    csv_file = _write(
+        tmp_path,
+        "m.csv",
+        'id,Text,label\n1,hello,whatever\n2,  hello ,\n3,,x\n4\n5,"two\nlines",\n',
+    )
+    result = read_text_file(csv_file)
+    assert result.texts == ["hello", "hello", "two\nlines"]
+    assert [(e.line, e.message) for e in result.errors] == [
+        (4, "empty text"),
+        (5, "missing column 'text'"),
+    ]
+    jsonl = _write(
+        tmp_path,
+        "m.jsonl",
+        '{"text": "a", "label": 7}\n{"text": 5}\n["text"]\n{"label": "x"}\n{"text": "b"}\n',
+    )
+    result = read_text_file(jsonl)
+    assert result.texts == ["a", "b"]
+    assert [(e.line, e.message) for e in result.errors] == [
+        (2, "'text' must be a string"),
+        (3, "expected a JSON object with text"),
+        (4, "missing column 'text'"),
+    ]
+    with pytest.raises(DatasetError, match="no 'text' column"):
+        read_text_file(_write(tmp_path, "n.csv", "body\nhi\n"))
+    with pytest.raises(DatasetError, match="with a text header"):
+        read_text_file(_write(tmp_path, "n.txt", "text\nhi\n"))

@@ -38,7 +38,7 @@ module.
 
 from trainer.datasets.build import build_datasets, load_dataset_csv
 from trainer.datasets.examples import DatasetError, Example
-from trainer.datasets.user_files import read_labelled_file
+from trainer.datasets.user_files import read_labelled_file, read_text_file
 
 __all__ = [
     "DatasetError",
@@ -46,4 +46,5 @@ __all__ = [
     "build_datasets",
     "load_dataset_csv",
     "read_labelled_file",
+    "read_text_file",
 ]

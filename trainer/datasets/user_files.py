@@ -1,7 +1,7 @@
-"""Reading users' labelled CSV and JSONL files.
+"""Reading users' CSV and JSONL files: labelled examples, or bare texts (messages).
 
-:func:`read_labelled_file` collects every bad row with its line number instead of stopping
-at the first.
+:func:`read_labelled_file` and :func:`read_text_file` collect every bad row with its line
+number instead of stopping at the first.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,18 +62,11 @@ class _Collector:
     first_seen: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def add(self, line: int, text: str, label: str) -> None:
+        problem = _text_problem(text)
+        if problem:
+            self.errors.append(RowError(line, problem))
+            return
         text = text.strip()
-        if not text:
-            self.errors.append(RowError(line, "empty text"))
-            return
-        if len(text) > MAX_TEXT_CHARS:
-            self.errors.append(
-                RowError(
-                    line,
-                    f"text too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})",
-                )
-            )
-            return
         canonical = self.labels.get(label.strip().casefold())
         if canonical is None:
             self.errors.append(
@@ -104,6 +97,42 @@ class _Collector:
         return ReadResult(self.examples, self.errors, self.duplicates)
 
 
+@dataclass(frozen=True)
+class TextReadResult:
+    """What :func:`read_text_file` found.
+
+    Attributes:
+        texts: The valid rows' texts, in file order (duplicates kept: two messages may say
+            the same thing).
+        errors: The rows that were skipped, with line numbers.
+    """
+
+    texts: list[str]
+    errors: list[RowError]
+
+
+@dataclass
+class _TextCollector:
+    texts: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    def add(self, line: int, text: str) -> None:
+        problem = _text_problem(text)
+        if problem:
+            self.errors.append(RowError(line, problem))
+        else:
+            self.texts.append(text.strip())
+
+
+def _text_problem(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return "empty text"
+    if len(text) > MAX_TEXT_CHARS:
+        return f"text too long ({len(text):,} characters; the limit is {MAX_TEXT_CHARS:,})"
+    return None
+
+
 def read_labelled_file(path: Path, labels: Sequence[str]) -> ReadResult:
     """Read a user's labelled examples from CSV or JSONL.
 
@@ -125,11 +154,45 @@ def read_labelled_file(path: Path, labels: Sequence[str]) -> ReadResult:
         DatasetError: The file is missing, of another type, empty, or its CSV header lacks
             ``text`` or ``label``.
     """
+    raw, is_csv = _read_bytes(path, "text,label")
+    collector = _Collector(
+        labels={label.strip().casefold(): label for label in labels},
+        expected=", ".join(labels),
+    )
+    columns = ("text", "label")
+    if is_csv:
+        _read_csv(path, raw, columns, collector.add, collector.errors)
+    else:
+        _read_jsonl(raw, columns, collector.add, collector.errors)
+    return collector.result()
+
+
+def read_text_file(path: Path) -> TextReadResult:
+    """Read texts (e.g. channel messages to import) from CSV or JSONL.
+
+    As :func:`read_labelled_file`, but only a ``text`` column (or key) is needed; any other,
+    a label included, is ignored. Texts are stripped; duplicates are kept.
+
+    Raises:
+        DatasetError: The file is missing, of another type, empty, or its CSV header lacks
+            ``text``.
+    """
+    raw, is_csv = _read_bytes(path, "text")
+    collector = _TextCollector()
+    if is_csv:
+        _read_csv(path, raw, ("text",), collector.add, collector.errors)
+    else:
+        _read_jsonl(raw, ("text",), collector.add, collector.errors)
+    return TextReadResult(collector.texts, collector.errors)
+
+
+def _read_bytes(path: Path, header: str) -> tuple[bytes, bool]:
+    """The file's bytes without a BOM, and whether it is CSV (else JSONL)."""
     suffix = path.suffix.lower()
     if suffix not in _CSV_SUFFIXES + _JSONL_SUFFIXES:
         raise DatasetError(
             f"{path.name}: unsupported file type {suffix or '(none)'!r}; use .csv (with a "
-            "text,label header) or .jsonl/.ndjson (one JSON object per line)"
+            f"{header} header) or .jsonl/.ndjson (one JSON object per line)"
         )
     try:
         raw = path.read_bytes()
@@ -141,22 +204,20 @@ def read_labelled_file(path: Path, labels: Sequence[str]) -> ReadResult:
         raw = raw[3:]
     if not raw.strip():
         raise DatasetError(f"{path.name}: the file is empty")
-    collector = _Collector(
-        labels={label.strip().casefold(): label for label in labels},
-        expected=", ".join(labels),
-    )
-    if suffix in _CSV_SUFFIXES:
-        _read_csv(path, raw, collector)
-    else:
-        _read_jsonl(raw, collector)
-    return collector.result()
+    return raw, suffix in _CSV_SUFFIXES
 
 
 def _has_surrogates(value: str) -> bool:
     return any("\udc80" <= char <= "\udcff" for char in value)
 
 
-def _read_csv(path: Path, raw: bytes, collector: _Collector) -> None:
+def _read_csv(
+    path: Path,
+    raw: bytes,
+    columns: tuple[str, ...],
+    add: Callable[..., None],
+    errors: list[RowError],
+) -> None:
     text = raw.decode("utf-8", errors="surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -166,13 +227,13 @@ def _read_csv(path: Path, raw: bytes, collector: _Collector) -> None:
     if any(_has_surrogates(name) for name in header):
         raise DatasetError(f"{path.name}: the header is not valid UTF-8; save the file as UTF-8")
     names = [name.strip().casefold() for name in header]
-    missing = [column for column in ("text", "label") if column not in names]
+    missing = [column for column in columns if column not in names]
     if missing:
         raise DatasetError(
             f"{path.name}: the header has no {' or '.join(repr(m) for m in missing)} column "
             f"(found: {', '.join(repr(h) for h in header)})"
         )
-    text_at, label_at = names.index("text"), names.index("label")
+    positions = [(column, names.index(column)) for column in columns]
     records: Iterator[list[str]] = iter(reader)
     while True:
         line = reader.line_num + 1
@@ -181,51 +242,60 @@ def _read_csv(path: Path, raw: bytes, collector: _Collector) -> None:
         except StopIteration:
             break
         except csv.Error as exc:
-            collector.errors.append(RowError(line, f"malformed CSV: {exc}"))
+            errors.append(RowError(line, f"malformed CSV: {exc}"))
             break
         if not record or all(not value.strip() for value in record):
             if record and len(record) > 1:
-                collector.errors.append(RowError(line, "empty text"))
+                errors.append(RowError(line, "empty text"))
             continue
         if any(_has_surrogates(value) for value in record):
-            collector.errors.append(RowError(line, "not valid UTF-8"))
+            errors.append(RowError(line, "not valid UTF-8"))
             continue
-        missing_here = [
-            name for name, at in (("text", text_at), ("label", label_at)) if at >= len(record)
-        ]
+        missing_here = [name for name, at in positions if at >= len(record)]
         if missing_here:
-            collector.errors.append(
+            errors.append(
                 RowError(line, f"missing column {' and '.join(repr(m) for m in missing_here)}")
             )
             continue
-        collector.add(line, record[text_at], record[label_at])
+        add(line, *(record[at] for _, at in positions))
 
 
-def _read_jsonl(raw: bytes, collector: _Collector) -> None:
+def _read_jsonl(
+    raw: bytes, columns: tuple[str, ...], add: Callable[..., None], errors: list[RowError]
+) -> None:
+    wanted = " and ".join(columns)
     for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
         if not line_bytes.strip():
             continue
         try:
             line = line_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            collector.errors.append(RowError(number, "not valid UTF-8"))
+            errors.append(RowError(number, "not valid UTF-8"))
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            collector.errors.append(RowError(number, f"invalid JSON: {exc.msg}"))
+            errors.append(RowError(number, f"invalid JSON: {exc.msg}"))
             continue
         if not isinstance(record, dict):
-            collector.errors.append(RowError(number, "expected a JSON object with text and label"))
+            errors.append(RowError(number, f"expected a JSON object with {wanted}"))
             continue
-        missing = [key for key in ("text", "label") if key not in record]
+        missing = [key for key in columns if key not in record]
         if missing:
-            collector.errors.append(
+            errors.append(
                 RowError(number, f"missing column {' and '.join(repr(m) for m in missing)}")
             )
             continue
-        text, label = record["text"], record["label"]
-        if not isinstance(text, str) or not isinstance(label, str):
-            collector.errors.append(RowError(number, "'text' and 'label' must be strings"))
+        values = [record[key] for key in columns]
+        if not all(isinstance(value, str) for value in values):
+            quoted = " and ".join(f"'{key}'" for key in columns)
+            errors.append(
+                RowError(
+                    number,
+                    f"{quoted} must be strings"
+                    if len(columns) > 1
+                    else f"{quoted} must be a string",
+                )
+            )
             continue
-        collector.add(number, text, label)
+        add(number, *values)
