@@ -18,6 +18,8 @@ TABLES = {
     "alerts",
     "aliases",
     "annotations",
+    "appeals",
+    "channel_policies",
     "inbox",
     "audit_log",
     "leases",
@@ -28,6 +30,8 @@ TABLES = {
     "split_assignments",
     "training_runs",
 }
+# Added by 0006 (channel policies and appeals).
+POLICY_TABLES = {"appeals", "channel_policies"}
 
 
 def _tables(database: Database) -> set[str]:
@@ -84,12 +88,12 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
 
     schema.upgrade(empty_database, "0002")
     assert schema.current_revision(empty_database) == "0002"
-    assert _tables(empty_database) == TABLES - {"inbox"}
+    assert _tables(empty_database) == TABLES - {"inbox"} - POLICY_TABLES
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
 
     schema.downgrade(empty_database, "0001")
-    assert _tables(empty_database) == TABLES - {"alerts", "inbox"}
+    assert _tables(empty_database) == TABLES - {"alerts", "inbox"} - POLICY_TABLES
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
 
