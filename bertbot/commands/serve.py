@@ -109,11 +109,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slack_sdk.errors import SlackClientError
 
     from bertbot.scheduler import next_retrain_at
-    from bertbot.services import retrain_options
+    from bertbot.services import alert_policy, policy_defaults, retrain_options
     from bot.app import BotConfig, create_app, make_client
     from bot.observability import BotMetrics, MetricsServer
     from bot.services import BotServices
-    from bot.services.alert_outbox import AlertPolicy
     from bot.services.alert_posting import AlertSweeper
     from bot.services.inbox import InboxSweeper
     from bot.services.retraining import RetrainService
@@ -159,12 +158,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         models,
         settings.task_specs,
         Roles.of(admins=settings.admins, moderators=settings.moderators),
-        alerts=AlertPolicy(
-            channel=settings.moderators_channel,
-            threshold=settings.alert_threshold,
-            reaction=settings.alert_reaction,
-            retry_seconds=settings.alert_retry_seconds,
-        ),
+        alerts=alert_policy(settings),
+        policy_defaults=policy_defaults(settings),
         inbox=settings.inbox.policy(),
         batching=settings.batching.policy(),
         observer=metrics,
