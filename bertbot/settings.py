@@ -184,6 +184,14 @@ class BatchingSettings(BaseModel):
         return BatchPolicy(**self.model_dump())
 
 
+class AppealSettings(BaseModel):
+    """How often authors may appeal a flag (``BERTBOT_APPEALS__*``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_day: int = Field(3, ge=1, le=100)
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -251,6 +259,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     inbox: InboxSettings = InboxSettings()
     batching: BatchingSettings = BatchingSettings()
+    appeals: AppealSettings = AppealSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

@@ -114,10 +114,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.observability import BotMetrics, MetricsServer
     from bot.services import BotServices
     from bot.services.alert_posting import AlertSweeper
+    from bot.services.appeals import AppealPolicy
     from bot.services.inbox import InboxSweeper
     from bot.services.retraining import RetrainService
     from bot.services.roles import Roles
     from bot.services.status import StatusService
+    from bot.services.user_groups import SlackUserGroups
     from bot.transport.http import BotHttpServer
     from bot.transport.socket_mode import SocketModeError, SocketModeRunner
     from trainer.serving import ProductionModels, registry_resolver
@@ -153,6 +155,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         logger.info("%s: %s", task, state)
     # This process's metrics, at /metrics (--http) or on --metrics-port.
     metrics = BotMetrics()
+    client = make_client(token, base_url=settings.slack.api_url)
     services = BotServices(
         database,
         models,
@@ -160,6 +163,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         Roles.of(admins=settings.admins, moderators=settings.moderators),
         alerts=alert_policy(settings),
         policy_defaults=policy_defaults(settings),
+        appeals=AppealPolicy(per_day=settings.appeals.per_day),
+        group_members=SlackUserGroups(client),
         inbox=settings.inbox.policy(),
         batching=settings.batching.policy(),
         observer=metrics,
@@ -173,8 +178,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         Roles.of(admins=settings.admins, moderators=settings.moderators),
         next_retrain=lambda now: next_retrain_at(settings, now),
         batcher=services.batcher,
+        open_appeals=services.appeals.open_items,
     )
-    client = make_client(token, base_url=settings.slack.api_url)
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only
     # while TensorFlow has not started here: it sizes its thread pools once per process).

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from bot.inbox_policy import InboxPolicy
 from bot.services.alert_outbox import AlertOutbox, AlertPolicy
+from bot.services.appeals import AppealPolicy, AppealService
 from bot.services.classification import ClassificationService
 from bot.services.corrections import CorrectionService
 from bot.services.inbox import Inbox
@@ -47,6 +48,7 @@ class BotServices:
         ingestion: Channel messages and their edits and deletions.
         outbox: Moderators' alerts: their policy, claims and posts.
         policies: The moderation policy per channel and task.
+        appeals: Authors' appeals and moderators' decisions.
         corrections: Moderators' labels.
         inbox: Event deliveries stored before their ack, handled after.
     """
@@ -61,6 +63,7 @@ class BotServices:
         alerts: AlertPolicy | None = None,
         policy_defaults: PolicyDefaults | None = None,
         group_members: GroupMembers | None = None,
+        appeals: AppealPolicy | None = None,
         inbox: InboxPolicy | None = None,
         batching: BatchPolicy | None = None,
         observer: PredictionObserver | None = None,
@@ -76,6 +79,7 @@ class BotServices:
             policy_defaults: The workspace default policy (the alert threshold of
                 ``alerts`` and ``alert`` when not given; ``remove`` only with its admin token).
             group_members: The members of a user group, for exemptions by group.
+            appeals: How often an author may appeal.
             inbox: How event deliveries are retried and kept.
             batching: How concurrent callers' texts are grouped into model calls.
             observer: Told about stored predictions and prediction batches (the process's
@@ -98,6 +102,7 @@ class BotServices:
             group_members=group_members,
         )
         self.ingestion = IngestionService(database, self.predictor, self.outbox, self.policies)
+        self.appeals = AppealService(database, self.predictor, roles, appeals)
         self.corrections = CorrectionService(database, self.predictor, roles)
         self.inbox = Inbox(database, inbox)
 

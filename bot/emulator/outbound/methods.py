@@ -22,6 +22,7 @@ METHODS: dict[str, Handler] = {
     "views.publish": views.publish,
     "reactions.add": users.reactions_add,
     "users.info": users.users_info,
+    "usergroups.users.list": users.usergroups_users_list,
     "conversations.history": conversations.history,
     "conversations.info": conversations.info,
     "conversations.list": conversations.list_channels,

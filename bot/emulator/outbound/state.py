@@ -39,6 +39,8 @@ class SlackState:
         self.left: set[str] = set()
         self.users = {bot_user_id: "bertbot", **dict(users)}
         self.messages: dict[tuple[str, str], FakeMessage] = {}
+        # User group ids to their members' ids (``usergroups.users.list``).
+        self.usergroups: dict[str, list[str]] = {}
         # Messages removed with ``chat.delete``, oldest first.
         self.deleted: list[FakeMessage] = []
         self._ts = itertools.count(1)
