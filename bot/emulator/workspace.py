@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.emulator.directory import (
+    APP_DM,
     CHANNELS,
     COMMANDS,
     DEFAULT_USERS,
@@ -238,7 +239,9 @@ class Emulator:
             return {
                 "version": version,
                 "user": user.id,
-                "channels": self._page.channels_json(user.id, self.channels.values(), ctx),
+                "channels": self._page.channels_json(
+                    user.id, [*self.channels.values(), APP_DM], ctx
+                ),
                 "modal": view_json(top, ctx) if top else None,
                 "home": view_json(home, ctx) if home else None,
                 "log": self._page.log(),

@@ -119,13 +119,8 @@ def policy_modal(
             [("Keep as it is", KEEP)] + [(text, a.value) for a, text in _ACTION_HELP.items()],
             initial=KEEP,
         ),
-        {
-            "type": "input",
-            "block_id": EXEMPT_BLOCK,
-            "optional": True,
-            "label": plain("Exempt users (empty: keep)"),
-            "element": {"type": "multi_users_select", "action_id": VALUE},
-        },
+        # Text, not a users select: user groups (S...) can be exempt too.
+        _input(EXEMPT_BLOCK, "Exempt user or group ids (U…, S…; empty: keep; none)", optional=True),
         {
             "type": "input",
             "block_id": CLEAR_BLOCK,
@@ -195,7 +190,8 @@ def parse_policy_form(view: Mapping[str, Any]) -> PolicyForm | dict[str, str]:
             errors[THRESHOLD_BLOCK] = "A number between 0 and 1, such as 0.9."
     watch = selected(WATCH_BLOCK)
     action = selected(ACTION_BLOCK)
-    users = field(EXEMPT_BLOCK).get("selected_users") or []
+    exempt_text = (field(EXEMPT_BLOCK).get("value") or "").replace(",", " ").split()
+    exempt = [] if exempt_text == ["none"] else exempt_text or None
     clear = any(o.get("value") == "clear" for o in field(CLEAR_BLOCK).get("selected_options") or [])
     if errors:
         return errors
@@ -206,7 +202,7 @@ def parse_policy_form(view: Mapping[str, Any]) -> PolicyForm | dict[str, str]:
         watch=None if watch in (None, KEEP) else watch == "on",
         threshold=threshold,
         action=None if action in (None, KEEP) else action,
-        exempt=list(users) or None,
+        exempt=exempt,
         clear=clear,
     )
 
