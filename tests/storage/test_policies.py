@@ -127,3 +127,29 @@ def test_an_annotation_can_come_from_an_appeal(session: Session) -> None:
         source=AnnotationSource.APPEAL,
     )
     assert created and annotation.source is AnnotationSource.APPEAL
+
+
+def test_an_appeal_label_overrides_the_seed_and_counts_as_a_correction(session: Session) -> None:
+    from storage.annotations import count_corrections_since, effective_labels
+
+    text = "fresh sourdough at the bakery"
+    add_annotation(
+        session=session,
+        task="spam",
+        text=text,
+        label="spam",
+        annotator="seed",
+        source=AnnotationSource.SEED,
+    )
+    assert count_corrections_since(session=session, task="spam", since=None) == 0
+    add_annotation(
+        session=session,
+        task="spam",
+        text=text,
+        label="ham",
+        annotator="U0MOD",
+        source=AnnotationSource.APPEAL,
+    )
+    (example,) = [e for e in effective_labels(session=session, task="spam") if e.text == text]
+    assert (example.label, example.source) == ("ham", AnnotationSource.APPEAL)
+    assert count_corrections_since(session=session, task="spam", since=None) == 1
