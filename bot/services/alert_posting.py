@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.services.alert_outbox import DEFAULT_REACTION, Alert, AlertOutbox, AlertPolicy
 from bot.ui import appeal as appeal_ui
 from bot.ui import blocks
+from bot.ui import policy as policy_ui
 from storage.enums import PolicyAction
 from storage.errors import StorageError
 
@@ -90,7 +91,10 @@ def deliver_alert(
         response = client.chat_postMessage(
             channel=channel,
             text=blocks.alert_text(alert),
-            blocks=blocks.alert_blocks(alert, permalink=permalink),
+            blocks=[
+                *blocks.alert_blocks(alert, permalink=permalink),
+                *policy_ui.alert_action_blocks(alert.action),
+            ],
             metadata=alert_metadata(alert),
             unfurl_links=False,
             unfurl_media=False,
@@ -123,7 +127,8 @@ def take_action(
     ``react`` (and ``alert`` with BERTBOT_ALERT_REACTION) adds an emoji; ``remove`` deletes
     the message with the admin's user token (``alert`` without it); ``notify`` and
     ``remove`` tell the author privately, with an Appeal button. Each step is best effort:
-    the alert is posted, and a failed step is logged.
+    the alert is posted, and a failed step is logged. They run once, in the call that posted
+    the alert: a process that dies between the post and these steps leaves them undone.
     """
     policy = alerts.policy
     message = alert.message

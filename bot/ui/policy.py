@@ -55,6 +55,20 @@ class PolicyForm:
     clear: bool
 
 
+_ALERT_NOTES = {
+    PolicyAction.REACT: ":warning: This channel's policy also marks the message with an emoji.",
+    PolicyAction.NOTIFY: "This channel's policy also tells the author privately; they may appeal.",
+    PolicyAction.REMOVE: "This channel's policy removes the message and tells the author "
+    "privately; they may appeal (an upheld appeal re-posts it).",
+}
+
+
+def alert_action_blocks(action: PolicyAction) -> list[Block]:
+    """A line under a moderators' alert saying what the channel's policy does beyond it."""
+    note = _ALERT_NOTES.get(action)
+    return [context(note, block_id="policy_action_note")] if note else []
+
+
 def policy_line(policy: EffectivePolicy) -> str:
     """One task's policy in one line (mrkdwn)."""
     action = policy.action.value

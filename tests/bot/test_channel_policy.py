@@ -146,6 +146,7 @@ def test_notify_tells_the_author_privately_with_an_appeal_button(bot: Bot) -> No
     buttons = [e for b in notice.params["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [b["text"]["text"] for b in buttons] == ["Appeal"]
     assert len(_alerts_posted(bot)) == 1 and bot.fake.calls("chat.delete") == []
+    assert "tells the author privately" in str(_alerts_posted(bot)[0].params["blocks"][-1])
 
 
 def test_remove_without_the_admin_token_falls_back_to_alert(bot: Bot) -> None:
@@ -175,7 +176,8 @@ class TestWithTheAdminToken:
         notice = eventually(lambda: _notices(bot))[0]
         assert "was removed as possible spam" in notice.params["text"]
         assert notice.token == BOT_TOKEN
-        assert len(_alerts_posted(bot)) == 1
+        (alert_post,) = _alerts_posted(bot)
+        assert "removes the message" in str(alert_post.params["blocks"][-1])
         with bot.database.begin() as session:
             (alert,) = outbox.alerts_for_message(
                 session=session,
