@@ -152,16 +152,14 @@ class PolicyService:
         return {task: self._effective(channel_id, task, stored.get(task)) for task in self._tasks}
 
     def listed(self, channel_id: str | None = None) -> list[EffectivePolicy]:
-        """The workspace default per task, then every stored channel policy (or one channel's)."""
-        with self._database.begin() as session:
-            stored = policies.list_policies(session=session, channel_id=channel_id)
-        rows = [] if channel_id is not None else [self.default(task) for task in self._tasks]
+        """One channel's policy per task; or the workspace default per task, then every
+        stored channel policy."""
         if channel_id is not None:
-            by_task = {p.task: p for p in stored}
-            return rows + [
-                self._effective(channel_id, task, by_task.get(task)) for task in self._tasks
-            ]
-        return rows + [self._effective(p.channel_id, p.task, p) for p in stored]
+            return list(self.for_channel(channel_id).values())
+        with self._database.begin() as session:
+            stored = policies.list_policies(session=session)
+        defaults = [self.default(task) for task in self._tasks]
+        return defaults + [self._effective(p.channel_id, p.task, p) for p in stored]
 
     def is_exempt(self, policy: EffectivePolicy, user_id: str | None) -> bool:
         """Whether a user's messages are left alone for the policy's task."""
