@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.services.appeals import NOTE_MAX_CHARS
 from bot.ui.blocks import escape, label_title, percent, quote
 from bot.ui.format import Block, context, plain, section
 
@@ -17,7 +18,6 @@ APPEAL_SUBMIT_CALLBACK = "appeal_submit"
 APPEAL_DECIDE_ACTION = "appeal_decide"
 APPEAL_NOTE_BLOCK = "appeal_note"
 APPEAL_NOTE_ACTION = "note"
-NOTE_MAX_CHARS = 1000
 RESTORED_PREFIX = "Restored after review"
 
 
