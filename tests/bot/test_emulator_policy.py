@@ -12,11 +12,12 @@ from bot.app import BotConfig, create_app, make_client
 from bot.emulator import Emulator
 from bot.emulator.directory import APP_DM
 from bot.emulator.inbound import LOCAL_SIGNING_SECRET
-from bot.emulator.outbound import LOCAL_ADMIN_USER_TOKEN, LOCAL_BOT_TOKEN
+from bot.emulator.outbound import LOCAL_ADMIN_USER_TOKEN, LOCAL_BOT_TOKEN, LOCAL_TEAM_ID
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles
 from bot.transport.http import BotHttpServer
+from storage import messages
 from storage.db import Database
 from tests.bot.conftest import SPAM_TEXT, FakeModels, TrackingExecutor, eventually
 from trainer.tasks import TaskSpec
@@ -72,7 +73,7 @@ def test_react_shows_an_emoji_on_the_message(served: tuple[Emulator, BotServices
 
 
 def test_remove_shows_a_removed_message_and_the_notice_only_to_its_author(
-    served: tuple[Emulator, BotServices],
+    served: tuple[Emulator, BotServices], database: Database
 ) -> None:
     emulator, services = served
     services.policies.set(actor=ADMIN, channel_id=GENERAL, task="spam", action="remove")
@@ -85,3 +86,13 @@ def test_remove_shows_a_removed_message_and_the_notice_only_to_its_author(
     assert "was removed as possible spam" in notice["html"] and "Appeal" in notice["html"]
     assert _shown(emulator, MODERATOR, APP_DM) == []
     assert emulator.config()["app_dm"] == APP_DM
+
+    # Like Slack, the deletion reaches the bot as a message_deleted event: marked deleted.
+    def deleted() -> bool:
+        with database.begin() as session:
+            message = messages.find_message(
+                session=session, team_id=LOCAL_TEAM_ID, channel_id=GENERAL, ts=removed[0]["ts"]
+            )
+            return message is not None and message.deleted_at is not None
+
+    eventually(deleted)

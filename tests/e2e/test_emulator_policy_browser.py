@@ -170,7 +170,7 @@ def test_an_admin_sets_remove_and_the_author_appeals_and_is_restored(
     expect(page.locator("#home-content")).to_contain_text(NOTE, timeout=WAIT_MS)
     page.screenshot(path=str(shots / "15-moderator-home-queue.png"))
     open_channel(page, "moderators")
-    item = page.locator(".message", has_text="Appeal")
+    item = page.locator(".message", has_text="Their note")
     expect(item).to_contain_text(NOTE, timeout=WAIT_MS)
     page.screenshot(path=str(shots / "16-moderator-appeal-item.png"))
     item.get_by_role("button", name="Uphold: Not spam").click()

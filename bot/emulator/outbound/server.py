@@ -107,6 +107,7 @@ class FakeSlack:
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._response_urls: dict[str, list[dict[str, Any]]] = {}
+        self._observers: list[Callable[[RecordedCall], None]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -282,6 +283,11 @@ class FakeSlack:
         with self._lock:
             return self.state.messages.get((self.channel_id(channel) or channel, ts))
 
+    def observe(self, observer: Callable[[RecordedCall], None]) -> None:
+        """Call ``observer`` with each call once it is answered (on the server's thread)."""
+        with self._lock:
+            self._observers.append(observer)
+
     def deleted(self) -> list[FakeMessage]:
         """The messages removed with ``chat.delete``, oldest first."""
         with self._lock:
@@ -334,6 +340,9 @@ class FakeSlack:
         with self._lock:
             self._calls.append(call)
             self._lock.notify_all()
+            observers = list(self._observers)
+        for observer in observers:  # outside the lock: an observer may call the fake
+            observer(call)
         return status, body, extra
 
     def _answer(
