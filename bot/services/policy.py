@@ -10,6 +10,8 @@ unit of work; ``/bertbot policy`` and ``bertbot policy`` both call them.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +120,8 @@ class PolicyService:
         defaults: PolicyDefaults | None = None,
         *,
         group_members: GroupMembers | None = None,
+        cache_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Wire the service.
 
@@ -128,12 +132,18 @@ class PolicyService:
             defaults: The workspace default.
             group_members: The user ids of a user group (``S...``), to exempt its members;
                 without it, only user ids exempt anyone.
+            cache_seconds: How long a channel's stored policies are reused (0: never).
+            clock: Seconds, for the cache (tests).
         """
         self._database = database
         self._tasks = dict(tasks)
         self.roles = roles
         self.defaults = defaults or PolicyDefaults()
         self._group_members = group_members
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache_lock = threading.Lock()
+        self._cache: dict[str, tuple[float, dict[str, ChannelPolicyRecord]]] = {}
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -144,12 +154,32 @@ class PolicyService:
         return self._effective(WORKSPACE, task, None)
 
     def for_channel(self, channel_id: str) -> dict[str, EffectivePolicy]:
-        """What applies in a channel, for every active task (one query)."""
+        """What applies in a channel, for every active task.
+
+        Every message asks this, so a channel's stored policies are kept for
+        ``cache_seconds``: a change made here applies at once, one made by another process
+        (``bertbot policy``, another serving process) within that time.
+        """
+        stored = self._stored(channel_id)
+        return {task: self._effective(channel_id, task, stored.get(task)) for task in self._tasks}
+
+    def _stored(self, channel_id: str) -> dict[str, ChannelPolicyRecord]:
+        now = self._clock()
+        with self._cache_lock:
+            cached = self._cache.get(channel_id)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
         with self._database.begin() as session:
             stored = {
                 p.task: p for p in policies.list_policies(session=session, channel_id=channel_id)
             }
-        return {task: self._effective(channel_id, task, stored.get(task)) for task in self._tasks}
+        with self._cache_lock:
+            self._cache[channel_id] = (now, stored)
+        return stored
+
+    def _forget(self, channel_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(channel_id, None)
 
     def listed(self, channel_id: str | None = None) -> list[EffectivePolicy]:
         """One channel's policy per task; or the workspace default per task, then every
@@ -246,6 +276,7 @@ class PolicyService:
                     "role": self._role(actor),
                 },
             )
+        self._forget(channel_id)
         return effective
 
     def clear(self, *, actor: str, channel_id: str, task: str) -> EffectivePolicy:
@@ -268,6 +299,7 @@ class PolicyService:
                     subject=policy_subject(channel_id, task),
                     details={"before": _stored_dict(removed), "role": self._role(actor)},
                 )
+        self._forget(channel_id)
         return self._effective(channel_id, task, None)
 
     def can_set(self, user_id: str | None) -> bool:

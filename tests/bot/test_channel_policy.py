@@ -16,7 +16,13 @@ from bot.emulator.inbound import new_event_id
 from bot.emulator.outbound import LOCAL_ADMIN_USER_TOKEN, RecordedCall
 from bot.services.alert_outbox import DEFAULT_REACTION, AlertPolicy
 from bot.services.errors import NotAllowedError
-from bot.services.policy import CLI_ACTOR, REMOVE_FALLBACK, PolicyError, policy_subject
+from bot.services.policy import (
+    CLI_ACTOR,
+    REMOVE_FALLBACK,
+    PolicyError,
+    PolicyService,
+    policy_subject,
+)
 from storage import alerts as outbox
 from storage import audit, messages
 from storage.enums import PolicyAction
@@ -31,6 +37,7 @@ from tests.bot.conftest import (
     Bot,
     eventually,
 )
+from trainer.tasks import TaskSpec
 
 RANDOM = "C0RANDOM"
 ABOVE, BELOW = 0.5, 0.99  # the spam text's 0.97 is above the first and below the second
@@ -284,3 +291,23 @@ def test_bad_policy_changes_are_refused_with_a_reason(bot: Bot, change: dict[str
     with pytest.raises(PolicyError):
         _set(bot, **change)
     assert bot.services.policies.listed(GENERAL)[0].stored is False
+
+
+def test_another_process_change_applies_once_the_cache_lapses(
+    bot: Bot, tasks: dict[str, TaskSpec]
+) -> None:
+    now = [0.0]
+    serving = PolicyService(
+        bot.database,
+        tasks,
+        bot.services.roles,
+        cache_seconds=5.0,
+        clock=lambda: now[0],
+    )
+    assert serving.for_channel(GENERAL)["spam"].stored is False
+    bot.services.policies.set(actor=CLI_ACTOR, channel_id=GENERAL, task="spam", watch=False)
+    assert serving.for_channel(GENERAL)["spam"].stored is False  # cached
+    now[0] = 5.0
+    assert serving.for_channel(GENERAL)["spam"].watch is False
+    serving.set(actor=ADMIN, channel_id=GENERAL, task="spam", watch=True)  # its own: at once
+    assert serving.for_channel(GENERAL)["spam"].watch is True
