@@ -194,6 +194,23 @@ class TestWithTheAdminToken:
             )
         assert alert.action is PolicyAction.REMOVE and alert.removed_at is not None
 
+    def test_a_failed_delete_still_alerts_and_tells_the_author_it_was_flagged(
+        self, bot: Bot
+    ) -> None:
+        bot.fake.fail_next("chat.delete", status=500)
+        _set(bot, threshold=ABOVE, action="remove")
+        event = _post(bot, SPAM_TEXT)
+        notice = eventually(lambda: _notices(bot))[0]
+        assert "was flagged as possible spam" in notice.params["text"]
+        assert len(_alerts_posted(bot)) == 1
+        assert bot.fake.message(GENERAL, event["ts"]) is not None
+        with bot.database.begin() as session:
+            message = messages.find_message(
+                session=session, team_id=bot.sender.team_id, channel_id=GENERAL, ts=event["ts"]
+            )
+            (alert,) = outbox.alerts_for_message(session=session, message_id=message.id)
+        assert alert.removed_at is None
+
     def test_remove_below_the_threshold_deletes_nothing(self, bot: Bot) -> None:
         _set(bot, threshold=BELOW, action="remove")
         _post(bot, SPAM_TEXT)
