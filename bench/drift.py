@@ -159,7 +159,7 @@ def _cli(bench_home: Path, *argv: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--train-minutes", type=float, default=8.0)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--sample-size", type=int, default=300)

@@ -11,6 +11,8 @@ from bertbot.settings import Settings
 from trainer.options import GateConfig, RetrainOptions
 
 if TYPE_CHECKING:
+    from bot.services.alert_outbox import AlertPolicy
+    from bot.services.policy import PolicyDefaults
     from trainer.gate import Gate
 
 
@@ -61,4 +63,29 @@ def retrain_options(
         correction_share=retrain.correction_share,
         lease_ttl=timedelta(seconds=retrain.lease_seconds),
         train_overrides=dict(retrain.train_overrides),
+    )
+
+
+def alert_policy(settings: Settings) -> AlertPolicy:
+    """When and where moderators are alerted, and the admin token ``remove`` deletes with."""
+    from bot.services.alert_outbox import AlertPolicy
+
+    token = settings.slack_admin_user_token
+    return AlertPolicy(
+        channel=settings.moderators_channel,
+        threshold=settings.alert_threshold,
+        reaction=settings.alert_reaction,
+        retry_seconds=settings.alert_retry_seconds,
+        admin_token=token.get_secret_value() if token is not None else None,
+    )
+
+
+def policy_defaults(settings: Settings) -> PolicyDefaults:
+    """The workspace default policy: today's global settings."""
+    from bot.services.policy import PolicyDefaults
+
+    return PolicyDefaults(
+        threshold=settings.alert_threshold,
+        action=settings.alert_action,
+        can_remove=settings.slack_admin_user_token is not None,
     )

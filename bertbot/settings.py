@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.inbox_policy import InboxPolicy
+from storage.enums import PolicyAction
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
 from trainer.options import DriftOptions, GateConfig, RetrainOptions
@@ -42,6 +43,7 @@ _ENV_NAMES = {
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_admin_user_token": "SLACK_ADMIN_USER_TOKEN",
 }
 
 
@@ -233,6 +235,14 @@ class DriftSettings(BaseModel):
         return DriftOptions(**values)
 
 
+class AppealSettings(BaseModel):
+    """How often authors may appeal a flag (``BERTBOT_APPEALS__*``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_day: int = Field(3, ge=1, le=100)
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -285,10 +295,15 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token")
     )
+    slack_admin_user_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_ADMIN_USER_TOKEN", "slack_admin_user_token"),
+    )
     slack_api_url: str = DEFAULT_SLACK_API_URL
     moderators_channel: str = "moderators"
     alert_threshold: float = Field(0.8, gt=0.0, le=1.0)
     alert_reaction: str | None = None
+    alert_action: PolicyAction = PolicyAction.ALERT
     alert_retry_seconds: float = Field(30.0, gt=0.0, le=3600.0)
 
     gate: GateSettings = GateSettings()
@@ -296,6 +311,7 @@ class Settings(BaseSettings):
     inbox: InboxSettings = InboxSettings()
     batching: BatchingSettings = BatchingSettings()
     drift: DriftSettings = DriftSettings()
+    appeals: AppealSettings = AppealSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod
@@ -337,6 +353,13 @@ class Settings(BaseSettings):
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("an app-level token starts with xapp-")
+        return value
+
+    @field_validator("slack_admin_user_token")
+    @classmethod
+    def _admin_user_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxp-"):
+            raise ValueError("an admin's user token starts with xoxp- (user scope chat:write)")
         return value
 
     @field_validator("slack_bot_token")
@@ -446,7 +469,7 @@ def env_name(loc: tuple[int | str, ...]) -> str:
         return ENV_PREFIX + "*"
     if names[0] in _ENV_NAMES:
         return _ENV_NAMES[names[0]]
-    if names[0] in {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"}:
+    if names[0] in set(_ENV_NAMES.values()):
         return names[0]
     return ENV_PREFIX + "__".join(name.upper() for name in names)
 

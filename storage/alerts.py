@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
-from storage.enums import utcnow
+from storage.enums import PolicyAction, utcnow
 from storage.errors import DuplicateError, NotFoundError
 from storage.models import Alert, Message, Prediction
 from storage.records import AlertRecord
@@ -24,7 +24,14 @@ from storage.records import AlertRecord
 MAX_ERROR_CHARS = 1000
 
 
-def add_alert(*, session: Session, prediction_id: int, label: str, channel: str) -> AlertRecord:
+def add_alert(
+    *,
+    session: Session,
+    prediction_id: int,
+    label: str,
+    channel: str,
+    action: PolicyAction = PolicyAction.ALERT,
+) -> AlertRecord:
     """Queue an alert about a prediction, to be posted once the unit of work commits.
 
     Args:
@@ -32,11 +39,14 @@ def add_alert(*, session: Session, prediction_id: int, label: str, channel: str)
         prediction_id: The prediction that crossed the threshold.
         label: The alert label (``spam``).
         channel: Where the alert goes (a channel id or name).
+        action: What the channel's policy does beyond the moderators' post.
 
     Raises:
         DuplicateError: The prediction has an alert already (the first is kept).
     """
-    row = Alert(prediction_id=prediction_id, label=label, channel=channel, attempts=0)
+    row = Alert(
+        prediction_id=prediction_id, label=label, channel=channel, attempts=0, action=action
+    )
     try:
         with session.begin_nested():
             session.add(row)
@@ -190,6 +200,17 @@ def mark_alert_posted(
     row.slack_ts = slack_ts
     row.claimed_until = None
     row.last_error = None
+    session.flush()
+    return to_record(AlertRecord, row)
+
+
+def mark_message_removed(
+    *, session: Session, alert_id: int, now: datetime | None = None
+) -> AlertRecord:
+    """Record that the bot deleted the alerted message (``remove``): an upheld appeal
+    re-posts it."""
+    row = _alert(session, alert_id)
+    row.removed_at = now or utcnow()
     session.flush()
     return to_record(AlertRecord, row)
 

@@ -23,7 +23,9 @@ from storage.models import Annotation, Prediction, SplitAssignment
 from storage.records import AnnotationRecord, LabelledExample
 from storage.texts import DEFAULT_EVAL_FRACTION, split_for_hash, text_hash
 
-HUMAN_SOURCES = (AnnotationSource.CORRECTION, AnnotationSource.ADMIN)
+# People's labels: they override the seed label and count as corrections for the retrain.
+# An appeal's decision is a moderator's label like any correction.
+HUMAN_SOURCES = (AnnotationSource.CORRECTION, AnnotationSource.ADMIN, AnnotationSource.APPEAL)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ class AnnotationSource(enum.StrEnum):
     CORRECTION = "correction"
     ADMIN = "admin"
     IMPORT = "import"
+    APPEAL = "appeal"
 
 
 class Split(enum.StrEnum):
@@ -54,3 +55,27 @@ class InboxStatus(enum.StrEnum):
     WORKING = "working"
     DONE = "done"
     DEAD = "dead"
+
+
+class PolicyAction(enum.StrEnum):
+    """What happens to a message whose alert label crosses its channel's threshold.
+
+    Every action but ``log`` alerts the moderators; ``react`` also puts an emoji on the
+    message, ``notify`` also tells its author privately, ``remove`` deletes it (with an
+    admin's user token) and tells its author.
+    """
+
+    LOG = "log"
+    ALERT = "alert"
+    REACT = "react"
+    NOTIFY = "notify"
+    REMOVE = "remove"
+
+
+class AppealStatus(enum.StrEnum):
+    """An author's appeal: waiting for a moderator, upheld (the author was right: the
+    message is fine) or denied (the flag stands)."""
+
+    OPEN = "open"
+    UPHELD = "upheld"
+    DENIED = "denied"

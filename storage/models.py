@@ -31,7 +31,9 @@ from sqlalchemy.types import TypeDecorator
 
 from storage.enums import (
     AnnotationSource,
+    AppealStatus,
     InboxStatus,
+    PolicyAction,
     RunStatus,
     RunTrigger,
     Split,
@@ -172,6 +174,49 @@ class Alert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     posted_at: Mapped[datetime | None]
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    # What the channel's policy does beyond the moderators' post (see PolicyAction).
+    action: Mapped[PolicyAction] = mapped_column(
+        _enum(PolicyAction, "policy_action"), server_default=PolicyAction.ALERT.value
+    )
+    removed_at: Mapped[datetime | None]
+
+
+class ChannelPolicy(Base):
+    """How one channel is moderated for one task; the workspace default covers the rest.
+
+    ``threshold`` and ``action`` left NULL follow the workspace default. Changed only
+    through the policy service, which writes an audit entry with every change.
+    """
+
+    __tablename__ = "channel_policies"
+    __table_args__ = (UniqueConstraint("channel_id", "task"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(32))
+    watch: Mapped[bool] = mapped_column(Boolean)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    action: Mapped[PolicyAction | None] = mapped_column(_enum(PolicyAction, "policy_action"))
+    exempt: Mapped[list[str]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Appeal(Base):
+    """An author contesting an alert about their message, and the moderator's decision."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (Index(None, "author_id", "created_at"), Index(None, "status", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), unique=True)
+    author_id: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(StoredText)
+    status: Mapped[AppealStatus] = mapped_column(_enum(AppealStatus, "appeal_status"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    label: Mapped[str | None] = mapped_column(String(32))
 
 
 class InboxItem(Base):

@@ -8,7 +8,9 @@ from typing import Any
 
 from storage.enums import (
     AnnotationSource,
+    AppealStatus,
     InboxStatus,
+    PolicyAction,
     RunStatus,
     RunTrigger,
     Split,
@@ -57,6 +59,8 @@ class AlertRecord:
     last_error: str | None
     posted_at: datetime | None
     slack_ts: str | None
+    action: PolicyAction = PolicyAction.ALERT
+    removed_at: datetime | None = None
 
     @property
     def pending(self) -> bool:
@@ -218,3 +222,31 @@ class DriftCheckRecord:
     expected_macro_f1: float
     details: dict[str, Any]
     episode_id: int | None
+
+
+@dataclass(frozen=True)
+class ChannelPolicyRecord:
+    """A channel's stored policy for a task (None: the workspace default's value)."""
+
+    id: int
+    channel_id: str
+    task: str
+    watch: bool
+    threshold: float | None
+    action: PolicyAction | None
+    exempt: list[str]
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AppealRecord:
+    id: int
+    alert_id: int
+    author_id: str
+    note: str
+    status: AppealStatus
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    label: str | None

@@ -96,6 +96,8 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ("BERTBOT_DATABASE_URL", "mysql://x/y", "sqlite"),
         ("SLACK_BOT_TOKEN", "xoxp-user-token", "xoxb-"),
         ("SLACK_APP_TOKEN", "xoxb-1", "xapp-"),
+        ("SLACK_ADMIN_USER_TOKEN", "xoxb-1", "xoxp-"),
+        ("BERTBOT_ALERT_ACTION", "ban", "'log', 'alert', 'react', 'notify' or 'remove'"),
         ("BERTBOT_SLACK_API_URL", "slack.com", "http"),
         ("BERTBOT_DRIFT__P_VALUE", "1.5", "less than 1"),
         ("BERTBOT_DRIFT__SAMPLE", "5", "greater than or equal to 20"),
@@ -181,3 +183,26 @@ def test_dotenv_file_is_read_and_empty_values_mean_unset(tmp_path: Path) -> None
 def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "very-secret-value")
     assert "very-secret-value" not in repr(load_settings())
+
+
+def test_the_workspace_default_policy_comes_from_the_alert_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bertbot.services import alert_policy, policy_defaults
+    from storage.enums import PolicyAction
+
+    monkeypatch.setenv("BERTBOT_ALERT_THRESHOLD", "0.9")
+    monkeypatch.setenv("BERTBOT_ALERT_ACTION", "remove")
+    settings = load_settings()
+    defaults = policy_defaults(settings)
+    assert (defaults.threshold, defaults.action, defaults.can_remove) == (
+        0.9,
+        PolicyAction.REMOVE,
+        False,
+    )
+    assert alert_policy(settings).admin_token is None
+    monkeypatch.setenv("SLACK_ADMIN_USER_TOKEN", "xoxp-1-admin")
+    settings = load_settings()
+    assert policy_defaults(settings).can_remove
+    assert alert_policy(settings).admin_token == "xoxp-1-admin"
+    assert "xoxp-1-admin" not in repr(alert_policy(settings))

@@ -26,8 +26,9 @@ from typing import Any
 
 from storage import annotations as label_store
 from storage import audit, registry, runs
+from storage.annotations import HUMAN_SOURCES
 from storage.db import Database
-from storage.enums import AnnotationSource, RunStatus, RunTrigger, Split, VersionStatus
+from storage.enums import RunStatus, RunTrigger, Split, VersionStatus
 from storage.errors import StorageError
 from storage.records import LabelledExample, ModelVersionRecord, TrainingRunRecord
 from trainer.artifact import artifact_uri, resolve_artifact
@@ -47,7 +48,7 @@ from trainer.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 
-HUMAN = {AnnotationSource.CORRECTION, AnnotationSource.ADMIN}
+HUMAN = frozenset(HUMAN_SOURCES)  # storage owns the rule: which labels are people's
 TMP_MARKER = ".tmp-"
 
 

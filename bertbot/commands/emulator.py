@@ -149,6 +149,10 @@ class ServedEmulator:
         Sets :attr:`home`, where the bot resolves artifacts and trains models: the
         emulator's own, unless it runs on the configured database.
         """
+        from pydantic import SecretStr
+
+        from bot.emulator.outbound import LOCAL_ADMIN_USER_TOKEN
+
         emulator = self.emulator
         url = emulator_database_url(settings, self.database)
         prepare_emulator_database(settings, url)
@@ -161,6 +165,8 @@ class ServedEmulator:
                 "slack_bot_token": None,
                 "slack_signing_secret": None,
                 "slack_app_token": None,
+                # The emulator's admin user token: the remove action deletes with it.
+                "slack_admin_user_token": SecretStr(LOCAL_ADMIN_USER_TOKEN),
                 "admins": [*settings.admins, *emulator.ids_with_role("admin")],
                 "moderators": [*settings.moderators, *emulator.ids_with_role("moderator")],
                 "moderators_channel": emulator.channels["moderators"],

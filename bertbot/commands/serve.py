@@ -109,16 +109,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slack_sdk.errors import SlackClientError
 
     from bertbot.scheduler import next_retrain_at
-    from bertbot.services import retrain_options
+    from bertbot.services import alert_policy, policy_defaults, retrain_options
     from bot.app import BotConfig, create_app, make_client
     from bot.observability import BotMetrics, MetricsServer
     from bot.services import BotServices
-    from bot.services.alert_outbox import AlertPolicy
     from bot.services.alert_posting import AlertSweeper
+    from bot.services.appeals import AppealPolicy
     from bot.services.inbox import InboxSweeper
     from bot.services.retraining import RetrainService
     from bot.services.roles import Roles
     from bot.services.status import StatusService
+    from bot.services.user_groups import SlackUserGroups
     from bot.transport.http import BotHttpServer
     from bot.transport.socket_mode import SocketModeError, SocketModeRunner
     from trainer.serving import ProductionModels, registry_resolver
@@ -154,17 +155,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         logger.info("%s: %s", task, state)
     # This process's metrics, at /metrics (--http) or on --metrics-port.
     metrics = BotMetrics()
+    client = make_client(token, base_url=settings.slack.api_url)
     services = BotServices(
         database,
         models,
         settings.task_specs,
         Roles.of(admins=settings.admins, moderators=settings.moderators),
-        alerts=AlertPolicy(
-            channel=settings.moderators_channel,
-            threshold=settings.alert_threshold,
-            reaction=settings.alert_reaction,
-            retry_seconds=settings.alert_retry_seconds,
-        ),
+        alerts=alert_policy(settings),
+        policy_defaults=policy_defaults(settings),
+        appeals=AppealPolicy(per_day=settings.appeals.per_day),
+        group_members=SlackUserGroups(client),
         inbox=settings.inbox.policy(),
         batching=settings.batching.policy(),
         observer=metrics,
@@ -178,8 +178,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         Roles.of(admins=settings.admins, moderators=settings.moderators),
         next_retrain=lambda now: next_retrain_at(settings, now),
         batcher=services.batcher,
+        open_appeals=services.appeals.open_items,
     )
-    client = make_client(token, base_url=settings.slack.api_url)
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only
     # while TensorFlow has not started here: it sizes its thread pools once per process).

@@ -11,6 +11,9 @@ from bot.emulator.outbound import FakeSlack
 
 SLACKBOT = "USLACKBOT"
 CHANNELS = {"general": "C0GENERAL", "moderators": "C0MODERATORS"}
+# The app's Messages tab, shown as one conversation per person: the bot's posts to a
+# user id (an author's notice, the answer to an appeal) land there.
+APP_DM = "D0BERTBOT"
 COMMANDS = ("/classify", "/retrain", "/bertbot")
 # (menu title, callback_id) of the app's message shortcuts, as in manifest.yml.
 MESSAGE_SHORTCUTS = (("Label with bertbot", "label_with_bertbot"),)
@@ -72,6 +75,8 @@ class Directory:
         return channel_id
 
     def channel_name(self, channel_id: str) -> str:
+        if channel_id == APP_DM:
+            return "bertbot"
         return self._channel_names.get(channel_id, channel_id)
 
     def has_shortcut(self, callback_id: str) -> bool:
@@ -101,6 +106,7 @@ class Directory:
                 for u in self.users
             ],
             "channels": [{"id": cid, "name": name} for name, cid in self.channels.items()],
+            "app_dm": APP_DM,
             "commands": list(self.commands),
             "shortcuts": [{"title": t, "callback_id": c} for t, c in self.message_shortcuts],
         }

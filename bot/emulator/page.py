@@ -35,6 +35,7 @@ class Entry:
     thread_ts: str | None = None
     deleted: bool = False
     replaced: int = 0
+    removed: bool = False  # deleted with chat.delete (the remove policy action)
 
 
 class Page:
@@ -147,6 +148,8 @@ class Page:
         return channels
 
     def _entry_json(self, entry: Entry, ctx: render.RenderContext) -> dict[str, Any] | None:
+        if entry.removed:
+            return self._removed_json(entry)
         text, _ = self.content(entry)
         blocks = self.blocks(entry)
         edits = 0
@@ -179,3 +182,27 @@ class Page:
             "html": body,
             "shortcuts": entry.ephemeral_to is None,
         }
+
+    def _removed_json(self, entry: Entry) -> dict[str, Any]:
+        """What stays of a message deleted with ``chat.delete``: a line saying so."""
+        return {
+            "id": entry.id,
+            "ts": entry.ts,
+            "time": render.clock(entry.ts),
+            "author": "Slack",
+            "author_kind": "slackbot",
+            "ephemeral": False,
+            "edited": False,
+            "thread": False,
+            "reactions": [],
+            "html": '<p class="removed"><em>This message was removed '
+            "(bertbot's moderation policy, with an admin's token).</em></p>",
+            "shortcuts": False,
+        }
+
+    def find(self, channel_id: str, ts: str) -> Entry | None:
+        """The public entry of a message, by channel and ts."""
+        for entry in self._entries:
+            if entry.channel == channel_id and entry.ts == ts and entry.ephemeral_to is None:
+                return entry
+        return None

@@ -39,6 +39,7 @@ EMOJI = {
     "heavy_check_mark": "✔️",
     "x": "❌",
     "warning": "⚠️",
+    "scales": "⚖️",
     "tada": "🎉",
     "hourglass": "⌛",
     "hourglass_flowing_sand": "⏳",

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from bot.emulator.directory import APP_DM
 from bot.emulator.inbound.issued import TRIGGER_TTL_S, Issued, Origin
 from bot.emulator.modals import Views
 from bot.emulator.outbound import RESPONSE_URL_METHOD, FakeSlack, RecordedCall
@@ -96,7 +97,28 @@ class WebApiSync:
 
     def _apply_call(self, call: RecordedCall) -> str | None:
         params, response, method = call.params, call.response, call.method
-        if method == "chat.postMessage":
+        if method == "chat.postMessage" and str(response["channel"]) in self.slack.state.users:
+            # To a user id: the app's Messages tab, which only that person sees.
+            self.page.add(
+                Entry(
+                    0,
+                    APP_DM,
+                    str(response["ts"]),
+                    self.slack.bot_user_id,
+                    ephemeral_to=str(response["channel"]),
+                    text=str(params.get("text") or ""),
+                    blocks=blocks_of(params.get("blocks")),
+                )
+            )
+            return f"to {response['channel']}'s Messages tab"
+        elif method == "chat.delete":
+            channel_id = self.slack.channel_id(str(params.get("channel"))) or ""
+            entry = self.page.find(channel_id, str(params.get("ts")))
+            if entry is not None:
+                entry.removed = True
+            token = call.token or ""
+            return "with an admin's user token" if token.startswith("xoxp-") else None
+        elif method == "chat.postMessage":
             self.page.add(
                 Entry(
                     0,

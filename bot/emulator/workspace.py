@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.emulator.directory import (
+    APP_DM,
     CHANNELS,
     COMMANDS,
     DEFAULT_USERS,
@@ -38,7 +39,7 @@ from bot.emulator.inbound.actions import Actions
 from bot.emulator.inbound.courier import Answer, Courier
 from bot.emulator.inbound.issued import Issued
 from bot.emulator.modals import Views, view_json
-from bot.emulator.outbound import LOCAL_APP_ID, LOCAL_BOT_TOKEN, FakeSlack
+from bot.emulator.outbound import LOCAL_APP_ID, LOCAL_BOT_TOKEN, FakeSlack, RecordedCall
 from bot.emulator.page import Entry, Page
 from bot.emulator.sync import WebApiSync
 
@@ -121,6 +122,8 @@ class Emulator:
         issued = Issued(self.slack, self._lock)
         self._sync = WebApiSync(self.slack, self._page, self._views, issued)
         self._courier = Courier(self._record_delivery)
+        # Like Slack, a message deleted through the Web API becomes a message_deleted event.
+        self.slack.observe(self._on_call)
         self._actions = Actions(
             slack=self.slack,
             workspace=self.workspace,
@@ -238,7 +241,9 @@ class Emulator:
             return {
                 "version": version,
                 "user": user.id,
-                "channels": self._page.channels_json(user.id, self.channels.values(), ctx),
+                "channels": self._page.channels_json(
+                    user.id, [*self.channels.values(), APP_DM], ctx
+                ),
                 "modal": view_json(top, ctx) if top else None,
                 "home": view_json(home, ctx) if home else None,
                 "log": self._page.log(),
@@ -270,6 +275,20 @@ class Emulator:
         with self._lock:
             self._sync.sync()
             return self._page.content(entry)
+
+    def _on_call(self, call: RecordedCall) -> None:
+        if call.method != "chat.delete" or not call.ok or self._courier.sender is None:
+            return
+        channel_id, ts = str(call.response.get("channel")), str(call.response.get("ts"))
+        event = self._courier.sender.deleted_event(channel_id=channel_id, ts=ts)
+        what = f"message_deleted event in #{self.directory.channel_name(channel_id)}"
+        # Not on the Web API's thread: the bot may be waiting for its chat.delete answer.
+        threading.Thread(
+            target=self._courier.deliver_event,
+            args=(event, what),
+            name="emulator-message-deleted",
+            daemon=True,
+        ).start()
 
     def _record_delivery(self, what: str, answer: Answer) -> None:
         with self._lock:

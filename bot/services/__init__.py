@@ -17,14 +17,17 @@ app's one error handler.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from bot.inbox_policy import InboxPolicy
 from bot.services.alert_outbox import AlertOutbox, AlertPolicy
+from bot.services.appeals import AppealPolicy, AppealService
 from bot.services.classification import ClassificationService
 from bot.services.corrections import CorrectionService
 from bot.services.inbox import Inbox
 from bot.services.ingestion import IngestionService
 from bot.services.observer import PredictionObserver
+from bot.services.policy import GroupMembers, PolicyDefaults, PolicyService
 from bot.services.predictor import ModelSource, Predictor
 from bot.services.roles import Roles
 from storage.db import Database
@@ -44,6 +47,8 @@ class BotServices:
         classification: ``/classify``.
         ingestion: Channel messages and their edits and deletions.
         outbox: Moderators' alerts: their policy, claims and posts.
+        policies: The moderation policy per channel and task.
+        appeals: Authors' appeals and moderators' decisions.
         corrections: Moderators' labels.
         inbox: Event deliveries stored before their ack, handled after.
     """
@@ -56,6 +61,9 @@ class BotServices:
         roles: Roles,
         *,
         alerts: AlertPolicy | None = None,
+        policy_defaults: PolicyDefaults | None = None,
+        group_members: GroupMembers | None = None,
+        appeals: AppealPolicy | None = None,
         inbox: InboxPolicy | None = None,
         batching: BatchPolicy | None = None,
         observer: PredictionObserver | None = None,
@@ -68,6 +76,10 @@ class BotServices:
             tasks: The active tasks by name, in display order.
             roles: Admins and moderators.
             alerts: When and where to alert moderators.
+            policy_defaults: The workspace default policy (the alert threshold of
+                ``alerts`` and ``alert`` when not given; ``remove`` only with its admin token).
+            group_members: The members of a user group, for exemptions by group.
+            appeals: How often an author may appeal.
             inbox: How event deliveries are retried and kept.
             batching: How concurrent callers' texts are grouped into model calls.
             observer: Told about stored predictions and prediction batches (the process's
@@ -77,8 +89,20 @@ class BotServices:
         self.batcher = Batcher(models, batching, observer=observer)
         self.predictor = Predictor(models, tasks, self.batcher, observer=observer)
         self.classification = ClassificationService(database, self.predictor)
-        self.outbox = AlertOutbox(database, self.predictor, alerts or AlertPolicy())
-        self.ingestion = IngestionService(database, self.predictor, self.outbox)
+        alerts = alerts or AlertPolicy()
+        self.outbox = AlertOutbox(database, self.predictor, alerts)
+        self.policies = PolicyService(
+            database,
+            tasks,
+            roles,
+            replace(
+                policy_defaults or PolicyDefaults(threshold=alerts.threshold),
+                can_remove=alerts.admin_token is not None,
+            ),
+            group_members=group_members,
+        )
+        self.ingestion = IngestionService(database, self.predictor, self.outbox, self.policies)
+        self.appeals = AppealService(database, self.predictor, roles, appeals)
         self.corrections = CorrectionService(database, self.predictor, roles)
         self.inbox = Inbox(database, inbox)
 

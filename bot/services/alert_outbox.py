@@ -14,15 +14,16 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.services.policy import EffectivePolicy
 from bot.services.predictor import Predictor, TaskResult
 from storage import alerts as outbox
 from storage import messages
 from storage.db import Database
-from storage.enums import utcnow
+from storage.enums import PolicyAction, utcnow
 from storage.errors import StorageError
 from storage.records import AlertRecord, MessageRecord, PredictionRecord
 from trainer.tasks import TaskError, TaskSpec
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 # look-up for an earlier try's post can take longer: the claim is renewed while it runs.
 ALERT_CLAIM = timedelta(seconds=60)
 MAX_ALERT_BACKOFF = timedelta(hours=1)
+# The emoji of the ``react`` action when BERTBOT_ALERT_REACTION names none.
+DEFAULT_REACTION = "warning"
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,19 @@ class AlertPolicy:
     Attributes:
         channel: The moderators' channel (an id such as ``C0123ABCD`` or a name).
         threshold: Alert when P(the task's alert label) is at least this.
-        reaction: An emoji name to add to an alerted message, if any.
+        reaction: An emoji name to add to an alerted message, if any (the ``react``
+            action uses it too, else :data:`DEFAULT_REACTION`).
         retry_seconds: After a failed post, no one tries that alert again for this long;
             the wait doubles with each failed attempt (up to an hour).
+        admin_token: An admin's user token (``xoxp-``, user scope ``chat:write``): the
+            ``remove`` action deletes other people's messages with it.
     """
 
     channel: str = "moderators"
     threshold: float = 0.8
     reaction: str | None = None
     retry_seconds: float = 30.0
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -78,6 +85,8 @@ class Alert:
     message: MessageRecord
     alert_id: int | None = None
     channel: str | None = None
+    action: PolicyAction = PolicyAction.ALERT
+    removed: bool = False
 
 
 class AlertOutbox:
@@ -116,6 +125,7 @@ class AlertOutbox:
         results: Sequence[TaskResult],
         message: MessageRecord,
         previous: Mapping[str, PredictionRecord],
+        policies: Mapping[str, EffectivePolicy] | None = None,
     ) -> tuple[Alert, ...]:
         """The alerts the new predictions raise, queued in the caller's unit of work.
 
@@ -125,23 +135,33 @@ class AlertOutbox:
             message: The message.
             previous: Its predictions before an edit, by task (empty for a new message):
                 moderators were alerted already when one of them crossed the threshold.
+            policies: The channel's policy per task (threshold and action); a task not in
+                it uses :attr:`policy`'s threshold and the ``alert`` action.
         """
         alerts = []
         for result in results:
             alert_label = result.task.alert_label
             if alert_label is None or result.prediction is None or result.prediction_id is None:
                 continue
+            channel_policy = (policies or {}).get(result.task.name)
+            threshold = (
+                self.policy.threshold if channel_policy is None else channel_policy.threshold
+            )
+            action = PolicyAction.ALERT if channel_policy is None else channel_policy.action
+            if action is PolicyAction.LOG:
+                continue  # stored, never posted
             probability = result.prediction.probabilities.get(alert_label, 0.0)
-            if probability < self.policy.threshold:
+            if probability < threshold:
                 continue
             before = previous.get(result.task.name)
-            if before is not None and before.scores.get(alert_label, 0.0) >= self.policy.threshold:
+            if before is not None and before.scores.get(alert_label, 0.0) >= threshold:
                 continue  # moderators were alerted about this message already
             queued = outbox.add_alert(
                 session=session,
                 prediction_id=result.prediction_id,
                 label=alert_label,
                 channel=self.policy.channel,
+                action=action,
             )
             alerts.append(
                 Alert(
@@ -153,6 +173,7 @@ class AlertOutbox:
                     message,
                     alert_id=queued.id,
                     channel=queued.channel,
+                    action=queued.action,
                 )
             )
         return tuple(alerts)
@@ -250,6 +271,11 @@ class AlertOutbox:
         with self._database.begin() as session:
             outbox.mark_alert_posted(session=session, alert_id=alert_id, slack_ts=slack_ts)
 
+    def message_removed(self, alert_id: int) -> None:
+        """Record that the alerted message was deleted by the ``remove`` action."""
+        with self._database.begin() as session:
+            outbox.mark_message_removed(session=session, alert_id=alert_id)
+
     def alert_failed(self, alert_id: int, *, error: str) -> datetime | None:
         """Give a claimed alert back after a failed post; it is tried again after a back-off.
 
@@ -288,6 +314,8 @@ class AlertOutbox:
             message,
             alert_id=record.id,
             channel=record.channel,
+            action=record.action,
+            removed=record.removed_at is not None,
         )
 
 

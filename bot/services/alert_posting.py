@@ -21,8 +21,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.services.alert_outbox import Alert, AlertOutbox
+from bot.services.alert_outbox import DEFAULT_REACTION, Alert, AlertOutbox, AlertPolicy
+from bot.ui import appeal as appeal_ui
 from bot.ui import blocks
+from bot.ui import policy as policy_ui
+from storage.enums import PolicyAction
 from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
@@ -75,7 +78,7 @@ def deliver_alert(
                 alert.alert_id,
                 posted_ts,
             )
-            _react(client, policy.reaction, message.channel_id, message.ts, log)
+            _react(client, _reaction(policy, alert), message.channel_id, message.ts, log)
             return False
         if not alerts.renew_claim(alert.alert_id, attempt):
             log.warning(
@@ -88,7 +91,10 @@ def deliver_alert(
         response = client.chat_postMessage(
             channel=channel,
             text=blocks.alert_text(alert),
-            blocks=blocks.alert_blocks(alert, permalink=permalink),
+            blocks=[
+                *blocks.alert_blocks(alert, permalink=permalink),
+                *policy_ui.alert_action_blocks(alert.action),
+            ],
             metadata=alert_metadata(alert),
             unfurl_links=False,
             unfurl_media=False,
@@ -109,8 +115,89 @@ def deliver_alert(
         message.ts,
         alert.prediction_id,
     )
-    _react(client, policy.reaction, message.channel_id, message.ts, log)
+    take_action(client, alerts, alert, log)
     return True
+
+
+def take_action(
+    client: WebClient, alerts: AlertOutbox, alert: Alert, log: logging.Logger = logger
+) -> None:
+    """What the channel's policy does beyond the moderators' post, once it is posted.
+
+    ``react`` (and ``alert`` with BERTBOT_ALERT_REACTION) adds an emoji; ``remove`` deletes
+    the message with the admin's user token (``alert`` without it); ``notify`` and
+    ``remove`` tell the author privately, with an Appeal button. Each step is best effort:
+    the alert is posted, and a failed step is logged. They run once, in the call that posted
+    the alert: a process that dies between the post and these steps leaves them undone.
+    """
+    policy = alerts.policy
+    message = alert.message
+    removed = False
+    if alert.action is PolicyAction.REMOVE:
+        removed = _remove(client, alerts, alert, log)
+    else:
+        _react(client, _reaction(policy, alert), message.channel_id, message.ts, log)
+    if alert.action in (PolicyAction.NOTIFY, PolicyAction.REMOVE):
+        notify_author(client, alert, removed=removed, log=log)
+
+
+def notify_author(
+    client: WebClient, alert: Alert, *, removed: bool, log: logging.Logger = logger
+) -> bool:
+    """Tell a flagged message's author privately (the app's DM), with an Appeal button.
+
+    Returns:
+        True if the notice was posted.
+    """
+    author = alert.message.user_id
+    if not author or alert.alert_id is None:
+        return False
+    try:
+        client.chat_postMessage(
+            channel=author,
+            text=appeal_ui.notice_text(alert, removed=removed),
+            blocks=appeal_ui.notice_blocks(alert, removed=removed),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not notify %s about alert %s: %s", author, alert.alert_id, exc)
+        return False
+    return True
+
+
+def admin_client(client: WebClient, token: str) -> WebClient:
+    """A Web API client with an admin's user token, at the bot client's address."""
+    return WebClient(token=token, base_url=client.base_url, timeout=client.timeout)
+
+
+def _remove(client: WebClient, alerts: AlertOutbox, alert: Alert, log: logging.Logger) -> bool:
+    """Delete the alerted message with the admin's user token (a bot token cannot delete
+    other people's messages: ``cant_delete_message``)."""
+    token = alerts.policy.admin_token
+    message = alert.message
+    if not token:
+        log.warning(
+            "alert %s asks to remove the message, but no admin token is set", alert.alert_id
+        )
+        return False
+    try:
+        admin_client(client, token).chat_delete(channel=message.channel_id, ts=message.ts)
+    except (SlackClientError, OSError) as exc:
+        log.warning("could not remove %s/%s: %s", message.channel_id, message.ts, exc)
+        return False
+    if alert.alert_id is not None:
+        alerts.message_removed(alert.alert_id)
+    log.info("removed %s/%s (alert %s)", message.channel_id, message.ts, alert.alert_id)
+    return True
+
+
+def _reaction(policy: AlertPolicy, alert: Alert) -> str | None:
+    if alert.action is PolicyAction.REACT:
+        return policy.reaction or DEFAULT_REACTION
+    if alert.action is PolicyAction.REMOVE:
+        return None
+    return policy.reaction
 
 
 def find_posted_alert(

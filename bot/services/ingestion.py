@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.services.alert_outbox import Alert, AlertOutbox
+from bot.services.policy import EffectivePolicy, PolicyService
 from bot.services.predictor import Predictor, TaskResult
 from storage import inbox as inbox_store
 from storage import messages
@@ -65,17 +66,27 @@ class IngestionService:
     Thread-safe: it keeps no per-request state; each call runs its own unit of work.
     """
 
-    def __init__(self, database: Database, predictor: Predictor, alerts: AlertOutbox) -> None:
+    def __init__(
+        self,
+        database: Database,
+        predictor: Predictor,
+        alerts: AlertOutbox,
+        policies: PolicyService | None = None,
+    ) -> None:
         """Wire the service.
 
         Args:
             database: Where messages, predictions and delivered event ids go.
             predictor: The tasks and their production models.
             alerts: The outbox the alerts are queued in.
+            policies: Each channel's policy per task (watch, exemptions, threshold,
+                action); without it every task is watched everywhere with the outbox's
+                threshold.
         """
         self._database = database
         self._predictor = predictor
         self._alerts = alerts
+        self._policies = policies
 
     def record_message(
         self, *, event_id: str, message: SlackMessage, claim: InboxClaim | None = None
@@ -97,7 +108,7 @@ class IngestionService:
         Returns:
             ``STORED`` with predictions and alerts, or ``DUPLICATE`` with the pending alerts.
         """
-        predicted = self._predict(message.text)  # before the unit of work: no lock held
+        resolved, predicted = self._predict(message)  # before the unit of work: no lock held
         with self._database.begin() as session:
             _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message", message.team_id):
@@ -108,7 +119,7 @@ class IngestionService:
                 # The same message under another event id: keep the first.
                 return self._duplicate(session, message)
             results = self._store_predictions(session, stored, predicted)
-            alerts = self._alerts.queue(session, results, stored, previous={})
+            alerts = self._alerts.queue(session, results, stored, {}, resolved)
         return MessageOutcome(MessageStatus.STORED, stored, results, alerts)
 
     def record_edit(
@@ -127,7 +138,7 @@ class IngestionService:
             ``EDITED``, ``STORED`` (first seen now), ``UNCHANGED`` or ``DUPLICATE`` (with
             the message's alerts still unposted).
         """
-        predicted = self._predict(message.text)  # before the unit of work: no lock held
+        resolved, predicted = self._predict(message)  # before the unit of work: no lock held
         with self._database.begin() as session:
             _mark_handled(session, claim)
             if not self._first_delivery(session, event_id, "message_changed", message.team_id):
@@ -154,7 +165,7 @@ class IngestionService:
                 )
                 status = MessageStatus.EDITED
             results = self._store_predictions(session, stored, predicted)
-            alerts = self._alerts.queue(session, results, stored, previous)
+            alerts = self._alerts.queue(session, results, stored, previous, resolved)
         return MessageOutcome(status, stored, results, alerts)
 
     def record_deletion(
@@ -195,10 +206,22 @@ class IngestionService:
             thread_ts=message.thread_ts,
         )
 
-    def _predict(self, text: str) -> list[tuple[TaskSpec, Prediction | None]]:
-        # Outside any unit of work: a model call takes milliseconds to tens of milliseconds,
-        # and on SQLite a unit of work holds the one write lock (event acks wait for it).
-        return self._predictor.predict(text, self._predictor.task_names)
+    def _predict(
+        self, message: SlackMessage
+    ) -> tuple[dict[str, EffectivePolicy] | None, list[tuple[TaskSpec, Prediction | None]]]:
+        """The channel's policies, and a prediction for each task they leave watched.
+
+        An unwatched channel or an exempt author gets no prediction (and so no alert) for
+        that task. Outside any unit of work: a model call takes milliseconds to tens of
+        milliseconds, and on SQLite a unit of work holds the one write lock (event acks
+        wait for it).
+        """
+        if self._policies is None:
+            return None, self._predictor.predict(message.text, self._predictor.task_names)
+        resolved = self._policies.for_channel(message.channel_id)
+        tasks = self._policies.tasks_to_classify(resolved, message.user_id)
+        tasks = tuple(task for task in self._predictor.task_names if task in tasks)
+        return resolved, self._predictor.predict(message.text, tasks)
 
     def _store_predictions(
         self,

@@ -10,11 +10,12 @@ labelling control uses. Every method owns its unit of work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.services.appeals import AppealItem
 from bot.services.errors import BotError
 from bot.services.ingestion import SlackMessage
 from bot.services.predictor import ModelSource
@@ -158,6 +159,7 @@ class HomeOverview:
     runs: tuple[RunSummary, ...]
     queue: tuple[ReviewItem, ...]
     can_label: bool
+    appeals: tuple[AppealItem, ...] = ()  # open appeals: the top of the review queue
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class StatusService:
         review_size: int = 10,
         runs_shown: int = 5,
         clock: Callable[[], datetime] = _utcnow,
+        open_appeals: Callable[[], Sequence[AppealItem]] | None = None,
     ) -> None:
         """Wire the service.
 
@@ -217,6 +220,8 @@ class StatusService:
             review_size: How many predictions the review queue shows.
             runs_shown: How many training runs the Home tab lists.
             clock: The current time (tests).
+            open_appeals: Authors' open appeals (``BotServices.appeals.open_items``); they
+                lead the review queue.
         """
         if not tasks:
             raise ValueError("StatusService needs at least one task")
@@ -232,6 +237,7 @@ class StatusService:
         self._review_size = review_size
         self._runs_shown = runs_shown
         self._clock = clock
+        self._open_appeals = open_appeals
 
     # /bertbot status -------------------------------------------------------------------
 
@@ -280,7 +286,8 @@ class StatusService:
                         limit=self._review_size,
                     )
                 )
-        return HomeOverview(report, runs, queue, can_label)
+        appeals = tuple(self._open_appeals()) if can_label and self._open_appeals else ()
+        return HomeOverview(report, runs, queue, can_label, appeals)
 
     # "Label with bertbot" ----------------------------------------------------------------
 

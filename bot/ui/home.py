@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.services.status import HomeOverview, ReviewItem, RunSummary
+from bot.ui.appeal import appeal_item_blocks
 from bot.ui.blocks import escape, label_block_id, label_title, percent, quote
 from bot.ui.format import (
     Block,
@@ -68,16 +69,19 @@ def home_view(home: HomeOverview, *, notice: str | None = None) -> dict[str, Any
     blocks += [divider(), header("Needs review")]
     if not home.can_label:
         blocks.append(context("The review queue is for moderators and admins."))
-    elif not home.queue:
+    elif not home.queue and not home.appeals:
         blocks.append(context("Nothing to review: every recent message was labelled or is clear."))
     else:
-        blocks.append(
-            context(
-                "Recent channel messages drift watch flagged (most unlike the data the model "
-                "was checked on) come first, then those the model was least sure about. "
-                "A label you give here is a correction for the next retrain."
+        for appeal in home.appeals:  # authors' appeals first
+            blocks += appeal_item_blocks(appeal)
+        if home.queue:
+            blocks.append(
+                context(
+                    "Recent channel messages drift watch flagged (most unlike the data the "
+                    "model was checked on) come first, then those the model was least sure "
+                    "about. A label you give here is a correction for the next retrain."
+                )
             )
-        )
         for item in home.queue:
             blocks += review_blocks(item)
     return {"type": "home", "blocks": limit_blocks(blocks)}

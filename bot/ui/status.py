@@ -10,7 +10,11 @@ from bot.ui.format import Block, context, header, limit_blocks, score, section, 
 from storage.records import InboxStats
 
 COMMAND = "/bertbot"
-SUBCOMMANDS = (("status", "models, metrics, labels and the next retrain"), ("help", "this help"))
+SUBCOMMANDS = (
+    ("status", "models, metrics, labels and the next retrain"),
+    ("policy", "the moderation policy per channel and task (admins)"),
+    ("help", "this help"),
+)
 
 
 def usage_text(command: str = COMMAND) -> str:

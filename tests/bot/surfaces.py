@@ -56,7 +56,13 @@ def serve_bot(
     roles = Roles.of(admins=[ADMIN], moderators=[MODERATOR])
     services = BotServices(database, models, tasks, roles, alerts=alert_policy)
     status = StatusService(
-        database, models, tasks, roles, next_retrain=next_retrain, batcher=services.batcher
+        database,
+        models,
+        tasks,
+        roles,
+        next_retrain=next_retrain,
+        batcher=services.batcher,
+        open_appeals=services.appeals.open_items,
     )
     client = make_client(BOT_TOKEN, base_url=fake.api_url)
     executor = TrackingExecutor(8)
@@ -210,7 +216,8 @@ def view_submission(
         sender: The signed sender.
         user_id: Who submits.
         view: The view as opened (``views.open``'s answer, with its id).
-        choices: Option value picked per input block id; the other inputs stay empty.
+        choices: Option value picked (or text typed) per input block id; the other inputs
+            stay empty.
     """
     choices = dict(choices or {})
     values: dict[str, Any] = {}
@@ -218,6 +225,14 @@ def view_submission(
         if block.get("type") != "input":
             continue
         element = block["element"]
+        if element["type"] == "plain_text_input":  # the choice is the text typed
+            values[block["block_id"]] = {
+                element["action_id"]: {
+                    "type": "plain_text_input",
+                    "value": choices.get(block["block_id"]),
+                }
+            }
+            continue
         picked = choices.get(block["block_id"])
         option = next((o for o in element.get("options", []) if o["value"] == picked), None)
         values[block["block_id"]] = {

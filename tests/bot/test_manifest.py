@@ -57,6 +57,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     # Whether bertbot is in the channel of a "Label with bertbot" shortcut.
     "conversations_info": {"channels:read", "groups:read"},
     "reactions_add": {"reactions:write"},
+    # Members of a user group exempt by a channel's policy (bot/services/user_groups.py).
+    "usergroups_users_list": {"usergroups:read"},
     "views_open": set(),
     "views_publish": set(),
 }
@@ -302,6 +304,8 @@ def test_the_manifest_declares_bertbots_surface_and_its_scopes(manifest: dict[st
     needed |= set().union(*(METHOD_SCOPES[m] for m in _web_api_calls() - SOCKET_MODE_CALLS))
     assert needed <= scopes, f"missing from manifest.yml: {sorted(needed - scopes)}"
     assert scopes <= needed | {"users:read"}  # nothing the bot does not use
+    # The admin's user token deletes for the `remove` action, and needs nothing else.
+    assert manifest["oauth_config"]["scopes"]["user"] == ["chat:write"]
 
 
 def test_every_web_api_method_the_bot_calls_has_its_scopes_listed() -> None:

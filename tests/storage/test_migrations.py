@@ -19,6 +19,8 @@ TABLES = {
     "alerts",
     "aliases",
     "annotations",
+    "appeals",
+    "channel_policies",
     "inbox",
     "audit_log",
     *DRIFT_TABLES,
@@ -30,6 +32,8 @@ TABLES = {
     "split_assignments",
     "training_runs",
 }
+# Added by 0006 (channel policies and appeals).
+POLICY_TABLES = {"appeals", "channel_policies"}
 
 
 def _tables(database: Database) -> set[str]:
@@ -86,12 +90,12 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
 
     schema.upgrade(empty_database, "0002")
     assert schema.current_revision(empty_database) == "0002"
-    assert _tables(empty_database) == TABLES - {"inbox"} - DRIFT_TABLES
+    assert _tables(empty_database) == TABLES - {"inbox"} - DRIFT_TABLES - POLICY_TABLES
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
 
     schema.downgrade(empty_database, "0001")
-    assert _tables(empty_database) == TABLES - {"alerts", "inbox"} - DRIFT_TABLES
+    assert _tables(empty_database) == TABLES - {"alerts", "inbox"} - DRIFT_TABLES - POLICY_TABLES
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
 
@@ -146,7 +150,7 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
             "VALUES (1, 'T1', 'C1', '1.1', 'hello', '2026-01-01 00:00:00')"
         )
     schema.upgrade(empty_database, "0005")
-    assert _tables(empty_database) == TABLES
+    assert _tables(empty_database) == TABLES - POLICY_TABLES
     with empty_database.engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO review_flags (task, message_id, reason, score, flagged_at) "
@@ -159,6 +163,6 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
                     "VALUES ('spam', 1, 'drift', 0.7, '2026-01-03 00:00:00')"
                 )
     schema.downgrade(empty_database, "0004")
-    assert _tables(empty_database) == TABLES - DRIFT_TABLES
+    assert _tables(empty_database) == TABLES - DRIFT_TABLES - POLICY_TABLES
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1

@@ -9,6 +9,7 @@ the handler of its family (:mod:`.chat`, :mod:`.conversations`, :mod:`.views`,
 from bot.emulator.outbound.elements import find_element, iter_elements
 from bot.emulator.outbound.identity import (
     DEFAULT_CHANNELS,
+    LOCAL_ADMIN_USER_TOKEN,
     LOCAL_APP_ID,
     LOCAL_APP_TOKEN,
     LOCAL_BOT_ID,
@@ -22,6 +23,7 @@ from bot.emulator.outbound.server import RESPONSE_URL_METHOD, FakeSlack
 
 __all__ = [
     "DEFAULT_CHANNELS",
+    "LOCAL_ADMIN_USER_TOKEN",
     "LOCAL_APP_ID",
     "LOCAL_APP_TOKEN",
     "LOCAL_BOT_ID",

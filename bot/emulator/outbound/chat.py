@@ -53,6 +53,21 @@ def update(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def delete(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
+    """Like Slack: a bot token deletes only the bot's own messages; an admin's user
+    token deletes anyone's."""
+    channel = state.channel_id(str(params.get("channel", "")))
+    key = (channel or "", str(params.get("ts", "")))
+    message = state.messages.get(key)
+    if message is None:
+        return error("message_not_found")
+    if params.get("_token_kind") != "user" and message.user != state.bot_user_id:
+        return error("cant_delete_message")
+    del state.messages[key]
+    state.deleted.append(message)
+    return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+
 def post_ephemeral(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     if state.channel_id(str(params.get("channel", ""))) is None:
         return error("channel_not_found")

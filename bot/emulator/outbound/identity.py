@@ -8,6 +8,9 @@ LOCAL_BOT_TOKEN = "xoxb-local-bertbot"
 # The app-level token (xapp-) the bot opens a Socket Mode connection with; the fake Web
 # API checks it on ``apps.connections.open``, which is why it lives on this side.
 LOCAL_APP_TOKEN = "xapp-1-A0BERTBOT-local-bertbot"
+# An admin's user token (xoxp-, user scope chat:write): ``chat.delete`` of other people's
+# messages (the ``remove`` action) accepts it; the bot token may delete only its own.
+LOCAL_ADMIN_USER_TOKEN = "xoxp-local-admin"
 LOCAL_TEAM_ID = "T0LOCAL00"
 LOCAL_TEAM_DOMAIN = "bertbot-local"
 LOCAL_BOT_USER_ID = "U0BERTBOT"

@@ -24,6 +24,7 @@ from typing import Any
 
 from bot.emulator.outbound.identity import (
     DEFAULT_CHANNELS,
+    LOCAL_ADMIN_USER_TOKEN,
     LOCAL_APP_TOKEN,
     LOCAL_BOT_ID,
     LOCAL_BOT_TOKEN,
@@ -31,7 +32,7 @@ from bot.emulator.outbound.identity import (
     LOCAL_TEAM_DOMAIN,
     LOCAL_TEAM_ID,
 )
-from bot.emulator.outbound.methods import APP_TOKEN_METHODS, METHODS
+from bot.emulator.outbound.methods import APP_TOKEN_METHODS, METHODS, USER_TOKEN_METHODS
 from bot.emulator.outbound.records import FakeMessage, RecordedCall, token_of
 from bot.emulator.outbound.state import SlackState
 
@@ -60,6 +61,7 @@ class FakeSlack:
         *,
         bot_token: str = LOCAL_BOT_TOKEN,
         app_token: str = LOCAL_APP_TOKEN,
+        admin_user_token: str = LOCAL_ADMIN_USER_TOKEN,
         team_id: str = LOCAL_TEAM_ID,
         team_domain: str = LOCAL_TEAM_DOMAIN,
         bot_user_id: str = LOCAL_BOT_USER_ID,
@@ -76,6 +78,8 @@ class FakeSlack:
             app_token: The only token ``apps.connections.open`` accepts (Socket Mode);
                 it answers with :attr:`socket_mode_url`, which a test sets to its
                 local WebSocket server.
+            admin_user_token: An admin's user token, accepted by ``chat.delete`` (for
+                anyone's message).
             team_id: The workspace id.
             team_domain: The workspace's domain (in permalinks).
             bot_user_id: The bot's user id (``auth.test``).
@@ -87,6 +91,7 @@ class FakeSlack:
         """
         self.bot_token = bot_token
         self.app_token = app_token
+        self.admin_user_token = admin_user_token
         self.state = SlackState(
             team_id=team_id,
             team_domain=team_domain,
@@ -102,6 +107,7 @@ class FakeSlack:
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._response_urls: dict[str, list[dict[str, Any]]] = {}
+        self._observers: list[Callable[[RecordedCall], None]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -277,6 +283,16 @@ class FakeSlack:
         with self._lock:
             return self.state.messages.get((self.channel_id(channel) or channel, ts))
 
+    def observe(self, observer: Callable[[RecordedCall], None]) -> None:
+        """Call ``observer`` with each call once it is answered (on the server's thread)."""
+        with self._lock:
+            self._observers.append(observer)
+
+    def deleted(self) -> list[FakeMessage]:
+        """The messages removed with ``chat.delete``, oldest first."""
+        with self._lock:
+            return list(self.state.deleted)
+
     def messages(self, channel: str | None = None) -> list[FakeMessage]:
         """Messages the bot posted (and user messages added), optionally in one channel."""
         wanted = None if channel is None else (self.channel_id(channel) or channel)
@@ -299,6 +315,7 @@ class FakeSlack:
             self._calls.clear()
             self.state.messages.clear()
             self.state.left.clear()
+            self.state.deleted.clear()
             self._delays.clear()
             self._failures.clear()
             self._response_urls.clear()
@@ -323,6 +340,9 @@ class FakeSlack:
         with self._lock:
             self._calls.append(call)
             self._lock.notify_all()
+            observers = list(self._observers)
+        for observer in observers:  # outside the lock: an observer may call the fake
+            observer(call)
         return status, body, extra
 
     def _answer(
@@ -350,14 +370,17 @@ class FakeSlack:
         token = token_of(params, headers)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        expected = self.app_token if method in APP_TOKEN_METHODS else self.bot_token
-        if token != expected:
+        expected = {self.app_token} if method in APP_TOKEN_METHODS else {self.bot_token}
+        if method in USER_TOKEN_METHODS:
+            expected.add(self.admin_user_token)
+        if token not in expected:
             # Like Slack: the other kind of valid token is refused by type, anything else as bad.
-            known = token in (self.bot_token, self.app_token)
+            known = token in (self.bot_token, self.app_token, self.admin_user_token)
             error = "not_allowed_token_type" if known else "invalid_auth"
             return 200, {"ok": False, "error": error}, {}
+        kind = "user" if token == self.admin_user_token else "bot"
         with self._lock:
-            return 200, handler(self.state, params), {}
+            return 200, handler(self.state, {**params, "_token_kind": kind}), {}
 
     def _take_failure(self, method: str) -> _Failure | None:
         with self._lock:

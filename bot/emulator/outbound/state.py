@@ -39,6 +39,10 @@ class SlackState:
         self.left: set[str] = set()
         self.users = {bot_user_id: "bertbot", **dict(users)}
         self.messages: dict[tuple[str, str], FakeMessage] = {}
+        # User group ids to their members' ids (``usergroups.users.list``).
+        self.usergroups: dict[str, list[str]] = {}
+        # Messages removed with ``chat.delete``, oldest first.
+        self.deleted: list[FakeMessage] = []
         self._ts = itertools.count(1)
 
     def channel_id(self, name_or_id: str) -> str | None:
@@ -47,6 +51,8 @@ class SlackState:
         if name in self.channels:
             return self.channels[name]
         if name[:1] in ("C", "G", "D") and name.upper() == name:
+            return name
+        if name in self.users:  # a user id: the app's DM with that user
             return name
         return None
 

@@ -57,6 +57,13 @@ def reactions_add(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
+def usergroups_users_list(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
+    group = str(params.get("usergroup", ""))
+    if group not in state.usergroups:
+        return error("no_such_subteam")
+    return {"ok": True, "users": list(state.usergroups[group])}
+
+
 def connections_open(state: SlackState, params: dict[str, Any]) -> dict[str, Any]:
     # Slack answers with a fresh wss:// URL; a test points this at its ws:// server.
     if state.socket_mode_url is None:

@@ -61,6 +61,7 @@
   // Rendering ------------------------------------------------------------------------------
 
   function channelName(id) {
+    if (id === ui.config.app_dm) return "bertbot";
     const channel = ui.config.channels.find((c) => c.id === id);
     return channel ? channel.name : id;
   }
@@ -97,13 +98,27 @@
       list.appendChild(li);
     }
     $("home-link").classList.toggle("active", ui.view.kind === "home");
+    const dm = ui.config.app_dm;
+    const dmEntries = (ui.data.channels[dm] || []).length;
+    const dmKey = ui.user + "/" + dm;
+    const inDm = ui.view.kind === "channel" && ui.view.id === dm;
+    if (inDm) ui.seen[dmKey] = dmEntries;
+    const dmLink = $("dm-link");
+    dmLink.classList.toggle("active", inDm);
+    dmLink.classList.toggle("unread", dmEntries - (ui.seen[dmKey] || 0) > 0);
   }
 
   function renderMain() {
     const inChannel = ui.view.kind === "channel";
     $("channel-view").hidden = !inChannel;
     $("home-view").hidden = inChannel;
-    if (inChannel) {
+    const inDm = inChannel && ui.view.id === ui.config.app_dm;
+    $("composer").hidden = inDm; // the app's Messages tab is read-only
+    $("command-hints").hidden = inDm;
+    if (inDm) {
+      $("main-title").textContent = "bertbot · Messages";
+      renderTimeline();
+    } else if (inChannel) {
       $("main-title").textContent = "# " + channelName(ui.view.id);
       $("composer-input").placeholder =
         "Message #" + channelName(ui.view.id) + ", or a command such as /classify I love this!";
@@ -135,12 +150,16 @@
     const box = document.createElement("div");
     box.className = "intro";
     const title = document.createElement("strong");
-    title.textContent = "This is #" + channelName(ui.view.id) + " in a local Slack emulator.";
+    title.textContent =
+      ui.view.id === ui.config.app_dm
+        ? "bertbot's private messages to you: notices about your flagged messages, answers to your appeals."
+        : "This is #" + channelName(ui.view.id) + " in a local Slack emulator.";
     box.appendChild(title);
     const tips = [
       "As Mia (member): /classify I love this!",
       "As anyone: post WIN a FREE prize now, click here in #general, then switch to Mo (moderator) and open #moderators.",
       "As Ada (admin): /retrain spam, and open bertbot's Home.",
+      "As Ada (admin): /bertbot policy, then choose what happens to spam in #general (react, notify, remove).",
     ];
     const list = document.createElement("ul");
     for (const tip of tips) {
@@ -375,6 +394,9 @@
       } else if (target.matches("a.channel-item")) {
         event.preventDefault();
         showChannel(target.dataset.channel);
+      } else if (target.id === "dm-link") {
+        event.preventDefault();
+        showChannel(ui.config.app_dm);
       } else if (target.id === "home-link") {
         event.preventDefault();
         showHome();

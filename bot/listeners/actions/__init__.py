@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners.actions import admin, home, label, shortcut
+from bot.listeners.actions import admin, appeal, home, label, shortcut
 from bot.services import BotServices
 from bot.services.status import StatusService
 
@@ -12,6 +12,7 @@ from bot.services.status import StatusService
 def register(app: App, services: BotServices, *, status: StatusService | None = None) -> None:
     label.register(app, services.corrections)
     admin.register(app, services.roles)
+    appeal.register(app, services.appeals, status)
     if status is not None:
         home.register(app, services.corrections, status)
         shortcut.register(app, status)

@@ -1,4 +1,5 @@
-"""``/bertbot status`` (and ``help``): models, metrics, labels and the next retrain, privately."""
+"""``/bertbot status`` (and ``help``): models, metrics, labels and the next retrain, privately;
+``/bertbot policy``: the moderation policy modal (admins)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,39 @@ import logging
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
+from bot.listeners.commands.policy import open_policy_modal
+from bot.services.policy import PolicyService
 from bot.services.status import StatusService
 from bot.ui import status as views
 
 COMMAND = views.COMMAND
 
 
-def register(app: App, status: StatusService) -> None:
+def register(app: App, status: StatusService, policies: PolicyService | None = None) -> None:
     @app.command(COMMAND)
     def bertbot_command(
-        ack: Ack, command: dict[str, Any], respond: Respond, logger: logging.Logger
+        ack: Ack,
+        command: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+        logger: logging.Logger,
     ) -> None:
         words = (command.get("text") or "").split()
         subcommand = words[0].lower() if words else "help"
+        if subcommand == "policy" and policies is not None:
+            ack()
+            refusal = open_policy_modal(
+                client,
+                policies,
+                user_id=command.get("user_id"),
+                trigger_id=str(command.get("trigger_id") or ""),
+                logger=logger,
+            )
+            if refusal:
+                respond(text=refusal, response_type="ephemeral")
+            return
         if subcommand != "status":
             unknown = None if subcommand == "help" else words[0]
             ack(
