@@ -195,6 +195,8 @@ def test_drift_section_shows_the_counts_and_the_f1_estimate(report: ModuleType) 
                 "fresh_reference": {"drifted": 1, "trials": [trial], "min_p_value": 0.004},
                 "expected_f1": {
                     "airline_expected_macro_f1": 0.61,
+                    "airline_expected_macro_f1_uncorrected": 0.64,
+                    "per_sample_mean_abs_difference_uncorrected": 0.07,
                     "airline_true_macro_f1": 0.58,
                     "per_sample_mean_abs_difference": 0.04,
                     "reference_expected_macro_f1": 0.7,
@@ -219,5 +221,8 @@ def test_drift_section_shows_the_counts_and_the_f1_estimate(report: ModuleType) 
     text = "\n".join(lines)
     assert "| reference vs 20 samples of airline tweets | **20 of 20** | 20 of 20 |" in text
     assert "| reference vs 20 fresh reference samples | **1 of 20** | at most 1 of 20 |" in text
-    assert "| airline pool (6000) | 0.6100 | 0.5800 | **+0.0300** (target within 0.05" in text
+    assert "| airline pool (6000) | 0.6400 | 0.6100 | 0.5800 | **+0.0300** (target within 0.05" in (
+        text
+    )
+    assert "uncorrected 0.0700" in text
     assert "p 0.002, drifted True" in text

@@ -22,7 +22,13 @@ The label-free **expected macro-F1** is confidence-based performance estimation:
 calibrated probabilities ``p_ic`` and predicted labels ``yhat_i``, the expected counts per
 class are ``TP_c = sum_{yhat_i = c} p_ic``, ``FP_c = sum_{yhat_i = c} (1 - p_ic)`` and
 ``FN_c = sum_{yhat_i != c} p_ic``, and ``F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)``. It is only
-as good as the calibration, which itself may not survive a large drift.
+as good as the calibration, which itself may not survive a large drift; and even where the
+top-class probability is calibrated, the others need not be, so the estimate is biased. The
+reference is labelled, so that bias is measured there and taken off (the "difference of
+confidences" correction of Guillory et al., 2021): ``expected = CBPE(recent) - (CBPE(reference)
+- macro-F1(reference))``, clipped to [0, 1]. It assumes the estimator errs by about as much on
+the recent messages as on the reference; a shift that bends the calibration further (a topic
+the model never saw) still leaves it optimistic, by less.
 
 The **most drifted** recent points are those where the MMD witness function is highest:
 ``w(z) = mean_j k(z, recent_j) - mean_i k(z, reference_i)`` (leaving the point itself out of
@@ -61,8 +67,12 @@ class DriftStatistics:
         p_value: The two combined (Bonferroni).
         bandwidth: The RBF kernel's squared length scale (median heuristic).
         witness: Per recent point, the MMD witness function (higher: more drifted).
-        expected_macro_f1: Expected macro-F1 of the model on the recent sample.
-        expected_f1: Per class, the same.
+        expected_macro_f1: Expected macro-F1 of the model on the recent sample (corrected
+            by the estimator's error on the reference when its labels are given).
+        expected_f1: Per class, the uncorrected estimate.
+        expected_macro_f1_raw: The uncorrected confidence-based estimate.
+        reference_macro_f1: The model's true macro-F1 on the reference (None: no labels).
+        reference_expected_macro_f1: The uncorrected estimate on the reference.
         reference_labels: Share of each predicted label in the reference sample.
         recent_labels: Share of each predicted label in the recent sample.
     """
@@ -76,6 +86,9 @@ class DriftStatistics:
     expected_f1: tuple[float, ...]
     reference_labels: tuple[float, ...]
     recent_labels: tuple[float, ...]
+    expected_macro_f1_raw: float = 0.0
+    reference_macro_f1: float | None = None
+    reference_expected_macro_f1: float | None = None
 
     def drifted(self, alpha: float) -> bool:
         return self.p_value < alpha
@@ -208,6 +221,7 @@ def compare(
     reference_probabilities: np.ndarray,
     recent_probabilities: np.ndarray,
     *,
+    reference_truth: Sequence[int] | np.ndarray | None = None,
     permutations: int = 1000,
     seed: int = 0,
 ) -> DriftStatistics:
@@ -219,6 +233,8 @@ def compare(
         recent_embeddings: [m, d] the same for the recent texts.
         reference_probabilities: [n, classes] calibrated probabilities (argmax = label).
         recent_probabilities: [m, classes] the same for the recent texts.
+        reference_truth: [n] the reference texts' true class indices: the expected macro-F1
+            is then corrected by the estimator's error on the reference.
         permutations: Permutations shared by both tests.
         seed: Seeds the permutations and the bandwidth's subsample (same seed, same answer).
 
@@ -246,7 +262,15 @@ def compare(
     mmd, witness = mmd_test(kernel, n, groups)
     labels = np.concatenate([px.argmax(1), py.argmax(1)])
     label_test = chi_square_test(labels, n, classes, groups)
-    macro, per_class = expected_f1(py)
+    raw, per_class = expected_f1(py)
+    macro, reference_true, reference_expected = raw, None, None
+    if reference_truth is not None:
+        truth = np.asarray(reference_truth, dtype=np.int64)
+        if truth.shape != (n,):
+            raise ValueError("one reference label per reference row is needed")
+        reference_true = macro_f1(truth, px.argmax(1), classes)
+        reference_expected = expected_f1(px)[0]
+        macro = float(np.clip(raw - (reference_expected - reference_true), 0.0, 1.0))
     return DriftStatistics(
         mmd=mmd,
         labels=label_test,
@@ -257,7 +281,21 @@ def compare(
         expected_f1=per_class,
         reference_labels=_shares(labels[:n], classes),
         recent_labels=_shares(labels[n:], classes),
+        expected_macro_f1_raw=raw,
+        reference_macro_f1=reference_true,
+        reference_expected_macro_f1=reference_expected,
     )
+
+
+def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: int) -> float:
+    """Macro-F1 over ``classes`` classes (a class absent from both scores 0, as in
+    :func:`expected_f1`)."""
+    scores = []
+    for c in range(classes):
+        tp = float(np.sum((predicted == c) & (truth == c)))
+        denominator = float(np.sum(predicted == c) + np.sum(truth == c))
+        scores.append(2 * tp / denominator if denominator > 0 else 0.0)
+    return float(np.mean(scores))
 
 
 def _shares(labels: Sequence[int] | np.ndarray, classes: int) -> tuple[float, ...]:

@@ -69,7 +69,10 @@ class DriftReport:
     Attributes:
         p_value: Bonferroni of the two tests' permutation p-values.
         drifted: ``p_value < alpha``.
-        expected_macro_f1: Label-free estimate on the recent sample (calibrated confidences).
+        expected_macro_f1: Label-free estimate on the recent sample: calibrated confidences,
+            corrected by the same estimate's error on the (labelled) reference.
+        expected_macro_f1_raw: The confidence-based estimate before that correction.
+        reference_macro_f1: Production's macro-F1 on the reference sample.
         n_recent: Recent messages compared (a sample of ``n_recent_total``).
         n_reference: Eval-split texts compared.
         check_id: The stored check (None when not recorded).
@@ -89,6 +92,8 @@ class DriftReport:
     drifted: bool
     expected_macro_f1: float
     expected_f1: dict[str, float]
+    expected_macro_f1_raw: float
+    reference_macro_f1: float | None
     n_recent: int
     n_recent_total: int
     n_reference: int
@@ -187,9 +192,9 @@ def check_drift(
             f"{MIN_REFERENCE}"
         )
     rng = random.Random(options.seed)
+    if len(reference) > options.sample:
+        reference = rng.sample(list(reference), options.sample)
     reference_texts = [e.text for e in reference]
-    if len(reference_texts) > options.sample:
-        reference_texts = rng.sample(reference_texts, options.sample)
     usable = (
         classifier is not None
         and getattr(classifier, "version", None) == production.version
@@ -209,6 +214,7 @@ def check_drift(
         embeddings[n:],
         probabilities[:n],
         probabilities[n:],
+        reference_truth=[list(spec.labels).index(e.label) for e in reference],
         permutations=options.permutations,
         seed=options.seed,
     )
@@ -230,6 +236,8 @@ def check_drift(
         drifted=drifted,
         expected_macro_f1=stats.expected_macro_f1,
         expected_f1=dict(zip(labels, stats.expected_f1, strict=True)),
+        expected_macro_f1_raw=stats.expected_macro_f1_raw,
+        reference_macro_f1=stats.reference_macro_f1,
         n_recent=len(recent),
         n_recent_total=total,
         n_reference=n,
@@ -303,6 +311,8 @@ def _drifted_message(
 def _record(database: Database, report: DriftReport) -> DriftReport:
     details = {
         "expected_f1": report.expected_f1,
+        "expected_macro_f1_raw": report.expected_macro_f1_raw,
+        "reference_macro_f1": report.reference_macro_f1,
         "reference_labels": report.reference_labels,
         "recent_labels": report.recent_labels,
         "mmd2": report.mmd2,

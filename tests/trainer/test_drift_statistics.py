@@ -120,3 +120,34 @@ def test_helpers() -> None:
     assert bonferroni(0.004, 0.5) == 0.008 and bonferroni(0.6, 0.9) == 1.0
     with pytest.raises(ValueError, match="two points"):
         compare(a[:1], a, np.ones((1, 2)) / 2, np.ones((2, 2)) / 2)
+
+
+def test_the_reference_labels_correct_an_over_confident_estimate() -> None:
+    """An over-confident model overestimates its macro-F1 everywhere; measured on the labelled
+    reference, that error is taken off the recent sample's estimate."""
+    rng = np.random.default_rng(5)
+
+    def sample(n: int, shift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        logits = rng.normal(0.0, 1.4, size=(n, 3))
+        logits[:, 0] += shift
+        truth_p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        truth = np.array([rng.choice(3, p=row) for row in truth_p])
+        served = np.exp(1.6 * logits) / np.exp(1.6 * logits).sum(1, keepdims=True)
+        embeddings = np.c_[logits, rng.normal(size=(n, 2))]
+        return embeddings, served, truth
+
+    ref_x, ref_p, ref_y = sample(3000, 0.0)
+    new_x, new_p, new_y = sample(3000, 0.4)  # a moderate shift of the class mix
+    realised = f1_score(new_y, new_p.argmax(1), average="macro")
+    stats = compare(ref_x, new_x, ref_p, new_p, reference_truth=ref_y, permutations=20, seed=0)
+    assert stats.expected_macro_f1_raw > realised + 0.05  # over-confident: optimistic
+    assert abs(stats.expected_macro_f1 - realised) < 0.02  # corrected on the reference
+    assert stats.reference_macro_f1 == pytest.approx(
+        f1_score(ref_y, ref_p.argmax(1), average="macro")
+    )
+    assert stats.reference_expected_macro_f1 == pytest.approx(expected_f1(ref_p)[0])
+    without = compare(ref_x, new_x, ref_p, new_p, permutations=20, seed=0)
+    assert without.expected_macro_f1 == without.expected_macro_f1_raw
+    assert without.reference_macro_f1 is None
+    with pytest.raises(ValueError, match="one reference label per reference row"):
+        compare(ref_x, new_x, ref_p, new_p, reference_truth=ref_y[:10], permutations=20)
