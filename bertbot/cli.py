@@ -18,6 +18,7 @@ from bertbot.commands import data as data_commands
 from bertbot.commands import db as db_commands
 from bertbot.commands import doctor as doctor_commands
 from bertbot.commands import encoder as encoder_commands
+from bertbot.commands import explain as explain_commands
 from bertbot.commands import inbox as inbox_commands
 from bertbot.commands import models as models_commands
 from bertbot.commands import serve as serve_commands
@@ -34,6 +35,7 @@ GROUPS = [
     data_commands,
     train_commands,
     classify_commands,
+    explain_commands,
     models_commands,
     serve_commands,
     inbox_commands,

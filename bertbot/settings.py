@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.inbox_policy import InboxPolicy
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
+from trainer.explain import ExplainOptions
 from trainer.options import GateConfig, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
 
@@ -181,6 +182,24 @@ class BatchingSettings(BaseModel):
         return BatchPolicy(**self.model_dump())
 
 
+class ExplainSettings(BaseModel):
+    """How "Why?" and ``bertbot explain`` explain a prediction (``BERTBOT_EXPLAIN__*``).
+
+    Defaults and bounds come from :class:`trainer.explain.ExplainOptions`. How many training
+    examples a model's neighbour index holds is a training option (``neighbour_index_size``,
+    default 5,000; ``BERTBOT_RETRAIN__TRAIN_OVERRIDES`` can change it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = _from(ExplainOptions, "steps")
+    top_words: int = _from(ExplainOptions, "top_words")
+    neighbours: int = _from(ExplainOptions, "neighbours")
+
+    def options(self) -> ExplainOptions:
+        return ExplainOptions(**self.model_dump())
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -243,6 +262,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     inbox: InboxSettings = InboxSettings()
     batching: BatchingSettings = BatchingSettings()
+    explain: ExplainSettings = ExplainSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

@@ -134,3 +134,17 @@ def test_dotenv_file_is_read_and_empty_values_mean_unset(tmp_path: Path) -> None
 def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "very-secret-value")
     assert "very-secret-value" not in repr(load_settings())
+
+
+def test_explanation_settings_have_the_options_defaults_and_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = load_settings().explain.options()
+    assert (options.steps, options.top_words, options.neighbours) == (16, 5, 3)
+    monkeypatch.setenv("BERTBOT_EXPLAIN__STEPS", "32")
+    monkeypatch.setenv("BERTBOT_EXPLAIN__NEIGHBOURS", "0")
+    options = load_settings().explain.options()
+    assert (options.steps, options.neighbours) == (32, 0)
+    monkeypatch.setenv("BERTBOT_EXPLAIN__STEPS", "33")
+    with pytest.raises(SettingsError, match="BERTBOT_EXPLAIN__STEPS: .*less than or equal to 32"):
+        load_settings()
