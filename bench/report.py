@@ -57,6 +57,7 @@ SECTION_FILES = (
     "quality-spam",
     "quality-sentiment",
     "inference",
+    "explain",
     "train-speed",
     "loop",
     "slack-http",
@@ -247,6 +248,43 @@ def _inference(lines: list[str]) -> None:
         "",
     ]
     _notes(lines, "inference", data)
+
+
+def _explain(lines: list[str]) -> None:
+    data = _load("explain")
+    lines += ['## Explanations ("Why?")', ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}); integrated gradients with "
+        f"{data['steps']} steps in one batched call, top {data['top_words']} words, "
+        f"{data['neighbours']} neighbours. Faithfulness: the mean drop of the predicted "
+        "label's probability when the 3 most positive words are deleted, against 3 random "
+        "words of the same message (target: at least 2x). Latency: one explanation at a "
+        "time, after a warm-up (target p95 <= 500 ms).",
+        "",
+        "| task | messages | drop, top-3 words | drop, 3 random words | ratio | top-3 beats "
+        "random | p50 | p95 | completeness gap (median) | model |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task, row in data["tasks"].items():
+        faith, latency = row["faithfulness"], row["latency_ms"]
+        ratio = "–" if faith["ratio"] is None else f"**{faith['ratio']}x**"
+        if row.get("encoder_reimported"):
+            model = "re-exported at bench time on a re-imported encoder"
+        elif row.get("reexported"):
+            model = "re-exported at bench time (index added)"
+        else:
+            model = "as trained"
+        lines.append(
+            f"| {task} | {faith['scored']} | {faith['mean_drop_top3']:.4f} | "
+            f"{faith['mean_drop_random3']:.4f} | {ratio} | "
+            f"{faith['top3_beats_random_share']:.0%} | {latency['p50']:.0f} ms | "
+            f"**{latency['p95']:.0f} ms** | {row['completeness_gap']['median']:.4f} | {model} |"
+        )
+    lines.append("")
+    _notes(lines, "explain", data)
 
 
 def _precision(lines: list[str], precision: dict[str, Any] | None) -> None:
@@ -618,6 +656,7 @@ def main() -> int:
     _run(lines)
     _quality(lines)
     _inference(lines)
+    _explain(lines)
     _train_speed(lines)
     _loop(lines)
     _make_run(lines)

@@ -169,3 +169,45 @@ def test_inference_section_shows_the_precision_the_peer_and_int8(report: ModuleT
     assert "PyTorch 2.13.0 + transformers 5.24.0" in text
     assert "| spam | **bertbot as shipped vs PyTorch's best** | **1.25x** |" in text
     assert "**passes the usability bar**" in text
+
+
+def test_explain_section_shows_faithfulness_and_latency(report: ModuleType) -> None:
+    machine = {"cpu": "Test CPU", "cores": 2, "python": "3.11.0", "date": "2026-12-04 08:10 UTC"}
+    row = {
+        "messages": 200,
+        "faithfulness": {
+            "scored": 198,
+            "mean_drop_top3": 0.2412,
+            "mean_drop_random3": 0.0311,
+            "ratio": 7.76,
+            "top3_beats_random_share": 0.81,
+        },
+        "latency_ms": {"p50": 182.4, "p95": 311.0, "max": 420.0},
+        "completeness_gap": {"median": 0.0123, "p95": 0.08},
+        "reexported": True,
+        "encoder_reimported": True,
+    }
+    (report.RESULTS_DIR / "explain.json").write_text(
+        json.dumps(
+            {
+                "command": "bench/explain.py",
+                "machine": machine,
+                "steps": 16,
+                "top_words": 5,
+                "neighbours": 3,
+                "tasks": {
+                    "spam": row,
+                    "sentiment": row | {"reexported": False, "encoder_reimported": False},
+                },
+            }
+        )
+    )
+    lines: list[str] = []
+    report._explain(lines)
+    text = "\n".join(lines)
+    assert "2026-12-04 08:10 UTC, Test CPU x2" in text and "16 steps" in text
+    assert (
+        "| spam | 198 | 0.2412 | 0.0311 | **7.76x** | 81% | 182 ms | **311 ms** | 0.0123 | "
+        "re-exported at bench time on a re-imported encoder |"
+    ) in text
+    assert "| sentiment | 198 |" in text and "| as trained |" in text
