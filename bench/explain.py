@@ -13,7 +13,8 @@ $BERTBOT_HOME/data/<task>.csv; a seeded sample of those with at least 4 words):
 - latency of one explanation (integrated gradients, ``BERTBOT_EXPLAIN__STEPS`` steps in one
   batched call, plus the neighbour search), p50 and p95, one message at a time after a
   warm-up: what a "Why?" click costs on the listener's worker (target p95 <= 500 ms);
-- the completeness gap: |sum of attributions - (p(text) - p(baseline))|.
+- the completeness gap: |sum of attributions - (log-odds(text) - log-odds(baseline))|, the
+  attributions being of the predicted label's calibrated log-odds.
 
 A model exported before explanations existed (no ``explain`` signature or no neighbour
 index) is re-exported at bench time into a scratch directory, its trained weights unchanged:

@@ -29,6 +29,23 @@ def read_vocabulary(encoder_dir: Path) -> list[str] | None:
         return None
 
 
+def quadrature_tables(max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1] for 1..max_steps points, row n-1 for n
+    (zero-padded): the path integral of integrated gradients at a given cost.
+
+    For the smooth paths of a classifier they are far more exact than the midpoint rule
+    with as many steps, so the attributions add up to the change of probability (the
+    completeness gap shrinks) without more model rows.
+    """
+    nodes = np.zeros((max_steps, max_steps), dtype=np.float32)
+    weights = np.zeros((max_steps, max_steps), dtype=np.float32)
+    for n in range(1, max_steps + 1):
+        x, w = np.polynomial.legendre.leggauss(n)
+        nodes[n - 1, :n] = (x + 1.0) / 2.0
+        weights[n - 1, :n] = w / 2.0
+    return nodes, weights
+
+
 def explain_function(
     model: Any, *, vocabulary: Sequence[str], inverse_temperature: Any, pooling: str
 ) -> Any | None:
@@ -36,13 +53,18 @@ def explain_function(
 
     ``explain(text [1], steps [])`` returns, for the first text: ``tokens`` and
     ``token_ids`` [pieces] (with [CLS], [SEP]); ``attributions`` [pieces]: integrated
-    gradients of the predicted class's calibrated probability, summed over the hidden
-    dimension; ``probabilities`` and ``baseline_probabilities`` [labels]; ``embedding``
-    [hidden] (what the ``embed`` signature returns); ``num_tokens`` (before truncation).
+    gradients of the predicted label's calibrated log-odds (``log p / (1 - p)``), summed over
+    the hidden dimension; ``probabilities`` and ``baseline_probabilities`` [labels];
+    ``log_odds`` and ``baseline_log_odds``; ``embedding`` [hidden] (what the ``embed``
+    signature returns); ``num_tokens`` (before truncation).
+
+    Log-odds rather than the probability: a confident model's probability jumps from ~0 to
+    ~1 over a short stretch of the path, which a few interpolation steps miss (gaps of 0.3
+    and more at 16 steps on the tiny test model); log-odds change smoothly along it.
 
     The baseline keeps [CLS] and [SEP] and puts the [PAD] embedding at every text piece;
-    the ``steps`` midpoints between it and the text, the text and the baseline go through
-    the encoder as one batch.
+    the ``steps`` Gauss-Legendre points between it and the text (:func:`quadrature_tables`),
+    the text and the baseline go through the encoder as one batch.
     """
     encoder = model.get_layer("encoder").resolved_object
     if not hasattr(encoder, "call_with_embeddings") or not hasattr(encoder, "word_embeddings"):
@@ -56,6 +78,8 @@ def explain_function(
     mean_pool = model.get_layer("mean_pool") if pooling == "mean" else None
     head = model.get_layer("classifier")
     vocabulary_table = tf.constant(list(vocabulary))
+    nodes, weights = quadrature_tables(MAX_STEPS)
+    node_table, weight_table = tf.constant(nodes), tf.constant(weights)
 
     @tf.function(
         input_signature=[
@@ -76,7 +100,8 @@ def explain_function(
         special = tf.logical_or(tf.equal(word_ids, cls_id), tf.equal(word_ids, sep_id))
         baseline = tf.where(tf.expand_dims(special, -1), embedded, padding)
         steps = tf.clip_by_value(steps, 1, MAX_STEPS)
-        alphas = (tf.range(steps, dtype=tf.float32) + 0.5) / tf.cast(steps, tf.float32)
+        alphas = tf.gather(node_table, steps - 1)[:steps]
+        weights = tf.gather(weight_table, steps - 1)[:steps]
         alphas = tf.concat([alphas, [1.0, 0.0]], axis=0)  # then the text, then the baseline
         rows = steps + 2
         path = baseline + tf.reshape(alphas, [-1, 1, 1]) * (embedded - baseline)
@@ -89,13 +114,18 @@ def explain_function(
                 pooled = mean_pool([outputs["sequence_output"], path_mask])
             else:
                 pooled = outputs["pooled_output"]
-            probabilities = tf.nn.softmax(head(pooled) * inverse_temperature, axis=-1)
-            target = tf.stop_gradient(tf.argmax(probabilities[steps], output_type=tf.int32))
-            score = tf.reduce_sum(probabilities[:, target])
+            logits = head(pooled) * inverse_temperature  # calibrated
+            target = tf.stop_gradient(tf.argmax(logits[steps], output_type=tf.int32))
+            # The predicted label's log-odds: log p / (1 - p) = z_target - logsumexp(z_other).
+            others = tf.where(
+                tf.equal(tf.range(tf.shape(logits)[1]), target), tf.constant(-1e9), logits
+            )
+            log_odds = logits[:, target] - tf.reduce_logsumexp(others, axis=-1)
+            score = tf.reduce_sum(log_odds)
+        probabilities = tf.nn.softmax(logits, axis=-1)
         gradients = tape.gradient(score, path)[:steps]
-        attributions = tf.reduce_sum(
-            tf.reduce_mean(gradients, axis=0) * (embedded - baseline)[0], axis=-1
-        )
+        path_integral = tf.reduce_sum(tf.reshape(weights, [-1, 1, 1]) * gradients, axis=0)
+        attributions = tf.reduce_sum(path_integral * (embedded - baseline)[0], axis=-1)
         pieces = preprocessor.tokenize(text)
         while isinstance(pieces, tf.RaggedTensor) and pieces.ragged_rank > 1:
             pieces = pieces.merge_dims(-2, -1)
@@ -105,6 +135,8 @@ def explain_function(
             "attributions": attributions,
             "probabilities": probabilities[steps],
             "baseline_probabilities": probabilities[steps + 1],
+            "log_odds": log_odds[steps],
+            "baseline_log_odds": log_odds[steps + 1],
             "embedding": pooled[steps],
             "num_tokens": tf.cast(pieces.row_lengths()[0], tf.int32) + 2,
         }

@@ -4,9 +4,10 @@ Words come from integrated gradients (Sundararajan et al., 2017) on the input wo
 embeddings, computed by the exported model's ``explain`` signature
 (:mod:`trainer.attribution`): all interpolation steps go through the model in one batched
 call, and each word piece's attribution is the path integral of the gradient of the
-predicted class's calibrated probability. The baseline is the same sequence with every
-text piece replaced by ``[PAD]`` ([CLS] and [SEP] kept), so the attributions of a text sum
-to about ``p(text) - p(baseline)``; what is left over is reported as the completeness gap.
+predicted label's calibrated log-odds, ``log p / (1 - p)``. The baseline is the same
+sequence with every text piece replaced by ``[PAD]`` ([CLS] and [SEP] kept), so the
+attributions of a text sum to about ``log-odds(text) - log-odds(baseline)``; what is left
+over is reported as the completeness gap.
 Word pieces are merged back into the words of the message here, in pure Python.
 
 Neighbours come from an index written beside the model at training time
@@ -53,7 +54,7 @@ class ExplainOptions:
 
     Attributes:
         steps: Integrated-gradients interpolation steps, all in one batched model call
-            (midpoint rule between the baseline and the text).
+            (Gauss-Legendre points between the baseline and the text).
         top_words: How many words an explanation shows (by absolute attribution).
         neighbours: How many similar labelled examples it shows.
     """
@@ -73,7 +74,7 @@ class WordAttribution:
     Attributes:
         word: The word as written in the text (or as the model read it, where it could not
             be found there).
-        attribution: Signed: positive pushed towards the predicted label.
+        attribution: Signed, in log-odds of the predicted label: positive pushed towards it.
         start: The word's first character in the text (None when not found).
         end: One past its last character.
     """
@@ -107,7 +108,9 @@ class Explanation:
         neighbours: The most similar labelled training examples, most similar first.
         baseline_probability: The predicted label's probability for the baseline (the text's
             pieces replaced by [PAD]).
-        completeness_gap: ``sum(attributions) - (probability - baseline_probability)``.
+        log_odds: The predicted label's calibrated log-odds, ``log p / (1 - p)``.
+        baseline_log_odds: The same for the baseline.
+        completeness_gap: ``sum(attributions) - (log_odds - baseline_log_odds)``.
         steps: The interpolation steps used.
         truncated: The model read only the beginning of the text.
     """
@@ -120,6 +123,8 @@ class Explanation:
     top: tuple[WordAttribution, ...]
     neighbours: tuple[Neighbour, ...]
     baseline_probability: float
+    log_odds: float
+    baseline_log_odds: float
     completeness_gap: float
     steps: int
     truncated: bool
@@ -137,6 +142,8 @@ class Explanation:
                 for n in self.neighbours
             ],
             "baseline_probability": round(self.baseline_probability, 6),
+            "log_odds": round(self.log_odds, 6),
+            "baseline_log_odds": round(self.baseline_log_odds, 6),
             "completeness_gap": round(self.completeness_gap, 6),
             "steps": self.steps,
             "truncated": self.truncated,
@@ -408,19 +415,22 @@ def explain_with_signature(
     baseline = outputs["baseline_probabilities"].numpy()
     target = int(probabilities.argmax())
     words = merge_wordpieces(text, tokens, attributions.tolist())
-    probability, base = float(probabilities[target]), float(baseline[target])
+    log_odds = float(outputs["log_odds"].numpy())
+    baseline_log_odds = float(outputs["baseline_log_odds"].numpy())
     return Explanation(
         task=task,
         model_version=version,
         label=labels[target],
-        probability=probability,
+        probability=float(probabilities[target]),
         words=tuple(words),
         top=top_words(words, options.top_words),
         neighbours=index.nearest(outputs["embedding"].numpy(), options.neighbours)
         if index is not None
         else (),
-        baseline_probability=base,
-        completeness_gap=float(attributions.sum()) - (probability - base),
+        baseline_probability=float(baseline[target]),
+        log_odds=log_odds,
+        baseline_log_odds=baseline_log_odds,
+        completeness_gap=float(attributions.sum()) - (log_odds - baseline_log_odds),
         steps=options.steps,
         truncated=int(outputs["num_tokens"].numpy()) > max_seq_length,
     )

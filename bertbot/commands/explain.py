@@ -39,12 +39,13 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
         f"{explanation.probability:.1%}"
         + (" (truncated: only the beginning was read)" if explanation.truncated else "")
     )
-    print("words (integrated gradients; + pushed towards the label):")
+    print("words (integrated gradients of the label's log-odds; + pushed towards it):")
     for word in explanation.top:
         print(f"  {word.attribution:+.4f}  {word.word}")
     print(
-        f"  (baseline {explanation.baseline_probability:.1%}, {explanation.steps} steps, "
-        f"completeness gap {explanation.completeness_gap:+.4f})"
+        f"  (log-odds {explanation.log_odds:+.3f}, baseline {explanation.baseline_log_odds:+.3f} "
+        f"= {explanation.baseline_probability:.1%}; {explanation.steps} steps; completeness "
+        f"gap {explanation.completeness_gap:+.4f})"
     )
     if explanation.neighbours:
         print("most similar labelled examples:")

@@ -45,7 +45,9 @@ def explanation_blocks(explained: ExplainedPrediction) -> list[Block]:
             f"{_word(w.word)} {'+' if w.attribution >= 0 else '−'}{abs(w.attribution):.2f}"
             for w in explanation.top
         )
-        blocks.append(section(f"*Words that pushed it* (+ towards {label}, − against):\n{words}"))
+        blocks.append(
+            section(f"*Words that pushed it* (log-odds; + towards {label}, − against):\n{words}")
+        )
     if explanation.neighbours:
         rows = [
             f"*{escape(label_title(task, n.label))}* · {n.similarity:.2f} similar\n"

@@ -114,6 +114,8 @@ class FakeClassifier:
                 for i in range(options.neighbours)
             ),
             baseline_probability=0.5,
+            log_odds=3.5,
+            baseline_log_odds=0.0,
             completeness_gap=0.0,
             steps=options.steps,
             truncated=prediction.truncated,

@@ -40,17 +40,27 @@ def explained_model(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 def test_attributions_are_complete_and_the_prediction_matches_serving(explained_model) -> None:  # type: ignore[no-untyped-def]
     _, _, classifier = explained_model
-    explanation = classifier.explain(TEXT, ExplainOptions(steps=32, top_words=3))
-    prediction = classifier.predict([TEXT])[0]
-    assert explanation.label == prediction.label
-    assert explanation.probability == pytest.approx(prediction.confidence, abs=1e-5)
-    total = sum(w.attribution for w in explanation.words)
-    difference = explanation.probability - explanation.baseline_probability
-    # Completeness: the words' attributions add up to p(text) - p(baseline). Measured on
-    # this model: a gap of about 0.01 of a difference near 1 at 32 steps.
-    assert abs(difference) > 0.3
-    assert total == pytest.approx(difference, abs=0.05)
-    assert explanation.completeness_gap == pytest.approx(total - difference, abs=1e-6)
+    texts = [e.text for e in toy_examples(12, seed=9)]
+    predictions = classifier.predict(texts)
+    moved = 0
+    for text, prediction in zip(texts, predictions, strict=True):
+        explanation = classifier.explain(text, ExplainOptions(steps=16))
+        assert explanation.label == prediction.label
+        p = explanation.probability
+        assert p == pytest.approx(prediction.confidence, abs=1e-5)
+        # Two labels: the probability is the sigmoid of the log-odds.
+        assert 1 / (1 + np.exp(-explanation.log_odds)) == pytest.approx(p, abs=1e-5)
+        total = sum(w.attribution for w in explanation.words)
+        difference = explanation.log_odds - explanation.baseline_log_odds
+        # Completeness: the attributions add up to the change of log-odds from the baseline.
+        # Measured on a model like this one, 41 texts at 16 steps: median 1e-5, max 0.008
+        # for changes of 1 to 31 (at 8 steps: max 0.42; the probability instead: 0.35 at 16).
+        assert total == pytest.approx(difference, abs=0.05), text
+        assert explanation.completeness_gap == pytest.approx(total - difference, abs=1e-4)
+        moved += abs(difference) > 2.0
+    assert moved >= 6  # the texts are far from the baseline: the check has teeth
+
+    explanation = classifier.explain(TEXT, ExplainOptions(steps=8, top_words=3))
     assert [w.word for w in explanation.words] == [
         "the", "cat", "is", "good", ",", "not", "bad", "!", "Straße", "ok",
     ]  # fmt: skip
