@@ -113,7 +113,7 @@ def prepare_model(task: str, settings: Any, scratch: Path, train: list[Any]) -> 
 
     source = _source_model(task, settings)
     classifier = SavedModelClassifier.load(source, warm_up=False)
-    has_signature = classifier._explain_signature is not None
+    has_signature = classifier.explains
     has_index = NeighbourIndex.load(source) is not None
     how: dict[str, Any] = {"model": str(source), "reexported": False, "encoder_reimported": False}
     if has_signature and has_index:

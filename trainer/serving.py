@@ -229,6 +229,11 @@ class SavedModelClassifier:
             )
         return self._batched(texts, self._embed_signature, "embedding", None)
 
+    @property
+    def explains(self) -> bool:
+        """The artifact has an ``explain`` signature (its encoder did not predate them)."""
+        return self._explain_signature is not None
+
     def explain(self, text: str, options: Any) -> Any:
         """Why the model predicts what it does for ``text`` (:mod:`trainer.explain`).
 

@@ -110,7 +110,8 @@ class ExplanationService:
             UnavailableError: The database cannot be reached.
             BotError: The prediction is gone, or its task has no model that can explain.
         """
-        if not self._roles.can_label(user_id) and requested_by != user_id:
+        # Refused before anything is read when even a /classify text would be refused.
+        if not may_explain(self._roles, user_id, channel_message=False, requested_by=requested_by):
             raise NotAllowedError("Only moderators and admins can ask why for this prediction.")
         try:
             with self._database.begin() as session:
