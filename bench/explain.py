@@ -12,9 +12,11 @@ $BERTBOT_HOME/data/<task>.csv; a seeded sample of those with at least 4 words):
   drop of each and their ratio (target: top-3 at least 2x random);
 - latency of one explanation (integrated gradients, ``BERTBOT_EXPLAIN__STEPS`` steps in one
   batched call, plus the neighbour search), p50 and p95, one message at a time after a
-  warm-up: what a "Why?" click costs on the listener's worker (target p95 <= 500 ms);
+  warm-up: what a "Why?" click costs on the listener's worker (target p95 <= 500 ms); and
+  at 8 and 32 steps on the first 50 messages, to choose the setting;
 - the completeness gap: |sum of attributions - (log-odds(text) - log-odds(baseline))|, the
-  attributions being of the predicted label's calibrated log-odds.
+  attributions being of the predicted label's calibrated log-odds; also relative to the
+  change of log-odds.
 
 A model exported before explanations existed (no ``explain`` signature or no neighbour
 index) is re-exported at bench time into a scratch directory, its trained weights unchanged:
@@ -34,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,8 @@ from bertbot.settings import load_settings
 
 MIN_WORDS = 4
 DELETED = 3
+OTHER_STEPS = (8, 32)  # latency only, on the first LATENCY_SAMPLE messages
+LATENCY_SAMPLE = 50
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -144,12 +149,14 @@ def measure(classifier: Any, texts: list[str], options: Any, seed: int) -> dict[
     rng = random.Random(seed)
     for text in texts[:2]:  # warm-up: traces the signature at a first few lengths
         classifier.explain(text, options)
-    latencies, gaps, cases = [], [], []
+    latencies, gaps, relative_gaps, cases = [], [], [], []
     for text in texts:
         started = time.perf_counter()
         explanation = classifier.explain(text, options)
         latencies.append((time.perf_counter() - started) * 1000.0)
         gaps.append(abs(explanation.completeness_gap))
+        moved = abs(explanation.log_odds - explanation.baseline_log_odds)
+        relative_gaps.append(abs(explanation.completeness_gap) / max(moved, 1e-6))
         placed = [w for w in explanation.words if w.start is not None and w.end is not None]
         if len(placed) < MIN_WORDS:
             continue
@@ -194,10 +201,28 @@ def measure(classifier: Any, texts: list[str], options: Any, seed: int) -> dict[
         "completeness_gap": {
             "median": round(statistics.median(gaps), 4),
             "p95": round(_percentile(gaps, 95), 4),
+            "relative_median": round(statistics.median(relative_gaps), 4),
+            "relative_p95": round(_percentile(relative_gaps, 95), 4),
         },
         "examples": [
             {k: case[k] for k in ("text", "label", "top", "random")} for case in cases[:3]
         ],
+    }
+
+
+def latency_at(classifier: Any, texts: list[str], options: Any, steps: int) -> dict[str, float]:
+    """p50 and p95 of one explanation at another step count (same texts, after a warm-up)."""
+    other = replace(options, steps=steps)
+    classifier.explain(texts[0], other)
+    latencies = []
+    for text in texts:
+        started = time.perf_counter()
+        classifier.explain(text, other)
+        latencies.append((time.perf_counter() - started) * 1000.0)
+    return {
+        "steps": steps,
+        "p50": round(_percentile(latencies, 50), 1),
+        "p95": round(_percentile(latencies, 95), 1),
     }
 
 
@@ -232,6 +257,11 @@ def main() -> int:
             classifier, how = prepare_model(task, settings, scratch, train)
             started = time.monotonic()
             figures = measure(classifier, texts, options, args.seed)
+            figures["latency_other_steps"] = [
+                latency_at(classifier, texts[:LATENCY_SAMPLE], options, steps)
+                for steps in OTHER_STEPS
+                if steps != options.steps
+            ]
             figures |= how | {"seconds": round(time.monotonic() - started, 1)}
             results[task] = figures
             faith, latency = figures["faithfulness"], figures["latency_ms"]

@@ -265,8 +265,9 @@ def _explain(lines: list[str]) -> None:
         "time, after a warm-up (target p95 <= 500 ms).",
         "",
         "| task | messages | drop, top-3 words | drop, 3 random words | ratio | top-3 beats "
-        "random | p50 | p95 | completeness gap (median) | model |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "random | p50 | p95 | other steps (p50 / p95) | completeness gap, median (relative) "
+        "| model |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, row in data["tasks"].items():
         faith, latency = row["faithfulness"], row["latency_ms"]
@@ -277,11 +278,18 @@ def _explain(lines: list[str]) -> None:
             model = "re-exported at bench time (index added)"
         else:
             model = "as trained"
+        others = ", ".join(
+            f"{o['steps']}: {o['p50']:.0f} / {o['p95']:.0f} ms"
+            for o in row.get("latency_other_steps", [])
+        )
+        gap = row["completeness_gap"]
+        relative = f" ({gap['relative_median']:.2%})" if "relative_median" in gap else ""
         lines.append(
             f"| {task} | {faith['scored']} | {faith['mean_drop_top3']:.4f} | "
             f"{faith['mean_drop_random3']:.4f} | {ratio} | "
             f"{faith['top3_beats_random_share']:.0%} | {latency['p50']:.0f} ms | "
-            f"**{latency['p95']:.0f} ms** | {row['completeness_gap']['median']:.4f} | {model} |"
+            f"**{latency['p95']:.0f} ms** | {others or '–'} | {gap['median']:.4f}{relative} "
+            f"| {model} |"
         )
     lines.append("")
     _notes(lines, "explain", data)

@@ -183,7 +183,13 @@ def test_explain_section_shows_faithfulness_and_latency(report: ModuleType) -> N
             "top3_beats_random_share": 0.81,
         },
         "latency_ms": {"p50": 182.4, "p95": 311.0, "max": 420.0},
-        "completeness_gap": {"median": 0.0123, "p95": 0.08},
+        "completeness_gap": {
+            "median": 0.0123,
+            "p95": 0.08,
+            "relative_median": 0.0012,
+            "relative_p95": 0.01,
+        },
+        "latency_other_steps": [{"steps": 8, "p50": 101.0, "p95": 150.2}],
         "reexported": True,
         "encoder_reimported": True,
     }
@@ -207,7 +213,7 @@ def test_explain_section_shows_faithfulness_and_latency(report: ModuleType) -> N
     text = "\n".join(lines)
     assert "2026-12-04 08:10 UTC, Test CPU x2" in text and "16 steps" in text
     assert (
-        "| spam | 198 | 0.2412 | 0.0311 | **7.76x** | 81% | 182 ms | **311 ms** | 0.0123 | "
-        "re-exported at bench time on a re-imported encoder |"
+        "| spam | 198 | 0.2412 | 0.0311 | **7.76x** | 81% | 182 ms | **311 ms** | "
+        "8: 101 / 150 ms | 0.0123 (0.12%) | re-exported at bench time on a re-imported encoder |"
     ) in text
     assert "| sentiment | 198 |" in text and "| as trained |" in text
