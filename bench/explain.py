@@ -150,11 +150,13 @@ def measure(classifier: Any, texts: list[str], options: Any, seed: int) -> dict[
     for text in texts[:2]:  # warm-up: traces the signature at a first few lengths
         classifier.explain(text, options)
     latencies, gaps, relative_gaps, cases = [], [], [], []
+    steps_used: list[int] = []
     for text in texts:
         started = time.perf_counter()
         explanation = classifier.explain(text, options)
         latencies.append((time.perf_counter() - started) * 1000.0)
         gaps.append(abs(explanation.completeness_gap))
+        steps_used.append(explanation.steps)
         moved = abs(explanation.log_odds - explanation.baseline_log_odds)
         relative_gaps.append(abs(explanation.completeness_gap) / max(moved, 1e-6))
         placed = [w for w in explanation.words if w.start is not None and w.end is not None]
@@ -192,6 +194,11 @@ def measure(classifier: Any, texts: list[str], options: Any, seed: int) -> dict[
                 / max(1, len(cases)),
                 3,
             ),
+        },
+        "steps_used": {
+            "mean": round(statistics.fmean(steps_used), 1),
+            "min": min(steps_used),
+            "full_share": round(sum(s == options.steps for s in steps_used) / len(texts), 3),
         },
         "latency_ms": {
             "p50": round(_percentile(latencies, 50), 1),
@@ -245,7 +252,11 @@ def main() -> int:
     messages = 20 if args.quick else args.messages
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="bertbot-explain-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {machine()['cpu']}; {options.steps} steps per explanation", flush=True)
+    print(
+        f"CPU: {machine()['cpu']}; {options.steps} steps per explanation, token budget "
+        f"{options.token_budget}",
+        flush=True,
+    )
     results: dict[str, Any] = {}
     try:
         for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
@@ -279,6 +290,7 @@ def main() -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     payload = {
         "steps": options.steps,
+        "token_budget": options.token_budget,
         "top_words": options.top_words,
         "neighbours": options.neighbours,
         "quick": args.quick,

@@ -258,7 +258,8 @@ def _explain(lines: list[str]) -> None:
         return
     lines += [
         f"Command: `python {data['command']}` ({_when(data)}); integrated gradients with "
-        f"{data['steps']} steps in one batched call, top {data['top_words']} words, "
+        f"{data['steps']} steps in one batched call (fewer for long texts: a token budget of "
+        f"{data.get('token_budget', 0)}), top {data['top_words']} words, "
         f"{data['neighbours']} neighbours. Faithfulness: the mean drop of the predicted "
         "label's probability when the 3 most positive words are deleted, against 3 random "
         "words of the same message (target: at least 2x). Latency: one explanation at a "

@@ -193,6 +193,7 @@ class ExplainSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     steps: int = _from(ExplainOptions, "steps")
+    token_budget: int = _from(ExplainOptions, "token_budget")
     top_words: int = _from(ExplainOptions, "top_words")
     neighbours: int = _from(ExplainOptions, "neighbours")
 

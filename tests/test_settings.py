@@ -141,6 +141,7 @@ def test_explanation_settings_have_the_options_defaults_and_bounds(
 ) -> None:
     options = load_settings().explain.options()
     assert (options.steps, options.top_words, options.neighbours) == (16, 5, 3)
+    assert options.token_budget == 800
     monkeypatch.setenv("BERTBOT_EXPLAIN__STEPS", "32")
     monkeypatch.setenv("BERTBOT_EXPLAIN__NEIGHBOURS", "0")
     options = load_settings().explain.options()

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 EXPLAIN_SIGNATURE = "explain"
 MAX_STEPS = 64  # the signature clips ``steps`` to this; settings allow at most 32
+MIN_STEPS = 4  # what a token budget leaves the longest texts
 
 
 def read_vocabulary(encoder_dir: Path) -> list[str] | None:
@@ -51,7 +52,9 @@ def explain_function(
 ) -> Any | None:
     """The ``explain`` signature of a built classifier; None when its encoder cannot run one.
 
-    ``explain(text [1], steps [])`` returns, for the first text: ``tokens`` and
+    ``explain(text [1], steps [], token_budget [])`` returns, for the first text: ``steps``
+    (those used: fewer for a text whose (steps + 2) x pieces exceed ``token_budget``, at
+    least 4; a budget of 0 caps nothing); ``tokens`` and
     ``token_ids`` [pieces] (with [CLS], [SEP]); ``attributions`` [pieces]: integrated
     gradients of the predicted label's calibrated log-odds (``log p / (1 - p)``), summed over
     the hidden dimension; ``probabilities`` and ``baseline_probabilities`` [labels];
@@ -85,9 +88,10 @@ def explain_function(
         input_signature=[
             tf.TensorSpec([None], tf.string, name="text"),
             tf.TensorSpec([], tf.int32, name="steps"),
+            tf.TensorSpec([], tf.int32, name="token_budget"),
         ]
     )
-    def explain(text: Any, steps: Any) -> dict[str, Any]:
+    def explain(text: Any, steps: Any, token_budget: Any) -> dict[str, Any]:
         text = text[:1]
         inputs = preprocessor(text)
         word_ids, mask, type_ids = (
@@ -100,6 +104,11 @@ def explain_function(
         special = tf.logical_or(tf.equal(word_ids, cls_id), tf.equal(word_ids, sep_id))
         baseline = tf.where(tf.expand_dims(special, -1), embedded, padding)
         steps = tf.clip_by_value(steps, 1, MAX_STEPS)
+        # The model reads (steps + 2) rows of the text's pieces: a long text gets fewer steps
+        # (not fewer than MIN_STEPS), so one explanation costs at most about token_budget.
+        length = tf.shape(word_ids)[1]
+        affordable = tf.where(token_budget > 0, token_budget // length - 2, MAX_STEPS)
+        steps = tf.maximum(tf.minimum(steps, affordable), tf.minimum(steps, MIN_STEPS))
         alphas = tf.gather(node_table, steps - 1)[:steps]
         weights = tf.gather(weight_table, steps - 1)[:steps]
         alphas = tf.concat([alphas, [1.0, 0.0]], axis=0)  # then the text, then the baseline
@@ -139,6 +148,7 @@ def explain_function(
             "baseline_log_odds": log_odds[steps + 1],
             "embedding": pooled[steps],
             "num_tokens": tf.cast(pieces.row_lengths()[0], tf.int32) + 2,
+            "steps": steps,
         }
 
     return explain

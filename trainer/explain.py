@@ -55,11 +55,15 @@ class ExplainOptions:
     Attributes:
         steps: Integrated-gradients interpolation steps, all in one batched model call
             (Gauss-Legendre points between the baseline and the text).
+        token_budget: The most word pieces one explanation sends through the model,
+            ``(steps + 2) x`` the text's pieces: a long text gets fewer steps (at least 4),
+            which bounds the latency. 0: always ``steps``.
         top_words: How many words an explanation shows (by absolute attribution).
         neighbours: How many similar labelled examples it shows.
     """
 
     steps: int = bounded(16, ge=1, le=32)
+    token_budget: int = bounded(800, ge=0, le=100_000)
     top_words: int = bounded(5, ge=1, le=20)
     neighbours: int = bounded(3, ge=0, le=10)
 
@@ -111,7 +115,8 @@ class Explanation:
         log_odds: The predicted label's calibrated log-odds, ``log p / (1 - p)``.
         baseline_log_odds: The same for the baseline.
         completeness_gap: ``sum(attributions) - (log_odds - baseline_log_odds)``.
-        steps: The interpolation steps used.
+        steps: The interpolation steps used (fewer than asked for a long text, see
+            :attr:`ExplainOptions.token_budget`).
         truncated: The model read only the beginning of the text.
     """
 
@@ -408,7 +413,11 @@ def explain_with_signature(
     """Run an exported ``explain`` signature on one text and build its explanation."""
     from trainer.tf_runtime import tf
 
-    outputs = signature(text=tf.constant([text]), steps=tf.constant(options.steps, tf.int32))
+    outputs = signature(
+        text=tf.constant([text]),
+        steps=tf.constant(options.steps, tf.int32),
+        token_budget=tf.constant(options.token_budget, tf.int32),
+    )
     tokens = [t.decode("utf-8", "replace") for t in outputs["tokens"].numpy().tolist()]
     attributions = outputs["attributions"].numpy().astype(np.float64)
     probabilities = outputs["probabilities"].numpy()
@@ -431,7 +440,7 @@ def explain_with_signature(
         log_odds=log_odds,
         baseline_log_odds=baseline_log_odds,
         completeness_gap=float(attributions.sum()) - (log_odds - baseline_log_odds),
-        steps=options.steps,
+        steps=int(outputs["steps"].numpy()),
         truncated=int(outputs["num_tokens"].numpy()) > max_seq_length,
     )
 

@@ -44,7 +44,8 @@ def test_attributions_are_complete_and_the_prediction_matches_serving(explained_
     predictions = classifier.predict(texts)
     moved = 0
     for text, prediction in zip(texts, predictions, strict=True):
-        explanation = classifier.explain(text, ExplainOptions(steps=16))
+        explanation = classifier.explain(text, ExplainOptions(steps=16, token_budget=0))
+        assert explanation.steps == 16
         assert explanation.label == prediction.label
         p = explanation.probability
         assert p == pytest.approx(prediction.confidence, abs=1e-5)
@@ -68,6 +69,12 @@ def test_attributions_are_complete_and_the_prediction_matches_serving(explained_
     ranked = sorted((abs(w.attribution) for w in explanation.words), reverse=True)
     assert [abs(w.attribution) for w in explanation.top] == pytest.approx(ranked[:3])
     assert not explanation.truncated
+    # A token budget gives a long text fewer steps: 13 pieces x (5 + 2) rows fit in 100.
+    budgeted = classifier.explain(TEXT, ExplainOptions(steps=16, token_budget=100))
+    assert budgeted.steps == 5
+    assert classifier.explain(TEXT, ExplainOptions(steps=16, token_budget=10)).steps == 4
+    assert classifier.explain(TEXT, ExplainOptions(steps=3, token_budget=10)).steps == 3
+    assert classifier.explain(TEXT, ExplainOptions(steps=16, token_budget=0)).steps == 16
     long = classifier.explain(" ".join(["good"] * 40), ExplainOptions(steps=2))
     assert long.truncated and len(long.words) == 30  # 32 pieces minus [CLS] and [SEP]
 
