@@ -218,16 +218,18 @@ def measure(classifier: Any, texts: list[str], options: Any, seed: int) -> dict[
 
 
 def latency_at(classifier: Any, texts: list[str], options: Any, steps: int) -> dict[str, float]:
-    """p50 and p95 of one explanation at another step count (same texts, after a warm-up)."""
+    """p50 and p95 of one explanation at another step count (same texts and token budget,
+    after a warm-up), and the mean steps the budget left."""
     other = replace(options, steps=steps)
     classifier.explain(texts[0], other)
-    latencies = []
+    latencies, used = [], []
     for text in texts:
         started = time.perf_counter()
-        classifier.explain(text, other)
+        used.append(classifier.explain(text, other).steps)
         latencies.append((time.perf_counter() - started) * 1000.0)
     return {
         "steps": steps,
+        "steps_used_mean": round(statistics.fmean(used), 1),
         "p50": round(_percentile(latencies, 50), 1),
         "p95": round(_percentile(latencies, 95), 1),
     }

@@ -280,13 +280,19 @@ def _explain(lines: list[str]) -> None:
         else:
             model = "as trained"
         others = ", ".join(
-            f"{o['steps']}: {o['p50']:.0f} / {o['p95']:.0f} ms"
+            f"{o['steps']}"
+            + (f" (~{o['steps_used_mean']:.0f} used)" if "steps_used_mean" in o else "")
+            + f": {o['p50']:.0f} / {o['p95']:.0f} ms"
             for o in row.get("latency_other_steps", [])
         )
         gap = row["completeness_gap"]
         relative = f" ({gap['relative_median']:.2%})" if "relative_median" in gap else ""
+        if "steps_used" in row:
+            task_name = f"{task} (~{row['steps_used']['mean']:.0f} steps used)"
+        else:
+            task_name = task
         lines.append(
-            f"| {task} | {faith['scored']} | {faith['mean_drop_top3']:.4f} | "
+            f"| {task_name} | {faith['scored']} | {faith['mean_drop_top3']:.4f} | "
             f"{faith['mean_drop_random3']:.4f} | {ratio} | "
             f"{faith['top3_beats_random_share']:.0%} | {latency['p50']:.0f} ms | "
             f"**{latency['p95']:.0f} ms** | {others or '–'} | {gap['median']:.4f}{relative} "
