@@ -57,6 +57,7 @@ SECTION_FILES = (
     "quality-spam",
     "quality-sentiment",
     "inference",
+    "explain",
     "train-speed",
     "loop",
     "drift",
@@ -249,6 +250,58 @@ def _inference(lines: list[str]) -> None:
         "",
     ]
     _notes(lines, "inference", data)
+
+
+def _explain(lines: list[str]) -> None:
+    data = _load("explain")
+    lines += ['## Explanations ("Why?")', ""]
+    if data is None:
+        lines += ["not run", ""]
+        return
+    lines += [
+        f"Command: `python {data['command']}` ({_when(data)}); integrated gradients with "
+        f"{data['steps']} steps in one batched call (fewer for long texts: a token budget of "
+        f"{data.get('token_budget', 0)}), top {data['top_words']} words, "
+        f"{data['neighbours']} neighbours. Faithfulness: the mean drop of the predicted "
+        "label's probability when the 3 most positive words are deleted, against 3 random "
+        "words of the same message (target: at least 2x). Latency: one explanation at a "
+        "time, after a warm-up (target p95 <= 500 ms).",
+        "",
+        "| task | messages | drop, top-3 words | drop, 3 random words | ratio | top-3 beats "
+        "random | p50 | p95 | other steps (p50 / p95) | completeness gap, median (relative) "
+        "| model |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task, row in data["tasks"].items():
+        faith, latency = row["faithfulness"], row["latency_ms"]
+        ratio = "–" if faith["ratio"] is None else f"**{faith['ratio']}x**"
+        if row.get("encoder_reimported"):
+            model = "re-exported at bench time on a re-imported encoder"
+        elif row.get("reexported"):
+            model = "re-exported at bench time (index added)"
+        else:
+            model = "as trained"
+        others = ", ".join(
+            f"{o['steps']}"
+            + (f" (~{o['steps_used_mean']:.0f} used)" if "steps_used_mean" in o else "")
+            + f": {o['p50']:.0f} / {o['p95']:.0f} ms"
+            for o in row.get("latency_other_steps", [])
+        )
+        gap = row["completeness_gap"]
+        relative = f" ({gap['relative_median']:.2%})" if "relative_median" in gap else ""
+        if "steps_used" in row:
+            task_name = f"{task} (~{row['steps_used']['mean']:.0f} steps used)"
+        else:
+            task_name = task
+        lines.append(
+            f"| {task_name} | {faith['scored']} | {faith['mean_drop_top3']:.4f} | "
+            f"{faith['mean_drop_random3']:.4f} | {ratio} | "
+            f"{faith['top3_beats_random_share']:.0%} | {latency['p50']:.0f} ms | "
+            f"**{latency['p95']:.0f} ms** | {others or '–'} | {gap['median']:.4f}{relative} "
+            f"| {model} |"
+        )
+    lines.append("")
+    _notes(lines, "explain", data)
 
 
 def _precision(lines: list[str], precision: dict[str, Any] | None) -> None:
@@ -713,6 +766,7 @@ def main() -> int:
     _run(lines)
     _quality(lines)
     _inference(lines)
+    _explain(lines)
     _train_speed(lines)
     _loop(lines)
     _calibration(lines)

@@ -69,6 +69,8 @@ def default_steps() -> list[Step]:
         # Re-measures the serving precision on the quiet machine and records it (as
         # `bertbot encoder tune-precision`), then measures the quality bench's models.
         Step("inference", (python, "bench/inference.py", "--retune")),
+        # Explains the quality bench's models (re-exported with explanations if they predate them).
+        Step("explanations", (python, "bench/explain.py")),
         Step("training speed", (python, "bench/train_speed.py")),
         Step("calibration", (python, "bench/calibration.py")),
         Step(

@@ -19,6 +19,7 @@ from bertbot.commands import db as db_commands
 from bertbot.commands import doctor as doctor_commands
 from bertbot.commands import drift as drift_commands
 from bertbot.commands import encoder as encoder_commands
+from bertbot.commands import explain as explain_commands
 from bertbot.commands import inbox as inbox_commands
 from bertbot.commands import messages as messages_commands
 from bertbot.commands import models as models_commands
@@ -39,6 +40,7 @@ GROUPS = [
     classify_commands,
     messages_commands,
     drift_commands,
+    explain_commands,
     models_commands,
     serve_commands,
     inbox_commands,

@@ -28,6 +28,7 @@ from bot.inbox_policy import InboxPolicy
 from storage.enums import PolicyAction
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
+from trainer.explain import ExplainOptions
 from trainer.options import DriftOptions, GateConfig, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
 
@@ -235,6 +236,25 @@ class DriftSettings(BaseModel):
         return DriftOptions(**values)
 
 
+class ExplainSettings(BaseModel):
+    """How "Why?" and ``bertbot explain`` explain a prediction (``BERTBOT_EXPLAIN__*``).
+
+    Defaults and bounds come from :class:`trainer.explain.ExplainOptions`. How many training
+    examples a model's neighbour index holds is a training option (``neighbour_index_size``,
+    default 5,000; ``BERTBOT_RETRAIN__TRAIN_OVERRIDES`` can change it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = _from(ExplainOptions, "steps")
+    token_budget: int = _from(ExplainOptions, "token_budget")
+    top_words: int = _from(ExplainOptions, "top_words")
+    neighbours: int = _from(ExplainOptions, "neighbours")
+
+    def options(self) -> ExplainOptions:
+        return ExplainOptions(**self.model_dump())
+
+
 class AppealSettings(BaseModel):
     """How often authors may appeal a flag (``BERTBOT_APPEALS__*``)."""
 
@@ -312,6 +332,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     drift: DriftSettings = DriftSettings()
     appeals: AppealSettings = AppealSettings()
+    explain: ExplainSettings = ExplainSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

@@ -226,3 +226,51 @@ def test_drift_section_shows_the_counts_and_the_f1_estimate(report: ModuleType) 
     )
     assert "uncorrected 0.0700" in text
     assert "p 0.002, drifted True" in text
+
+
+def test_explain_section_shows_faithfulness_and_latency(report: ModuleType) -> None:
+    machine = {"cpu": "Test CPU", "cores": 2, "python": "3.11.0", "date": "2026-12-04 08:10 UTC"}
+    row = {
+        "messages": 200,
+        "faithfulness": {
+            "scored": 198,
+            "mean_drop_top3": 0.2412,
+            "mean_drop_random3": 0.0311,
+            "ratio": 7.76,
+            "top3_beats_random_share": 0.81,
+        },
+        "latency_ms": {"p50": 182.4, "p95": 311.0, "max": 420.0},
+        "completeness_gap": {
+            "median": 0.0123,
+            "p95": 0.08,
+            "relative_median": 0.0012,
+            "relative_p95": 0.01,
+        },
+        "latency_other_steps": [{"steps": 8, "p50": 101.0, "p95": 150.2}],
+        "reexported": True,
+        "encoder_reimported": True,
+    }
+    (report.RESULTS_DIR / "explain.json").write_text(
+        json.dumps(
+            {
+                "command": "bench/explain.py",
+                "machine": machine,
+                "steps": 16,
+                "top_words": 5,
+                "neighbours": 3,
+                "tasks": {
+                    "spam": row,
+                    "sentiment": row | {"reexported": False, "encoder_reimported": False},
+                },
+            }
+        )
+    )
+    lines: list[str] = []
+    report._explain(lines)
+    text = "\n".join(lines)
+    assert "2026-12-04 08:10 UTC, Test CPU x2" in text and "16 steps" in text
+    assert (
+        "| spam | 198 | 0.2412 | 0.0311 | **7.76x** | 81% | 182 ms | **311 ms** | "
+        "8: 101 / 150 ms | 0.0123 (0.12%) | re-exported at bench time on a re-imported encoder |"
+    ) in text
+    assert "| sentiment | 198 |" in text and "| as trained |" in text

@@ -108,6 +108,7 @@ def test_the_real_step_list_covers_every_benchmark(
         "bench/quality.py --task spam",
         "bench/quality.py --task sentiment",
         "bench/inference.py",
+        "bench/explain.py",
         "bench/train_speed.py",
         "bench/loop.py",
         "bench/drift.py --train-minutes 8",

@@ -206,3 +206,18 @@ def test_the_workspace_default_policy_comes_from_the_alert_settings(
     assert policy_defaults(settings).can_remove
     assert alert_policy(settings).admin_token == "xoxp-1-admin"
     assert "xoxp-1-admin" not in repr(alert_policy(settings))
+
+
+def test_explanation_settings_have_the_options_defaults_and_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = load_settings().explain.options()
+    assert (options.steps, options.top_words, options.neighbours) == (16, 5, 3)
+    assert options.token_budget == 800
+    monkeypatch.setenv("BERTBOT_EXPLAIN__STEPS", "32")
+    monkeypatch.setenv("BERTBOT_EXPLAIN__NEIGHBOURS", "0")
+    options = load_settings().explain.options()
+    assert (options.steps, options.neighbours) == (32, 0)
+    monkeypatch.setenv("BERTBOT_EXPLAIN__STEPS", "33")
+    with pytest.raises(SettingsError, match="BERTBOT_EXPLAIN__STEPS: .*less than or equal to 32"):
+        load_settings()

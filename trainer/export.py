@@ -7,6 +7,7 @@ Imports TensorFlow: :mod:`trainer.train` imports this module only once training 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -23,12 +24,27 @@ from trainer.artifact import (
     TRAINING_FILE,
     write_manifest,
 )
+from trainer.attribution import (
+    EXPLAIN_SIGNATURE,
+    embed_texts,
+    explain_function,
+    read_vocabulary,
+)
 from trainer.calibration import plot_reliability_diagram
+from trainer.datasets import Example
+from trainer.explain import (
+    NEIGHBOUR_EXAMPLES_FILE,
+    NEIGHBOUR_VECTORS_FILE,
+    sample_for_index,
+    write_neighbour_index,
+)
 from trainer.layers import load_keras_classifier
 from trainer.metrics import model_card, plot_confusion_matrix
 from trainer.model import build_classifier, encoder_handles
 from trainer.tf_runtime import tf, tf_keras
 from trainer.train import TrainConfig, TrainingError
+
+logger = logging.getLogger(__name__)
 
 
 def _encoder_description(config: TrainConfig) -> dict[str, Any]:
@@ -56,6 +72,8 @@ def export_classifier(
     config: TrainConfig,
     temperature: float = 1.0,
     calibration: dict[str, Any] | None = None,
+    index_examples: Sequence[Example] = (),
+    copy_index_from: Path | None = None,
 ) -> str:
     """Write the serving SavedModel and its companions atomically; return the artifact sha256.
 
@@ -67,6 +85,12 @@ def export_classifier(
     The temperature is recorded in the manifest and ``training.json``; ``calibration`` (ECE
     and reliability bins before and after it) goes into ``metrics.json`` and the model card,
     and its reliability diagram beside the confusion matrix.
+
+    Its ``explain`` signature (:func:`trainer.attribution.explain_function`) gives
+    integrated-gradient attributions, when the encoder was imported with the functions it
+    needs; ``index_examples`` (up to ``config.neighbour_index_size`` of them, a stratified
+    seeded sample) are embedded into the neighbour index files (:mod:`trainer.explain`);
+    ``copy_index_from`` (an artifact of the same weights) gives its index instead.
     """
     if not temperature > 0:
         raise TrainingError(f"temperature must be positive, not {temperature}")
@@ -107,12 +131,48 @@ def export_classifier(
         def embed(text: Any) -> dict[str, Any]:
             return {"embedding": embedding_model(text, training=False)}
 
-        serving.save(
-            str(tmp_dir),
-            save_format="tf",
-            include_optimizer=False,
-            signatures={"serving_default": serve, "embed": embed},
+        signatures = {"serving_default": serve, "embed": embed}
+        vocabulary = (
+            read_vocabulary(Path(config.encoder_dir)) if config.encoder_dir is not None else None
         )
+        explain = (
+            explain_function(
+                model,
+                vocabulary=vocabulary,
+                inverse_temperature=inverse_temperature,
+                pooling=config.pooling,
+            )
+            if vocabulary is not None
+            else None
+        )
+        if explain is not None:
+            signatures[EXPLAIN_SIGNATURE] = explain
+        else:
+            logger.warning(
+                "%s v%s is exported without explanations: its encoder has no "
+                "embedding-level functions (re-import it with `bertbot encoder import --force`)",
+                task,
+                version,
+            )
+        serving.save(str(tmp_dir), save_format="tf", include_optimizer=False, signatures=signatures)
+        chosen = sample_for_index(
+            [e.text for e in index_examples],
+            [e.label for e in index_examples],
+            config.neighbour_index_size,
+            config.seed,
+        )
+        if chosen:
+            texts = [index_examples[i].text for i in chosen]
+            write_neighbour_index(
+                tmp_dir,
+                embed_texts(embedding_model, texts),
+                texts,
+                [index_examples[i].label for i in chosen],
+            )
+        elif copy_index_from is not None:
+            for name in (NEIGHBOUR_VECTORS_FILE, NEIGHBOUR_EXAMPLES_FILE):
+                if (copy_index_from / name).is_file():
+                    shutil.copyfile(copy_index_from / name, tmp_dir / name)
         encoder = _encoder_description(config)
         (tmp_dir / LABELS_FILE).write_text(json.dumps(list(labels)) + "\n")
         if calibration is not None:
@@ -188,10 +248,21 @@ def reexport(
     *,
     serving_precision: Literal["float32", "bfloat16"],
     temperature: float | None = None,
+    encoder_dir: Path | None = None,
+    index_examples: Sequence[Example] = (),
 ) -> str:
     """Export an existing model again with another serving precision (same trained weights).
 
-    ``temperature`` replaces the fitted one (None: keep it).
+    Args:
+        artifact_dir: The exported model.
+        out_dir: Where the new artifact goes.
+        serving_precision: The new artifact's encoder precision.
+        temperature: Replaces the fitted temperature (None: keep it).
+        encoder_dir: Rebuild the model on this imported encoder (same architecture) and copy
+            the trained weights in: how a model whose encoder predates explanations gets an
+            ``explain`` signature.
+        index_examples: Examples for a new neighbour index; without them the artifact's own
+            index (if any) is kept.
 
     Returns:
         The new artifact's sha256.
@@ -209,6 +280,15 @@ def reexport(
     model = load_keras_classifier(str(artifact_dir))
     inner = model.get_layer("classifier").output  # logits, before the exported Softmax
     logits_model = tf_keras.Model(model.inputs, inner)
+    if encoder_dir is not None:
+        config = replace(config, encoder_dir=str(encoder_dir), mixed_precision=False)
+        rebuilt = build_classifier(config, role="serve")
+        if [w.shape for w in rebuilt.get_weights()] != [
+            w.shape for w in logits_model.get_weights()
+        ]:
+            raise TrainingError(f"{encoder_dir} is not the encoder {artifact_dir} was trained on")
+        rebuilt.set_weights(logits_model.get_weights())
+        logits_model = rebuilt
     return export_classifier(
         logits_model,
         out_dir,
@@ -222,4 +302,6 @@ def reexport(
         config=config,
         temperature=float(info.get("temperature", 1.0)) if temperature is None else temperature,
         calibration=calibration if temperature is None else None,
+        index_examples=index_examples,
+        copy_index_from=None if index_examples else artifact_dir,
     )

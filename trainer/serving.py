@@ -105,6 +105,8 @@ class SavedModelClassifier:
         self.calls = 0
         self._keep_alive: Any = None  # the loaded object graph the signature needs
         self._embed_signature: Any = None
+        self._explain_signature: Any = None
+        self._index: Any = None  # the neighbour index, loaded on the first explanation
         self.temperature = 1.0  # what the exported probabilities were divided by (manifest)
 
     @classmethod
@@ -156,6 +158,7 @@ class SavedModelClassifier:
         )
         classifier._keep_alive = loaded
         classifier._embed_signature = loaded.signatures.get("embed")
+        classifier._explain_signature = loaded.signatures.get("explain")
         classifier.temperature = float(manifest.get("temperature", 1.0))
         if warm_up:
             try:
@@ -233,6 +236,49 @@ class SavedModelClassifier:
                 "retrain the task to get embeddings"
             )
         return self._batched(texts, self._embed_signature, "embedding", None)
+
+    @property
+    def explains(self) -> bool:
+        """The artifact has an ``explain`` signature (its encoder did not predate them)."""
+        return self._explain_signature is not None
+
+    def explain(self, text: str, options: Any) -> Any:
+        """Why the model predicts what it does for ``text`` (:mod:`trainer.explain`).
+
+        Runs integrated gradients (``options.steps`` model rows in one call) and looks up
+        the nearest labelled training examples: call it on a worker, never on an ingest path.
+
+        Args:
+            text: One text.
+            options: A :class:`trainer.explain.ExplainOptions`.
+
+        Returns:
+            A :class:`trainer.explain.Explanation`.
+
+        Raises:
+            ExplainError: The artifact has no ``explain`` signature (its encoder predates
+                explanations) or its neighbour index is unreadable.
+        """
+        from trainer.explain import REIMPORT_HINT, ExplainError, explain_with_signature, index_cache
+
+        if self._explain_signature is None:
+            raise ExplainError(
+                f"{self._task} v{self._version} at {self.path} cannot explain: {REIMPORT_HINT}"
+            )
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = index_cache(self.path)
+        return explain_with_signature(
+            self._explain_signature,
+            text,
+            options,
+            task=self._task,
+            version=self._version,
+            labels=self._labels,
+            max_seq_length=self._max_seq_length,
+            index=self._index.get(),
+        )
 
     def _batched(
         self, texts: Sequence[str], signature: Any, key: str, width: int | None

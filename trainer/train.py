@@ -76,6 +76,8 @@ class TrainConfig:
             (kernels stored in bfloat16: faster on some CPUs, class probabilities within
             ~1e-2). None: what ``bertbot encoder tune-precision`` measured as fastest on this
             CPU among the candidates that agree with float32 (float32 until it is measured).
+        neighbour_index_size: How many training examples (a stratified, seeded sample) the
+            artifact's neighbour index holds for explanations; 0: no index.
     """
 
     labels: tuple[str, ...]
@@ -101,6 +103,7 @@ class TrainConfig:
     mixed_precision: bool | None = None
     init_from: str | None = None
     serving_precision: Literal["float32", "bfloat16"] | None = None
+    neighbour_index_size: int = 5000
 
     def __post_init__(self) -> None:
         problems = []
@@ -126,6 +129,7 @@ class TrainConfig:
             (self.threads is None or self.threads >= 1, "threads must be >= 1"),
             (self.bucket_batches >= 1, "bucket_batches must be >= 1"),
             (0 <= self.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)"),
+            (self.neighbour_index_size >= 0, "neighbour_index_size must be >= 0"),
         ]
         problems += [message for ok, message in checks if not ok]
         if problems:
@@ -466,6 +470,7 @@ def train(
         config=config,
         temperature=temperature,
         calibration=calibration,
+        index_examples=examples,
     )
     report(
         ProgressEvent(

@@ -15,16 +15,23 @@ from bertbot.settings import Settings
 def _model_dir(args: argparse.Namespace, settings: Settings) -> tuple[Path, str | None, str | None]:
     if args.model:
         return Path(args.model), None, None
+    return production_model_dir(settings, args.task)
+
+
+def production_model_dir(settings: Settings, task: str) -> tuple[Path, str | None, str | None]:
+    """The task's production artifact: its directory, version and sha256.
+
+    Raises:
+        CommandError: The task has no production model.
+    """
     from storage import registry
     from trainer.artifact import resolve_artifact
 
     database = open_database(settings)
     with database.begin() as session:
-        production = registry.get_alias(session=session, task=args.task)
+        production = registry.get_alias(session=session, task=task)
     if production is None:
-        raise CommandError(
-            f"{args.task} has no production model; run `bertbot train --task {args.task}`"
-        )
+        raise CommandError(f"{task} has no production model; run `bertbot train --task {task}`")
     return (
         resolve_artifact(settings.home_dir, production.artifact_uri),
         production.version,

@@ -168,6 +168,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         inbox=settings.inbox.policy(),
         batching=settings.batching.policy(),
         observer=metrics,
+        explain=settings.explain.options(),
     )
     metrics.watch_production(models.versions)
     metrics.watch_queues(inbox=services.inbox.stats, alert_outbox=services.outbox.depth)

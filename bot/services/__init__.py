@@ -2,8 +2,9 @@
 
 ``classification`` answers ``/classify``; ``ingestion`` stores channel messages;
 ``alert_outbox`` queues, claims and posts moderators' alerts; ``corrections`` stores
-moderators' labels; ``inbox`` keeps event deliveries from being lost after their ack.
-The first four share one :class:`~bot.services.predictor.Predictor`.
+moderators' labels; ``explanations`` answers "Why?" clicks; ``inbox`` keeps event
+deliveries from being lost after their ack.
+The first five share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
 holds the errors meant for the Slack user; ``observer`` says what the services report
@@ -24,6 +25,7 @@ from bot.services.alert_outbox import AlertOutbox, AlertPolicy
 from bot.services.appeals import AppealPolicy, AppealService
 from bot.services.classification import ClassificationService
 from bot.services.corrections import CorrectionService
+from bot.services.explanations import ExplanationService
 from bot.services.inbox import Inbox
 from bot.services.ingestion import IngestionService
 from bot.services.observer import PredictionObserver
@@ -32,6 +34,7 @@ from bot.services.predictor import ModelSource, Predictor
 from bot.services.roles import Roles
 from storage.db import Database
 from trainer.batching import Batcher, BatchPolicy
+from trainer.explain import ExplainOptions
 from trainer.tasks import TaskSpec
 
 
@@ -50,6 +53,7 @@ class BotServices:
         policies: The moderation policy per channel and task.
         appeals: Authors' appeals and moderators' decisions.
         corrections: Moderators' labels.
+        explanations: "Why?" on alerts, ``/classify`` answers and review items.
         inbox: Event deliveries stored before their ack, handled after.
     """
 
@@ -67,6 +71,7 @@ class BotServices:
         inbox: InboxPolicy | None = None,
         batching: BatchPolicy | None = None,
         observer: PredictionObserver | None = None,
+        explain: ExplainOptions | None = None,
     ) -> None:
         """Wire the services.
 
@@ -84,6 +89,7 @@ class BotServices:
             batching: How concurrent callers' texts are grouped into model calls.
             observer: Told about stored predictions and prediction batches (the process's
                 metrics); the predictor keeps it as ``predictor.observer``.
+            explain: How "Why?" explains (steps, words, neighbours).
         """
         self.roles = roles
         self.batcher = Batcher(models, batching, observer=observer)
@@ -104,6 +110,9 @@ class BotServices:
         self.ingestion = IngestionService(database, self.predictor, self.outbox, self.policies)
         self.appeals = AppealService(database, self.predictor, roles, appeals)
         self.corrections = CorrectionService(database, self.predictor, roles)
+        self.explanations = ExplanationService(
+            database, self.predictor, roles, explain or ExplainOptions()
+        )
         self.inbox = Inbox(database, inbox)
 
     def close(self) -> None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.services.errors import BotError, NotAllowedError, UnavailableError
-from bot.services.predictor import Predictor
+from bot.services.predictor import Predictor, load_prediction
 from bot.services.roles import Roles
-from storage import audit, messages
+from storage import audit
 from storage.annotations import add_annotation
 from storage.db import Database
 from storage.enums import AnnotationSource
@@ -90,7 +90,7 @@ class CorrectionService:
             )
         with self._unit_of_work("Your label could not be stored") as session:
             try:
-                prediction = messages.get_prediction(session=session, prediction_id=prediction_id)
+                prediction, text = load_prediction(session, prediction_id)
             except NotFoundError as exc:
                 raise BotError(
                     "That prediction is no longer stored, so it cannot be labelled."
@@ -100,11 +100,6 @@ class CorrectionService:
                 raise BotError(f"The {prediction.task} task is no longer active.")
             if label not in spec.labels:
                 raise BotError(f"{label!r} is not a {spec.name} label ({', '.join(spec.labels)}).")
-            text = prediction.text
-            if text is None and prediction.message_id is not None:
-                text = messages.get_message(session=session, message_id=prediction.message_id).text
-            if text is None:  # pragma: no cover - storage requires a text or a message
-                raise BotError("That prediction has no text to label.")
             earlier = self._labels_given(session, prediction_id, user_id)
             # Repeating one's latest label reuses its key, so the annotation is not stored twice.
             turn = len(earlier) - 1 if earlier and earlier[0] == label else len(earlier)

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from bot.services.observer import NullObserver, PredictionObserver
 from storage import messages
 from storage.db import after_commit
+from storage.errors import NotFoundError
+from storage.records import PredictionRecord
 from trainer.batching import Batcher
 from trainer.serving import Classifier, Prediction
 from trainer.tasks import TaskSpec
@@ -131,6 +133,21 @@ class Predictor:
                 ),
             )
         return result
+
+
+def load_prediction(session: Any, prediction_id: int) -> tuple[PredictionRecord, str]:
+    """A stored prediction and the text it predicted (its own, or its channel message's).
+
+    Raises:
+        NotFoundError: No such prediction.
+    """
+    prediction = messages.get_prediction(session=session, prediction_id=prediction_id)
+    text = prediction.text
+    if text is None and prediction.message_id is not None:
+        text = messages.get_message(session=session, message_id=prediction.message_id).text
+    if text is None:  # pragma: no cover - storage requires a text or a message
+        raise NotFoundError(f"prediction {prediction_id} has no text")
+    return prediction, text
 
 
 def store_prediction(

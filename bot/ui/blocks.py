@@ -26,6 +26,9 @@ LABEL_ACTION_PREFIX = "bertbot_label:"
 RELABEL_ACTION = "bertbot_relabel"
 LABEL_BLOCK_PREFIX = "label:"
 STATUS_BLOCK_PREFIX = "status:"
+# "Why?" carries its prediction id (and, on a /classify answer, whom the answer was for).
+WHY_ACTION = "bertbot_why"
+WHY_BLOCK_PREFIX = "why:"
 
 QUOTE_CHARS = 300
 _MAX_BUTTONS = 5
@@ -103,6 +106,20 @@ def _label_button(task: TaskSpec, label: str, text: str | None = None) -> dict[s
     return button
 
 
+def why_button(prediction_id: int, requested_by: str | None = None) -> dict[str, Any]:
+    """The "Why?" button of a prediction; ``requested_by``: the user a /classify answer is for."""
+    value = str(prediction_id) if requested_by is None else f"{prediction_id}:{requested_by}"
+    return {"type": "button", "action_id": WHY_ACTION, "text": _plain("Why?"), "value": value}
+
+
+def parse_why_value(value: str | None) -> tuple[int, str | None] | None:
+    """``(prediction_id, requested_by)`` from a "Why?" button's value (None: malformed)."""
+    head, _, requested_by = (value or "").partition(":")
+    if not head.isdigit():
+        return None
+    return int(head), requested_by or None
+
+
 def _relabel_select(task: TaskSpec, labels: Sequence[str]) -> dict[str, Any]:
     return {
         "type": "static_select",
@@ -143,12 +160,16 @@ def classify_text(outcome: ClassifyOutcome) -> str:
     return "; ".join(_result_line(r).replace("*", "") for r in outcome.results)
 
 
-def classify_blocks(outcome: ClassifyOutcome, *, can_label: bool) -> list[Block]:
+def classify_blocks(
+    outcome: ClassifyOutcome, *, can_label: bool, requested_by: str | None = None
+) -> list[Block]:
     """A private ``/classify`` result: one line per task, label controls for moderators.
 
     Args:
         outcome: The text and each task's result.
         can_label: Add a "Correct" button and a "Relabel as …" select per task.
+        requested_by: Who ran ``/classify``: each stored result gets a "Why?" button that
+            this user (and moderators and admins) may click.
     """
     blocks: list[Block] = [_section(f"*/classify*\n{quote(outcome.text)}")]
     if outcome.truncated:
@@ -160,7 +181,10 @@ def classify_blocks(outcome: ClassifyOutcome, *, can_label: bool) -> list[Block]
         )
     for result in outcome.results:
         blocks.append(_section(_result_line(result), block_id=f"result:{result.task.name}"))
-        if can_label and result.prediction is not None and result.prediction_id is not None:
+        if result.prediction is None or result.prediction_id is None:
+            continue
+        why = why_button(result.prediction_id, requested_by)
+        if can_label:
             predicted = result.prediction.label
             others = [label for label in result.task.labels if label != predicted]
             blocks.append(
@@ -170,7 +194,16 @@ def classify_blocks(outcome: ClassifyOutcome, *, can_label: bool) -> list[Block]
                     "elements": [
                         _label_button(result.task, predicted, "✓ Correct") | {"style": "primary"},
                         _relabel_select(result.task, others),
+                        why,
                     ],
+                }
+            )
+        elif requested_by is not None:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"{WHY_BLOCK_PREFIX}{result.prediction_id}",
+                    "elements": [why],
                 }
             )
     if all(result.prediction is None for result in outcome.results):
@@ -223,7 +256,11 @@ def alert_blocks(alert: Alert, *, permalink: str | None = None) -> list[Block]:
             f"from {author} in <#{message.channel_id}>\n{quote(message.text)}"
         ),
         _context(f"{link} · {alert.task.name} model v{escape(alert.model_version)}"),
-        {"type": "actions", "block_id": label_block_id(alert.prediction_id), "elements": elements},
+        {
+            "type": "actions",
+            "block_id": label_block_id(alert.prediction_id),
+            "elements": [*elements, why_button(alert.prediction_id)],
+        },
     ]
 
 

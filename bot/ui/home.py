@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.services.status import HomeOverview, ReviewItem, RunSummary
 from bot.ui.appeal import appeal_item_blocks
-from bot.ui.blocks import escape, label_block_id, label_title, percent, quote
+from bot.ui.blocks import escape, label_block_id, label_title, percent, quote, why_button
 from bot.ui.format import (
     Block,
     context,
@@ -45,17 +45,22 @@ _RUN_ICONS = {
 }
 
 
-def home_view(home: HomeOverview, *, notice: str | None = None) -> dict[str, Any]:
+def home_view(
+    home: HomeOverview, *, notice: str | None = None, answer: list[Block] | None = None
+) -> dict[str, Any]:
     """The Home tab for one user.
 
     Args:
         home: What the service found for the user.
         notice: A line to show on top (mrkdwn the caller built and escaped), e.g. the
             outcome of the user's last click.
+        answer: Blocks to show on top, under the notice (e.g. a "Why?" explanation).
     """
     blocks: list[Block] = []
     if notice:
         blocks.append(context(notice, block_id=NOTICE_BLOCK))
+    if answer:
+        blocks += [*answer, divider()]
     blocks.append(header("bertbot"))
     for status in home.status.tasks:
         blocks.append(section(production_line(status), block_id=f"task:{status.task.name}"))
@@ -132,7 +137,11 @@ def review_blocks(item: ReviewItem) -> list[Block]:
         ]
     return [
         section(text, block_id=f"review:{item.prediction_id}"),
-        {"type": "actions", "block_id": label_block_id(item.prediction_id), "elements": elements},
+        {
+            "type": "actions",
+            "block_id": label_block_id(item.prediction_id),
+            "elements": [*elements, why_button(item.prediction_id)],
+        },
     ]
 
 

@@ -29,6 +29,7 @@ from bot.transport.http import BotHttpServer
 from storage import schema
 from storage.db import Database
 from storage.models import Annotation, AuditEntry, Message, Prediction, SlackEvent
+from trainer.explain import ExplainOptions, Explanation, Neighbour, WordAttribution, top_words
 from trainer.serving import Prediction as ModelPrediction
 from trainer.tasks import BUILTIN_TASKS, TaskSpec
 
@@ -68,6 +69,7 @@ class FakeClassifier:
         self._max_tokens = max_tokens
         self._lock = threading.Lock()
         self.calls = 0
+        self.explained: list[str] = []  # texts explained ("Why?"), in order
         self.batch_sizes: list[int] = []
         self.delay_s = 0.0  # per call, like a real model's fixed cost
 
@@ -90,6 +92,34 @@ class FakeClassifier:
         if self.delay_s:
             time.sleep(self.delay_s)
         return [self._one(text) for text in texts]
+
+    def explain(self, text: str, options: ExplainOptions) -> Explanation:
+        """Each rule keyword pushes its label; the other words nothing."""
+        with self._lock:
+            self.explained.append(text)
+        prediction = self._one(text)
+        words = tuple(
+            WordAttribution(word, 0.4 if self._rules.get(word.lower()) == prediction.label else 0.0)
+            for word in text.split()
+        )
+        return Explanation(
+            task=self._task,
+            model_version=self._version,
+            label=prediction.label,
+            probability=prediction.confidence,
+            words=words,
+            top=top_words(words, options.top_words),
+            neighbours=tuple(
+                Neighbour(f"labelled example {i} <!channel>", prediction.label, 0.9 - i / 10)
+                for i in range(options.neighbours)
+            ),
+            baseline_probability=0.5,
+            log_odds=3.5,
+            baseline_log_odds=0.0,
+            completeness_gap=0.0,
+            steps=options.steps,
+            truncated=prediction.truncated,
+        )
 
     def _one(self, text: str) -> ModelPrediction:
         words = text.lower().split()

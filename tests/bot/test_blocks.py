@@ -76,7 +76,8 @@ def test_classify_blocks_give_moderators_a_correct_button_and_a_relabel_select()
     built = blocks.classify_blocks(_outcome(), can_label=True)
     controls = [b for b in built if b["type"] == "actions"]
     assert [c["block_id"] for c in controls] == ["label:11", "label:12"]
-    button, select = controls[0]["elements"]
+    button, select, why = controls[0]["elements"]
+    assert (why["action_id"], why["value"]) == ("bertbot_why", "11")
     assert button["action_id"] == "bertbot_label:spam" and button["value"] == "spam"
     assert button["text"]["text"] == "✓ Correct"
     assert select["action_id"] == "bertbot_relabel"
@@ -119,6 +120,7 @@ def test_alert_blocks_link_the_message_and_offer_spam_and_not_spam() -> None:
     assert [(e["text"]["text"], e["value"], e.get("style")) for e in actions["elements"]] == [
         ("Spam", "spam", "danger"),
         ("Not spam", "ham", None),
+        ("Why?", "21", None),
     ]
 
 

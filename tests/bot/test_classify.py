@@ -55,7 +55,11 @@ def test_classify_answers_a_known_spam_within_3s_with_the_right_label(bot: Bot) 
     text = _all_text(answer.params["blocks"])
     assert "*spam*: *Spam* · 97% · model v3" in text
     assert "*sentiment*: *Neutral* · 97% · model v5" in text
-    assert _actions(answer.params["blocks"]) == []  # a member gets no label controls
+    # A member gets no label controls, only "Why?" on each result (theirs to ask).
+    assert [
+        (c["block_id"], [e["value"] for e in c["elements"]])
+        for c in _actions(answer.params["blocks"])
+    ] == [("why:1", [f"1:{MEMBER}"]), ("why:2", [f"2:{MEMBER}"])]
 
 
 def test_classify_stores_one_prediction_per_task_with_the_text(bot: Bot) -> None:
@@ -77,7 +81,8 @@ def test_moderators_get_a_correct_button_and_a_relabel_select_per_task(bot: Bot)
     blocks = _answer(bot, delivery.response_url).params["blocks"]
     controls = _actions(blocks)
     assert [c["block_id"] for c in controls] == ["label:1", "label:2"]
-    spam_button, spam_select = controls[0]["elements"]
+    spam_button, spam_select, why = controls[0]["elements"]
+    assert (why["action_id"], why["value"]) == ("bertbot_why", f"1:{MODERATOR}")
     assert spam_button["text"]["text"] == "✓ Correct" and spam_button["value"] == "ham"
     assert [o["value"] for o in spam_select["options"]] == ["spam"]
     sentiment_select = controls[1]["elements"][1]

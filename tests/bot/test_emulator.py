@@ -162,6 +162,39 @@ def test_a_spam_alert_reaches_moderators_and_not_spam_stores_a_correction(
     assert shown["edited"] and "Labelled <b>Not spam</b> by" in shown["html"]
 
 
+def test_why_renders_on_alerts_and_classify_answers_and_answers_privately(
+    bertbot: Served, models: FakeModels
+) -> None:
+    emulator = bertbot.emulator
+    assert emulator.send(MEMBER, "general", SPAM_TEXT).ok
+    [alert] = eventually(lambda: emulator.entries("moderators"), timeout=10)
+    [shown] = emulator.state(MODERATOR)["channels"]["C0MODERATORS"]
+    assert "Why?" in shown["html"]  # the page renders the button
+    block, element = locate(emulator, alert, "bertbot_why")
+    assert emulator.click(MODERATOR, f"m:{alert.id}", block, element, "bertbot_why").ok
+    bertbot.settle()
+    [answer] = eventually(
+        lambda: [e for e in emulator.entries("moderators", MODERATOR) if e.ephemeral_to]
+    )
+    assert answer.ephemeral_to == MODERATOR and "*Why Spam?*" in text_of(emulator, answer)
+    assert [e for e in emulator.entries("moderators", ADMIN) if e.ephemeral_to] == []
+    assert models.models["spam"].explained == [SPAM_TEXT]
+
+    # The member who ran /classify may ask about their own answer.
+    assert emulator.send(MEMBER, "general", "/classify spam: win a prize").ok
+    [result] = eventually(
+        lambda: [e for e in emulator.entries("general", MEMBER) if e.ephemeral_to]
+    )
+    block, element = locate(emulator, result, "bertbot_why")
+    assert emulator.click(MEMBER, f"m:{result.id}", block, element, "bertbot_why").ok
+    bertbot.settle()
+    why = eventually(
+        lambda: [e for e in emulator.entries("general", MEMBER) if "Why Spam" in e.text]
+    )
+    assert why[0].ephemeral_to == MEMBER
+    assert models.models["spam"].explained == [SPAM_TEXT, "win a prize"]
+
+
 def test_a_stale_click_is_refused_by_the_emulator(bertbot: Served) -> None:
     emulator = bertbot.emulator
     emulator.send(MEMBER, "general", SPAM_TEXT)

@@ -123,6 +123,7 @@ def test_a_spam_message_raises_exactly_one_alert_and_not_spam_stores_a_correctio
     assert [(b["text"]["text"], b["value"]) for b in buttons] == [
         ("Spam", "spam"),
         ("Not spam", "ham"),
+        ("Why?", "1"),  # the spam prediction's explanation, on click
     ]
 
     message, predictions = _stored(bot, GENERAL, event["ts"])

@@ -145,7 +145,11 @@ def test_a_moderators_home_has_status_runs_and_the_queue_least_sure_first(
         f"label:{ids['sure']}",
     ]
     controls = next(b for b in blocks if b.get("block_id") == f"label:{ids['coin']}")
-    assert [e["action_id"] for e in controls["elements"]] == [LABEL + "ham", LABEL + "spam"]
+    assert [e["action_id"] for e in controls["elements"]] == [
+        LABEL + "ham",
+        LABEL + "spam",
+        "bertbot_why",
+    ]
     coin = all_text([b for b in blocks if b.get("block_id") == f"review:{ids['coin']}"])
     assert "said *Spam* (51%, margin 2%)" in coin
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in coin

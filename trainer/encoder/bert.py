@@ -94,17 +94,18 @@ def save_encoder(
         return tf.nn.dropout(x, rate=rate) if training and rate > 0 else x
 
     def forward(inputs: Mapping[str, Any], training: bool) -> dict[str, Any]:
-        word_ids = inputs["input_word_ids"]
-        mask = inputs["input_mask"]
-        type_ids = inputs["input_type_ids"]
-        batch, length = tf.shape(word_ids)[0], tf.shape(word_ids)[1]
+        word_embeddings = tf.gather(emb["word"], inputs["input_word_ids"])
+        return forward_from_embeddings(
+            word_embeddings, inputs["input_mask"], inputs["input_type_ids"], training
+        )
+
+    def forward_from_embeddings(
+        word_embeddings: Any, mask: Any, type_ids: Any, training: bool
+    ) -> dict[str, Any]:
+        batch, length = tf.shape(type_ids)[0], tf.shape(type_ids)[1]
 
         # No tf.newaxis slices here or below: TFLite cannot convert them at dynamic shapes.
-        x = (
-            tf.gather(emb["word"], word_ids)
-            + tf.gather(emb["type"], type_ids)
-            + emb["position"][:length]
-        )
+        x = word_embeddings + tf.gather(emb["type"], type_ids) + emb["position"][:length]
         x = dropout(
             layer_norm(x, emb["ln_gamma"], emb["ln_beta"]), cfg.hidden_dropout_prob, training
         )
@@ -171,6 +172,29 @@ def save_encoder(
         )
         return {key: outputs[key] for key in ("pooled_output", "sequence_output")}
 
+    # Explanations (integrated gradients) start from the word embeddings: the lookup and the
+    # rest of the forward pass as two functions, so a caller can interpolate in between.
+    ids_spec = tf.TensorSpec([None, None], tf.int32, name="input_word_ids")
+
+    @tf.function(input_signature=[ids_spec])
+    def word_embeddings(input_word_ids: Any) -> Any:
+        return tf.gather(emb["word"], input_word_ids)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, h], tf.float32, name="input_embeddings"),
+            specs["input_mask"],
+            specs["input_type_ids"],
+        ]
+    )
+    def call_with_embeddings(
+        input_embeddings: Any, input_mask: Any, input_type_ids: Any
+    ) -> dict[str, Any]:
+        outputs = forward_from_embeddings(
+            input_embeddings, input_mask, input_type_ids, training=False
+        )
+        return {key: outputs[key] for key in ("pooled_output", "sequence_output")}
+
     # The attributes tf_hub's "reusable SavedModel" interface expects (what hub.KerasLayer reads).
     root = tf.train.Checkpoint()
     root.embeddings = emb
@@ -181,4 +205,6 @@ def save_encoder(
     root.trainable_variables = [] if stored_low else list(all_variables)
     root.regularization_losses = []
     root.__call__ = call
+    root.word_embeddings = word_embeddings
+    root.call_with_embeddings = call_with_embeddings
     tf.saved_model.save(root, str(path), signatures={"serving_default": serve})

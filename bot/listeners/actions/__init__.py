@@ -1,10 +1,10 @@
-"""Interactive components (buttons, selects, shortcuts), each module with a ``register``."""
+"""Interactive components (buttons, selects, shortcuts, "Why?"), each module with a ``register``."""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners.actions import admin, appeal, home, label, shortcut
+from bot.listeners.actions import admin, appeal, home, label, shortcut, why
 from bot.services import BotServices
 from bot.services.status import StatusService
 
@@ -13,6 +13,7 @@ def register(app: App, services: BotServices, *, status: StatusService | None = 
     label.register(app, services.corrections)
     admin.register(app, services.roles)
     appeal.register(app, services.appeals, status)
+    why.register(app, services.explanations, status)
     if status is not None:
         home.register(app, services.corrections, status)
         shortcut.register(app, status)

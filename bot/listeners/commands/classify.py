@@ -35,7 +35,9 @@ def register(
         outcome = classification.classify(request, requested_by=user_id)
         answer = respond(
             text=blocks.classify_text(outcome),
-            blocks=blocks.classify_blocks(outcome, can_label=corrections.can_label(user_id)),
+            blocks=blocks.classify_blocks(
+                outcome, can_label=corrections.can_label(user_id), requested_by=user_id
+            ),
             response_type="ephemeral",
         )
         if answer.status_code != 200:

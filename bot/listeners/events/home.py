@@ -19,6 +19,7 @@ def publish_home(
     logger: logging.Logger,
     *,
     notice: str | None = None,
+    answer: list[dict[str, Any]] | None = None,
 ) -> None:
     """Build and publish one user's Home tab (``views.publish``).
 
@@ -28,8 +29,9 @@ def publish_home(
         user_id: Whose tab.
         logger: The listener's logger.
         notice: An escaped mrkdwn line to show on top (the outcome of the user's last click).
+        answer: Blocks to show on top (the answer to the user's last click).
     """
-    view = home_view(status.home(user_id), notice=notice)
+    view = home_view(status.home(user_id), notice=notice, answer=answer)
     client.views_publish(user_id=user_id, view=view)
     logger.debug("published the Home tab of %s (%d blocks)", user_id, len(view["blocks"]))
 
