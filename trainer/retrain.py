@@ -9,6 +9,7 @@ moves in the same unit of work that records the decision, or not at all.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import random
@@ -153,6 +154,22 @@ def take_snapshot(database: Database, task: str) -> Snapshot:
     with database.begin() as session:
         examples = label_store.effective_labels(session=session, task=task)
     return Snapshot(examples=examples, taken_at=datetime.now(UTC))
+
+
+def probability_arguments(gate: Any, candidate: Any, production: Any) -> dict[str, Any]:
+    """Both models' probabilities for a gate whose ``decide`` takes them.
+
+    A gate written before calibration (``decide`` without ``candidate_probabilities``) still
+    works: it gets predictions alone, as before.
+    """
+    try:
+        parameters = inspect.signature(gate.decide).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if not takes_any and "candidate_probabilities" not in parameters:
+        return {}
+    return {"candidate_probabilities": candidate, "production_probabilities": production}
 
 
 def retrain(
@@ -454,17 +471,19 @@ def _retrain_locked(
             ) from exc
         production_predictions = current.predict(texts)
         production_pred = [p.label for p in production_predictions]
-    decision = options.make_gate().decide(
+    gate = options.make_gate()
+    decision = gate.decide(
         truth,
         candidate_pred,
         production_pred,
         spec.labels,
         corrections_mask=[e.source in HUMAN for e in eval_examples],
-        candidate_probabilities=probability_matrix(candidate_predictions, spec.labels),
-        production_probabilities=(
+        **probability_arguments(
+            gate,
+            probability_matrix(candidate_predictions, spec.labels),
             probability_matrix(production_predictions, spec.labels)
             if production_predictions is not None
-            else None
+            else None,
         ),
     )
     if keeper.lost:

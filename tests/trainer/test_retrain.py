@@ -340,3 +340,21 @@ def test_kill_9_during_training_leaves_production_and_the_next_run_succeeds(
     assert dead.status == RunStatus.FAILED and "abandoned" in dead.error
     leftovers = [p for p in (home / "models" / "toy").iterdir() if ".tmp-" in p.name]
     assert leftovers == []
+
+
+def test_a_gate_written_before_calibration_still_gets_predictions_alone() -> None:
+    from trainer.gate import BootstrapGate
+    from trainer.retrain import probability_arguments
+
+    class OldGate:
+        def decide(self, y_true, candidate_pred, production_pred, labels, *, corrections_mask=None):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    class AnyKeywords:
+        def decide(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    assert probability_arguments(OldGate(), "c", "p") == {}
+    expected = {"candidate_probabilities": "c", "production_probabilities": "p"}
+    assert probability_arguments(AnyKeywords(), "c", "p") == expected
+    assert probability_arguments(BootstrapGate(), "c", "p") == expected
