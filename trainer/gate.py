@@ -14,9 +14,13 @@ guarded everywhere else:
   loses its F1; a shift of the boundary between two classes, trading one's recall for its
   precision, does not).
 
-Given both models' (calibrated) probabilities, the candidate's expected calibration error
-on the whole eval set may exceed production's by at most ``max_ece_increase``: a model whose
-confidences mean less would move every threshold that reads them (alerts, the review queue).
+Given both models' (calibrated) probabilities, a candidate whose expected calibration error
+on the whole eval set exceeds production's by more than ``max_ece_increase`` is rejected when
+that is not noise: when, over the same paired bootstrap resamples, its ECE is above
+production's with P >= ``confidence``. A model whose confidences mean less would move every
+threshold that reads them (alerts, the review queue); but ECE on a few hundred examples moves
+by a few hundredths between resamples, so the point estimate alone would keep good
+candidates out at random.
 
 Without enough corrections in the eval set, every rule applies to the whole eval set. In both
 cases the eval set must hold at least ``min_eval`` examples. Judging the two parts apart keeps
@@ -372,15 +376,24 @@ def decide(
     )
     if "ece" in candidate_metrics and "ece" in production_metrics:
         increase = candidate_metrics["ece"] - production_metrics["ece"]
+        worse = paired_ece_bootstrap(
+            np.asarray(candidate_probabilities, dtype=np.float64),
+            np.asarray(production_probabilities, dtype=np.float64),
+            truth_index,
+            resamples=config.bootstrap_resamples,
+            seed=config.seed,
+        )
+        beyond = increase > config.max_ece_increase + 1e-12
         checks.append(
             Check(
                 "max_ece_increase",
-                increase <= config.max_ece_increase + 1e-12,
+                not (beyond and worse >= config.confidence),
                 increase,
                 config.max_ece_increase,
                 f"calibration error (ECE, {n} eval examples) {candidate_metrics['ece']:.4f} vs "
-                f"production {production_metrics['ece']:.4f} (increase {increase:+.4f}; "
-                f"allowed {config.max_ece_increase})",
+                f"production {production_metrics['ece']:.4f} (increase {increase:+.4f}, "
+                f"P(worse) {worse:.3f}; rejected only beyond {config.max_ece_increase} with "
+                f"P >= {config.confidence})",
             )
         )
     promote = all(check.passed for check in checks)
@@ -398,6 +411,55 @@ def decide(
         scope="corrections" if by_corrections else "all",
         rest=rest_info,
     )
+
+
+def weighted_ece(
+    weights: np.ndarray, probabilities: np.ndarray, truth: np.ndarray, bins: int = 15
+) -> np.ndarray:
+    """ECE (equal-width bins of the top-class probability) under many weightings at once.
+
+    Per bin, ``|sum_i w_i (correct_i - confidence_i)|``; summed over bins and divided by the
+    total weight: :func:`trainer.calibration.expected_calibration_error` with weights.
+
+    Args:
+        weights: [resamples, n] how often each example is drawn.
+        probabilities: [n, k].
+        truth: [n] class indices.
+
+    Returns:
+        [resamples] ECE values.
+    """
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == truth).astype(np.float64)
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    gaps = np.zeros((len(truth), bins))
+    gaps[np.arange(len(truth)), index] = correct - confidence
+    return np.asarray(np.abs(weights @ gaps).sum(axis=1) / weights.sum(axis=1))
+
+
+def paired_ece_bootstrap(
+    candidate: np.ndarray,
+    production: np.ndarray,
+    truth: np.ndarray,
+    *,
+    resamples: int,
+    seed: int,
+    chunk: int = 250,
+) -> float:
+    """P(the candidate's ECE > production's) over paired resamples of the eval examples."""
+    rng = np.random.default_rng(seed + 1)  # not the F1 bootstrap's draws
+    n = len(truth)
+    worse = 0
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        draws = rng.integers(0, n, size=(size, n))
+        weights = np.zeros((size, n))
+        np.add.at(weights, (np.arange(size)[:, None], draws), 1.0)
+        difference = weighted_ece(weights, candidate, truth) - weighted_ece(
+            weights, production, truth
+        )
+        worse += int((difference > 1e-12).sum())
+    return worse / resamples
 
 
 def _calibration(probabilities: Any, truth: np.ndarray, n: int) -> dict[str, float]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from trainer.calibration import expected_calibration_error
 from trainer.gate import (
     GateConfig,
     GateDecision,
@@ -13,6 +14,7 @@ from trainer.gate import (
     macro_f1_from_weights,
     paired_bootstrap,
     permutation_test,
+    weighted_ece,
 )
 
 LABELS = ["neg", "neu", "pos"]
@@ -405,7 +407,14 @@ def _probabilities(predictions: list[str], confidence: float) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize(("under_confidence", "passes"), [(0.015, True), (0.025, False)])
+@pytest.mark.parametrize(
+    ("under_confidence", "passes"),
+    [
+        (0.015, True),  # within the tolerance
+        (0.03, True),  # beyond it, but 600 examples cannot tell it from noise (P ~0.8)
+        (0.08, False),  # beyond it, and worse in (nearly) every resample
+    ],
+)
 def test_the_ece_rule_on_both_sides_of_its_threshold(under_confidence: float, passes: bool) -> None:
     truth = _data()
     candidate = _predict(truth, 0.9, seed=1)
@@ -416,12 +425,13 @@ def test_the_ece_rule_on_both_sides_of_its_threshold(under_confidence: float, pa
     }
     # Production's confidence equals its accuracy (ECE 0); the candidate says less than it
     # knows by under_confidence, so its ECE is exactly that.
+    config = GateConfig(max_ece_increase=0.02)
     decision = decide(
         truth,
         candidate,
         production,
         LABELS,
-        GateConfig(max_ece_increase=0.02),
+        config,
         candidate_probabilities=_probabilities(candidate, accuracy["candidate"] - under_confidence),
         production_probabilities=_probabilities(production, accuracy["production"]),
     )
@@ -430,8 +440,23 @@ def test_the_ece_rule_on_both_sides_of_its_threshold(under_confidence: float, pa
     assert decision.candidate["ece"] == pytest.approx(under_confidence)
     check = next(c for c in decision.checks if c.name == "max_ece_increase")
     assert check.value == pytest.approx(under_confidence) and check.passed is passes
+    p_worse = float(check.detail.split("P(worse) ")[1].split(";")[0])
+    assert check.passed == (under_confidence <= 0.02 or p_worse < config.confidence)
     assert decision.promote is passes  # every other rule passes: the ECE rule decides
-    assert ("calibration error" in decision.reason) is True  # reported either way
+    assert "calibration error" in decision.reason  # reported either way
+
+
+def test_weighted_ece_is_the_ece_under_resampling() -> None:
+    rng = np.random.default_rng(2)
+    probabilities = rng.dirichlet([1.0, 1.0, 1.0], size=300)
+    truth = rng.integers(0, 3, size=300)
+    weights = np.stack([np.ones(300), rng.integers(0, 3, size=300).astype(float)])
+    ours = weighted_ece(weights, probabilities, truth)
+    assert ours[0] == pytest.approx(expected_calibration_error(probabilities, truth))
+    expanded = np.repeat(np.arange(300), weights[1].astype(int))
+    assert ours[1] == pytest.approx(
+        expected_calibration_error(probabilities[expanded], truth[expanded])
+    )
 
 
 def test_the_ece_rule_boundary_is_inclusive() -> None:
