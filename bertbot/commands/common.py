@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -65,6 +65,27 @@ def require_encoder(settings: Settings) -> Path:
 def say(message: str, stream: TextIO | None = None) -> None:
     """A progress line on stderr (stdout stays for results)."""
     print(message, file=stream or sys.stderr, flush=True)
+
+
+MAX_ERRORS_SHOWN = 20
+
+
+def refuse_bad_rows(path: Path | str, errors: Sequence[Any], *, skip_bad_rows: bool) -> None:
+    """Name a file's bad rows (the first MAX_ERRORS_SHOWN); unless told to skip them, refuse
+    the whole file so that nothing of it is imported.
+
+    Raises:
+        CommandError: There are bad rows and ``skip_bad_rows`` is False.
+    """
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        say(f"{path}:{error.line}: {error.message}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        say(f"... and {len(errors) - MAX_ERRORS_SHOWN} more bad rows")
+    if errors and not skip_bad_rows:
+        raise CommandError(
+            f"{len(errors)} bad row(s) in {path}; nothing was imported. Fix them, or "
+            "re-run with --skip-bad-rows to import the other rows"
+        )
 
 
 def format_duration(seconds: float | None) -> str:

@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import open_database, say, task_spec
+from bertbot.commands.common import open_database, refuse_bad_rows, say, task_spec
 from bertbot.settings import Settings
-
-MAX_ERRORS_SHOWN = 20
 
 
 def _fetch(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,15 +36,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         result = read_labelled_file(path, spec.labels)
     except DatasetError as exc:
         raise CommandError(str(exc)) from exc
-    for error in result.errors[:MAX_ERRORS_SHOWN]:
-        say(f"{path}:{error.line}: {error.message}")
-    if len(result.errors) > MAX_ERRORS_SHOWN:
-        say(f"... and {len(result.errors) - MAX_ERRORS_SHOWN} more bad rows")
-    if result.errors and not args.skip_bad_rows:
-        raise CommandError(
-            f"{len(result.errors)} bad row(s) in {path}; nothing was imported. Fix them, or "
-            "re-run with --skip-bad-rows to import the other rows"
-        )
+    refuse_bad_rows(path, result.errors, skip_bad_rows=args.skip_bad_rows)
     if not result.examples:
         raise CommandError(f"{path} holds no valid rows; nothing was imported")
     database = open_database(settings)

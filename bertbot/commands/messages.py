@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import ProgressBar, open_database, say
+from bertbot.commands.common import ProgressBar, open_database, refuse_bad_rows, say
 from bertbot.settings import Settings
 
-MAX_ERRORS_SHOWN = 20
 MAX_MESSAGES = 999_999  # one import's timestamps are <second>.<row>, six digits
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
@@ -67,15 +66,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         result = read_text_file(path)
     except DatasetError as exc:
         raise CommandError(str(exc)) from exc
-    for error in result.errors[:MAX_ERRORS_SHOWN]:
-        say(f"{path}:{error.line}: {error.message}")
-    if len(result.errors) > MAX_ERRORS_SHOWN:
-        say(f"... and {len(result.errors) - MAX_ERRORS_SHOWN} more bad rows")
-    if result.errors and not args.skip_bad_rows:
-        raise CommandError(
-            f"{len(result.errors)} bad row(s) in {path}; nothing was imported. Fix them, or "
-            "re-run with --skip-bad-rows to import the other rows"
-        )
+    refuse_bad_rows(path, result.errors, skip_bad_rows=args.skip_bad_rows)
     texts = result.texts
     if not texts:
         raise CommandError(f"{path} holds no valid rows; nothing was imported")
