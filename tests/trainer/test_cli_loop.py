@@ -50,8 +50,11 @@ def _csv(path: Path, rows: list[tuple[str, str]]) -> str:
 
 
 def test_retrain_models_and_export(
-    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The tiny model's calibration swings between retrains (a validation split it gets all
+    # right keeps T = 1): this test is about the commands, the ECE rule has its own tests.
+    monkeypatch.setenv("BERTBOT_GATE__MAX_ECE_INCREASE", "1")
     assert main(["db", "upgrade"]) == 0
     seed = _csv(tmp_path / "seed.csv", [(e.text, e.label) for e in toy_examples(260)])
     assert main(["data", "import", seed, "--task", "toy"]) == 0
