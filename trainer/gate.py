@@ -32,6 +32,7 @@ TensorFlow, no database.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -513,6 +514,22 @@ class BootstrapGate:
 
     def first_model(self, metrics: Mapping[str, Any]) -> Check:
         return first_model_check(metrics)
+
+
+def probability_arguments(gate: Any, candidate: Any, production: Any) -> dict[str, Any]:
+    """Both models' probabilities for a gate whose ``decide`` takes them.
+
+    A gate written before calibration (``decide`` without ``candidate_probabilities``) still
+    works: it gets predictions alone, as before.
+    """
+    try:
+        parameters = inspect.signature(gate.decide).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if not takes_any and "candidate_probabilities" not in parameters:
+        return {}
+    return {"candidate_probabilities": candidate, "production_probabilities": production}
 
 
 def load_gate(implementation: str, config: GateConfig) -> Gate:

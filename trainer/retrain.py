@@ -9,7 +9,6 @@ moves in the same unit of work that records the decision, or not at all.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import os
 import random
@@ -154,22 +153,6 @@ def take_snapshot(database: Database, task: str) -> Snapshot:
     with database.begin() as session:
         examples = label_store.effective_labels(session=session, task=task)
     return Snapshot(examples=examples, taken_at=datetime.now(UTC))
-
-
-def probability_arguments(gate: Any, candidate: Any, production: Any) -> dict[str, Any]:
-    """Both models' probabilities for a gate whose ``decide`` takes them.
-
-    A gate written before calibration (``decide`` without ``candidate_probabilities``) still
-    works: it gets predictions alone, as before.
-    """
-    try:
-        parameters = inspect.signature(gate.decide).parameters
-    except (TypeError, ValueError):
-        return {}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    if not takes_any and "candidate_probabilities" not in parameters:
-        return {}
-    return {"candidate_probabilities": candidate, "production_probabilities": production}
 
 
 def retrain(
@@ -350,6 +333,7 @@ def _retrain_locked(
     report: ProgressFn,
     force: bool,
 ) -> RetrainOutcome:
+    from trainer.gate import probability_arguments
     from trainer.serving import SavedModelClassifier, ServingError, probability_matrix
     from trainer.train import TrainConfig, train
 

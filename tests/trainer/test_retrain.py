@@ -348,8 +348,7 @@ def test_kill_9_during_training_leaves_production_and_the_next_run_succeeds(
 
 
 def test_a_gate_written_before_calibration_still_gets_predictions_alone() -> None:
-    from trainer.gate import BootstrapGate
-    from trainer.retrain import probability_arguments
+    from trainer.gate import BootstrapGate, probability_arguments
 
     class OldGate:
         def decide(self, y_true, candidate_pred, production_pred, labels, *, corrections_mask=None):  # type: ignore[no-untyped-def]
