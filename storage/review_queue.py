@@ -149,11 +149,13 @@ def queue_candidates(
     ):
         flags.setdefault(int(message_id), str(reason))
     margins = {int(pid): _margin(scores) for pid, scores in scored}
-    flagged_rows = session.execute(
-        select(Prediction, Message)
-        .join(Message, Message.id == Prediction.message_id)
-        .where(*clauses, Message.id.in_(list(flags)))
-    ).all()
+    flagged_rows = list(
+        session.execute(
+            select(Prediction, Message)
+            .join(Message, Message.id == Prediction.message_id)
+            .where(*clauses, Message.id.in_(list(flags)))
+        )
+    )
     flag_order = {message_id: i for i, message_id in enumerate(flags)}
     flagged_rows.sort(key=lambda row: flag_order[row[1].id])
     flagged_ids = {prediction.id for prediction, _ in flagged_rows}

@@ -63,6 +63,7 @@ def serve_bot(
         next_retrain=next_retrain,
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
+        review=services.review,
     )
     client = make_client(BOT_TOKEN, base_url=fake.api_url)
     executor = TrackingExecutor(8)
