@@ -261,6 +261,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # Like /retrain, with BERTBOT_RETRAIN__THREADS TensorFlow threads; a promotion
             # reloads this process's model at once.
             from bot.services.drift_notice import DriftNotifier
+            from bot.services.review_digest import ReviewDigest
 
             # Drift checks reuse this process's production models and tell admins through
             # its Slack client.
@@ -279,6 +280,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 observer=metrics,
                 drift_notifier=notifier,
                 models=models.get,
+                # Moderators' digests count this process's queue (no model call).
+                review_digest=ReviewDigest(database, client, services.review, settings.moderators),
             )
             scheduler.start()
             for job, when in next_runs(scheduler).items():
