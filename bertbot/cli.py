@@ -24,6 +24,7 @@ from bertbot.commands import inbox as inbox_commands
 from bertbot.commands import messages as messages_commands
 from bertbot.commands import models as models_commands
 from bertbot.commands import policy as policy_commands
+from bertbot.commands import review as review_commands
 from bertbot.commands import serve as serve_commands
 from bertbot.commands import setup as setup_commands
 from bertbot.commands import train as train_commands
@@ -40,6 +41,7 @@ GROUPS = [
     classify_commands,
     messages_commands,
     drift_commands,
+    review_commands,
     explain_commands,
     models_commands,
     serve_commands,

@@ -7,7 +7,8 @@ Its caller chooses the retrains' options: ``bertbot scheduler`` runs alone and t
 every core, ``serve --with-scheduler`` with ``BERTBOT_RETRAIN__THREADS`` (see
 :func:`bertbot.services.retrain_options`). Drift checks run every
 ``BERTBOT_DRIFT__INTERVAL_HOURS`` (0: never); after each, the admins of any untold drift
-episode are told in Slack when the process has a bot token (a ``DriftNotifier``).
+episode are told in Slack when the process has a bot token (a ``DriftNotifier``). With a
+bot token too, moderators get the review digest (``BERTBOT_REVIEW__DIGEST_*``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def job_id(task: str) -> str:
 
 def drift_job_id(task: str) -> str:
     return f"drift:{task}"
+
+
+REVIEW_DIGEST_JOB = "review-digest"
+DIGEST_CHECK_HOURS = 1.0  # how often due digests are looked for (each has its own period)
 
 
 def retrain_trigger(settings: Settings) -> CronTrigger:
@@ -160,6 +165,19 @@ def scheduled_drift_check(
     return outcome
 
 
+def scheduled_review_digest(digest: Any) -> str:
+    """One run of the review digest (a :class:`bot.services.review_digest.ReviewDigest`);
+    logs and returns its outcome, never raises into the scheduler."""
+    try:
+        outcomes = digest.send_due()
+    except StorageError as exc:
+        logger.error("review digest failed: %s", exc)
+        return f"review digest: failed: {exc}"
+    sent = [o.user_id for o in outcomes if o.outcome == "sent"]
+    logger.info("review digest: sent to %d of %d moderator(s)", len(sent), len(outcomes))
+    return f"review digest: sent to {len(sent)} of {len(outcomes)} moderator(s)"
+
+
 def build_scheduler(
     settings: Settings,
     database: Database,
@@ -169,12 +187,15 @@ def build_scheduler(
     observer: RetrainObserver | None = None,
     drift_notifier: Any | None = None,
     models: Callable[[str], Any] | None = None,
+    review_digest: Any | None = None,
 ) -> Any:
     """A (not yet started) scheduler with one retrain job per active task, run with
     ``options``; ``observer`` (the process's metrics) is told how each run ended. With
     ``BERTBOT_DRIFT__INTERVAL_HOURS`` above 0, a drift check per task too, whose drift
     episodes ``drift_notifier`` tells admins about; ``models`` lends a serving process's
-    production classifiers to the checks."""
+    production classifiers to the checks. With a ``review_digest`` and
+    ``BERTBOT_REVIEW__DIGEST_EVERY_HOURS`` above 0, due digests are sent every hour (or every
+    period, if shorter); the database keeps each moderator to one per period."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
     trigger = retrain_trigger(settings)
     for task in settings.tasks:
@@ -203,6 +224,21 @@ def build_scheduler(
                 coalesce=True,
                 misfire_grace_time=settings.retrain.misfire_grace_seconds,
             )
+    every = settings.review.digest_every_hours
+    if review_digest is not None and every > 0:
+        scheduler.add_job(
+            scheduled_review_digest,
+            trigger=IntervalTrigger(
+                hours=min(every, DIGEST_CHECK_HOURS), timezone=settings.retrain.timezone
+            ),
+            args=(review_digest,),
+            id=REVIEW_DIGEST_JOB,
+            name="review digest",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=settings.retrain.misfire_grace_seconds,
+        )
     return scheduler
 
 
@@ -216,11 +252,17 @@ def run_scheduler(
     options: RetrainOptions,
     observer: RetrainObserver | None = None,
     drift_notifier: Any | None = None,
+    review_digest: Any | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (``bertbot scheduler``), each retrain with ``options``;
-    ``observer`` and ``drift_notifier`` as for :func:`build_scheduler`."""
+    ``observer``, ``drift_notifier`` and ``review_digest`` as for :func:`build_scheduler`."""
     scheduler = build_scheduler(
-        settings, database, options, observer=observer, drift_notifier=drift_notifier
+        settings,
+        database,
+        options,
+        observer=observer,
+        drift_notifier=drift_notifier,
+        review_digest=review_digest,
     )
     stop = threading.Event()
 

@@ -13,6 +13,7 @@ from trainer.options import GateConfig, RetrainOptions
 if TYPE_CHECKING:
     from bot.services.alert_outbox import AlertPolicy
     from bot.services.policy import PolicyDefaults
+    from bot.services.review_queue import ReviewOptions
     from trainer.gate import Gate
 
 
@@ -88,4 +89,18 @@ def policy_defaults(settings: Settings) -> PolicyDefaults:
         threshold=settings.alert_threshold,
         action=settings.alert_action,
         can_remove=settings.slack_admin_user_token is not None,
+    )
+
+
+def review_options(settings: Settings) -> ReviewOptions:
+    """The review queue and its digest (``BERTBOT_REVIEW__*``)."""
+    from bot.services.review_queue import ReviewOptions
+
+    review = settings.review
+    return ReviewOptions(
+        max_age=timedelta(days=review.max_age_days),
+        pool_size=review.pool_size,
+        digest_min_items=review.digest_min_items,
+        digest_every=timedelta(hours=review.digest_every_hours),
+        daily_budget=review.daily_budget,
     )

@@ -263,6 +263,25 @@ class AppealSettings(BaseModel):
     per_day: int = Field(3, ge=1, le=100)
 
 
+class ReviewSettings(BaseModel):
+    """The active review queue and its digest (``BERTBOT_REVIEW__*``).
+
+    ``max_age_days``: messages older than this leave the queue. ``pool_size``: how many of
+    the least sure candidates the selection looks at. ``digest_min_items``: a moderator is
+    sent the digest when at least this many items wait for them, at most once per
+    ``digest_every_hours`` (0: never). ``daily_budget``: labels a moderator is asked for per
+    day (UTC); the digest offers what is left of it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_age_days: float = Field(14.0, gt=0.0, le=3650.0)
+    pool_size: int = Field(500, ge=1, le=100_000)
+    digest_min_items: int = Field(5, ge=1, le=10_000)
+    digest_every_hours: float = Field(24.0, ge=0.0, le=24.0 * 365)
+    daily_budget: int = Field(20, ge=1, le=10_000)
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -333,6 +352,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     appeals: AppealSettings = AppealSettings()
     explain: ExplainSettings = ExplainSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

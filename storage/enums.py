@@ -79,3 +79,10 @@ class AppealStatus(enum.StrEnum):
     OPEN = "open"
     UPHELD = "upheld"
     DENIED = "denied"
+
+
+class SkipKind(enum.StrEnum):
+    """How a moderator passed on a review-queue item without labelling it."""
+
+    SKIP = "skip"
+    NOT_SURE = "not_sure"

@@ -36,6 +36,7 @@ from storage.enums import (
     PolicyAction,
     RunStatus,
     RunTrigger,
+    SkipKind,
     Split,
     VersionStatus,
     utcnow,
@@ -439,3 +440,33 @@ class ReviewFlag(Base):
     drift_check_id: Mapped[int | None] = mapped_column(
         ForeignKey("drift_checks.id", ondelete="SET NULL")
     )
+
+
+class ReviewSkip(Base):
+    """A moderator's "Skip" or "Not sure" on a review-queue item (a message, for a task).
+
+    One row per task, message and moderator (a second click updates its kind and time). The
+    message leaves that moderator's queue at once, and everyone's once two moderators passed.
+    """
+
+    __tablename__ = "review_skips"
+    __table_args__ = (UniqueConstraint("task", "message_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[SkipKind] = mapped_column(_enum(SkipKind, "skip_kind"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewDigest(Base):
+    """When a moderator was last sent the review digest (so a restart does not re-send)."""
+
+    __tablename__ = "review_digests"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent_at: Mapped[datetime]
+    items: Mapped[int] = mapped_column(Integer, default=0)

@@ -107,3 +107,37 @@ def test_drift_checks_can_be_turned_off_and_never_raise(  # type: ignore[no-unty
     outcome = scheduled_drift_check(settings, database, "spam", tmp_path, Notifier())
     assert outcome.startswith("spam: not run: spam has no production model")
     assert told == [True]  # untold episodes are still told after a check that could not run
+
+
+def test_the_review_digest_job_runs_hourly_unless_turned_off(  # type: ignore[no-untyped-def]
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bertbot.scheduler import REVIEW_DIGEST_JOB, scheduled_review_digest
+    from storage.errors import StorageError
+
+    class Digest:
+        def __init__(self, fail: bool = False) -> None:
+            self.fail = fail
+
+        def send_due(self) -> list[object]:
+            if self.fail:
+                raise StorageError("database down")
+            return []
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    options = retrain_options(settings, beside_serving=False)
+    database = Database.connect("sqlite://")
+    build_scheduler(settings, database, options, scheduler=scheduler, review_digest=Digest())
+    scheduler.start(paused=True)
+    try:
+        job = scheduler.get_job(REVIEW_DIGEST_JOB)
+        assert job.trigger.interval == timedelta(hours=1) and job.max_instances == 1
+    finally:
+        scheduler.shutdown(wait=False)
+    monkeypatch.setenv("BERTBOT_REVIEW__DIGEST_EVERY_HOURS", "0")
+    off = load_settings()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    build_scheduler(off, database, options, scheduler=scheduler, review_digest=Digest())
+    assert REVIEW_DIGEST_JOB not in {job.id for job in scheduler.get_jobs()}
+    assert scheduled_review_digest(Digest()) == "review digest: sent to 0 of 0 moderator(s)"
+    assert scheduled_review_digest(Digest(fail=True)).startswith("review digest: failed")

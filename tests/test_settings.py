@@ -104,6 +104,11 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ("BERTBOT_DRIFT__DAYS", "-1", "greater than 0"),
         ("BERTBOT_DRIFT__INTERVAL_HOURS", "lots", "valid number"),
         ("BERTBOT_DRIFT__CHANNEL", "Not A Channel", "channel id"),
+        ("BERTBOT_REVIEW__MAX_AGE_DAYS", "0", "greater than 0"),
+        ("BERTBOT_REVIEW__POOL_SIZE", "0", "greater than or equal to 1"),
+        ("BERTBOT_REVIEW__DIGEST_MIN_ITEMS", "many", "valid integer"),
+        ("BERTBOT_REVIEW__DIGEST_EVERY_HOURS", "-1", "greater than or equal to 0"),
+        ("BERTBOT_REVIEW__DAILY_BUDGET", "0", "greater than or equal to 1"),
     ],
 )
 def test_a_bad_value_names_its_variable(
@@ -118,6 +123,25 @@ def test_a_bad_value_names_its_variable(
         assert f"{variable}:" in text
     else:
         assert "BERTBOT_TASKS" in text
+
+
+def test_review_settings_have_defaults_and_read_their_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings().review
+    assert (defaults.max_age_days, defaults.pool_size, defaults.digest_min_items) == (14, 500, 5)
+    assert (defaults.digest_every_hours, defaults.daily_budget) == (24, 20)
+    for name, value in (
+        ("MAX_AGE_DAYS", "3.5"),
+        ("POOL_SIZE", "3000"),
+        ("DIGEST_MIN_ITEMS", "2"),
+        ("DIGEST_EVERY_HOURS", "0"),
+        ("DAILY_BUDGET", "7"),
+    ):
+        monkeypatch.setenv(f"BERTBOT_REVIEW__{name}", value)
+    review = load_settings().review
+    assert (review.max_age_days, review.pool_size, review.digest_min_items) == (3.5, 3000, 2)
+    assert (review.digest_every_hours, review.daily_budget) == (0, 7)
 
 
 def test_every_drift_setting_reaches_the_drift_options(monkeypatch: pytest.MonkeyPatch) -> None:

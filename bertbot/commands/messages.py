@@ -27,29 +27,41 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-def _production_models(settings: Settings, database: Any) -> dict[str, Any]:
-    """Each active task's production classifier (tasks without one are left out)."""
+def production_model(settings: Settings, database: Any, name: str) -> Any | None:
+    """A task's production classifier, loaded from its artifact; None without one.
+
+    Raises:
+        CommandError: The artifact cannot be loaded.
+    """
     from storage import registry
     from trainer.artifact import resolve_artifact
     from trainer.serving import SavedModelClassifier, ServingError
 
+    with database.begin() as session:
+        production = registry.get_alias(session=session, task=name)
+    if production is None:
+        return None
+    try:
+        return SavedModelClassifier.load(
+            resolve_artifact(settings.home_dir, production.artifact_uri),
+            task=name,
+            version=production.version,
+            expected_sha256=production.sha256,
+            warm_up=False,
+        )
+    except ServingError as exc:
+        raise CommandError(f"{name} v{production.version}: {exc}") from exc
+
+
+def _production_models(settings: Settings, database: Any) -> dict[str, Any]:
+    """Each active task's production classifier (tasks without one are left out)."""
     models = {}
     for name in settings.tasks:
-        with database.begin() as session:
-            production = registry.get_alias(session=session, task=name)
-        if production is None:
+        model = production_model(settings, database, name)
+        if model is None:
             say(f"{name} has no production model: its messages get no {name} prediction")
             continue
-        try:
-            models[name] = SavedModelClassifier.load(
-                resolve_artifact(settings.home_dir, production.artifact_uri),
-                task=name,
-                version=production.version,
-                expected_sha256=production.sha256,
-                warm_up=False,
-            )
-        except ServingError as exc:
-            raise CommandError(f"{name} v{production.version}: {exc}") from exc
+        models[name] = model
     return models
 
 

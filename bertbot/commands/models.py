@@ -211,8 +211,18 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
             "no SLACK_BOT_TOKEN: drift checks run and are recorded, but admins are not told "
             "in Slack until a process with the token runs one"
         )
+    from bertbot.commands.review import review_digest
+
+    digest = review_digest(settings, database)
     try:
-        run_scheduler(settings, database, options, observer=metrics, drift_notifier=notifier)
+        run_scheduler(
+            settings,
+            database,
+            options,
+            observer=metrics,
+            drift_notifier=notifier,
+            review_digest=digest,
+        )
     finally:
         if server is not None:
             server.close()

@@ -109,7 +109,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slack_sdk.errors import SlackClientError
 
     from bertbot.scheduler import next_retrain_at
-    from bertbot.services import alert_policy, policy_defaults, retrain_options
+    from bertbot.services import alert_policy, policy_defaults, retrain_options, review_options
     from bot.app import BotConfig, create_app, make_client
     from bot.observability import BotMetrics, MetricsServer
     from bot.services import BotServices
@@ -169,6 +169,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         batching=settings.batching.policy(),
         observer=metrics,
         explain=settings.explain.options(),
+        review=review_options(settings),
     )
     metrics.watch_production(models.versions)
     metrics.watch_queues(inbox=services.inbox.stats, alert_outbox=services.outbox.depth)
@@ -180,6 +181,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         next_retrain=lambda now: next_retrain_at(settings, now),
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
+        review=services.review,
     )
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only
@@ -259,6 +261,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # Like /retrain, with BERTBOT_RETRAIN__THREADS TensorFlow threads; a promotion
             # reloads this process's model at once.
             from bot.services.drift_notice import DriftNotifier
+            from bot.services.review_digest import ReviewDigest
 
             # Drift checks reuse this process's production models and tell admins through
             # its Slack client.
@@ -277,6 +280,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 observer=metrics,
                 drift_notifier=notifier,
                 models=models.get,
+                # Moderators' digests count this process's queue (no model call).
+                review_digest=ReviewDigest(database, client, services.review, settings.moderators),
             )
             scheduler.start()
             for job, when in next_runs(scheduler).items():

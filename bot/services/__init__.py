@@ -3,7 +3,8 @@
 ``classification`` answers ``/classify``; ``ingestion`` stores channel messages;
 ``alert_outbox`` queues, claims and posts moderators' alerts; ``corrections`` stores
 moderators' labels; ``explanations`` answers "Why?" clicks; ``inbox`` keeps event
-deliveries from being lost after their ack.
+deliveries from being lost after their ack; ``review_queue`` chooses what to ask moderators
+and ``review_digest`` tells them when it waits.
 The first five share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
@@ -31,6 +32,7 @@ from bot.services.ingestion import IngestionService
 from bot.services.observer import PredictionObserver
 from bot.services.policy import GroupMembers, PolicyDefaults, PolicyService
 from bot.services.predictor import ModelSource, Predictor
+from bot.services.review_queue import ReviewOptions, ReviewQueueService
 from bot.services.roles import Roles
 from storage.db import Database
 from trainer.batching import Batcher, BatchPolicy
@@ -55,6 +57,7 @@ class BotServices:
         corrections: Moderators' labels.
         explanations: "Why?" on alerts, ``/classify`` answers and review items.
         inbox: Event deliveries stored before their ack, handled after.
+        review: The active review queue (App Home, the digest, ``bertbot review next``).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class BotServices:
         batching: BatchPolicy | None = None,
         observer: PredictionObserver | None = None,
         explain: ExplainOptions | None = None,
+        review: ReviewOptions | None = None,
     ) -> None:
         """Wire the services.
 
@@ -90,6 +94,7 @@ class BotServices:
             observer: Told about stored predictions and prediction batches (the process's
                 metrics); the predictor keeps it as ``predictor.observer``.
             explain: How "Why?" explains (steps, words, neighbours).
+            review: How the review queue chooses and how often it asks (the digest).
         """
         self.roles = roles
         self.batcher = Batcher(models, batching, observer=observer)
@@ -114,6 +119,7 @@ class BotServices:
             database, self.predictor, roles, explain or ExplainOptions()
         )
         self.inbox = Inbox(database, inbox)
+        self.review = ReviewQueueService(database, models, tasks, roles, review)
 
     def close(self) -> None:
         """Stop the batcher's workers (queued texts are still predicted first)."""

@@ -13,12 +13,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import zip_longest
 from typing import Any
 
 from bot.services.appeals import AppealItem
 from bot.services.errors import BotError
 from bot.services.ingestion import SlackMessage
 from bot.services.predictor import ModelSource
+from bot.services.review_queue import Budget, ReviewQueueService
 from bot.services.roles import Roles
 from storage import annotations as label_store
 from storage import inbox as inbox_store
@@ -139,7 +141,9 @@ class ReviewItem:
     model_version: str
     predicted_at: datetime
     message: MessageRecord
-    reason: str | None = None
+    reason: str | None = None  # the review flag (``drift``), if flagged
+    why: str | None = None  # why the queue asks (see :mod:`trainer.active`)
+    duplicates: int = 0  # near-duplicate messages this item stands for
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ class HomeOverview:
     queue: tuple[ReviewItem, ...]
     can_label: bool
     appeals: tuple[AppealItem, ...] = ()  # open appeals: the top of the review queue
+    budget: Budget | None = None  # the user's labels today against the daily budget
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ class StatusService:
         runs_shown: int = 5,
         clock: Callable[[], datetime] = _utcnow,
         open_appeals: Callable[[], Sequence[AppealItem]] | None = None,
+        review: ReviewQueueService | None = None,
     ) -> None:
         """Wire the service.
 
@@ -222,6 +228,8 @@ class StatusService:
             clock: The current time (tests).
             open_appeals: Authors' open appeals (``BotServices.appeals.open_items``); they
                 lead the review queue.
+            review: The active review queue (``BotServices.review``); without it the queue
+                is the recent least-sure predictions over ``review_window``.
         """
         if not tasks:
             raise ValueError("StatusService needs at least one task")
@@ -238,6 +246,7 @@ class StatusService:
         self._runs_shown = runs_shown
         self._clock = clock
         self._open_appeals = open_appeals
+        self._review = review
 
     # /bertbot status -------------------------------------------------------------------
 
@@ -265,29 +274,65 @@ class StatusService:
                 _run_summary(item)
                 for item in overview.recent_runs(session=session, limit=self._runs_shown)
             )
-            queue: tuple[ReviewItem, ...] = ()
-            if can_label:
-                queue = tuple(
-                    ReviewItem(
-                        prediction_id=c.prediction.id,
-                        task=self._tasks[c.prediction.task],
-                        label=c.prediction.label,
-                        top_probability=c.top_probability,
-                        margin=c.margin,
-                        model_version=c.prediction.model_version,
-                        predicted_at=c.prediction.created_at,
-                        message=c.message,
-                        reason=c.reason,
-                    )
-                    for c in overview.review_queue(
-                        session=session,
-                        since=report.generated_at - self._review_window,
-                        tasks=list(self._tasks),
-                        limit=self._review_size,
-                    )
-                )
+        queue: tuple[ReviewItem, ...] = ()
+        budget = None
+        if can_label and self._review is not None:
+            queue = self._active_queue(user_id)
+            budget = self._review.budget(user_id)
+        elif can_label:
+            queue = self._recent_queue(report.generated_at)
         appeals = tuple(self._open_appeals()) if can_label and self._open_appeals else ()
-        return HomeOverview(report, runs, queue, can_label, appeals)
+        return HomeOverview(report, runs, queue, can_label, appeals, budget)
+
+    def _active_queue(self, user_id: str) -> tuple[ReviewItem, ...]:
+        """Each task's active queue for the user, drift-flagged items first, then the tasks'
+        items taken in turn (each task's best first)."""
+        assert self._review is not None
+        per_task = [
+            self._review.next(name, user_id=user_id, limit=self._review_size)
+            for name in self._tasks
+        ]
+        flagged = [item for items in per_task for item in items if item.flagged]
+        rest = [[item for item in items if not item.flagged] for items in per_task]
+        turns = [item for row in zip_longest(*rest) for item in row if item is not None]
+        return tuple(
+            ReviewItem(
+                prediction_id=item.prediction.id,
+                task=item.task,
+                label=item.prediction.label,
+                top_probability=item.top_probability,
+                margin=item.margin,
+                model_version=item.prediction.model_version,
+                predicted_at=item.prediction.created_at,
+                message=item.message,
+                reason=item.flagged,
+                why=item.reason,
+                duplicates=len(item.duplicates),
+            )
+            for item in [*flagged, *turns][: self._review_size]
+        )
+
+    def _recent_queue(self, now: datetime) -> tuple[ReviewItem, ...]:
+        with self._database.begin() as session:
+            return tuple(
+                ReviewItem(
+                    prediction_id=c.prediction.id,
+                    task=self._tasks[c.prediction.task],
+                    label=c.prediction.label,
+                    top_probability=c.top_probability,
+                    margin=c.margin,
+                    model_version=c.prediction.model_version,
+                    predicted_at=c.prediction.created_at,
+                    message=c.message,
+                    reason=c.reason,
+                )
+                for c in overview.review_queue(
+                    session=session,
+                    since=now - self._review_window,
+                    tasks=list(self._tasks),
+                    limit=self._review_size,
+                )
+            )
 
     # "Label with bertbot" ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.services.review_queue import Budget
 from bot.services.status import HomeOverview, ReviewItem, RunSummary
 from bot.ui.appeal import appeal_item_blocks
 from bot.ui.blocks import escape, label_block_id, label_title, percent, quote, why_button
@@ -29,6 +30,9 @@ from bot.ui.status import data_line, next_retrain_line, production_line
 
 HOME_LABEL_ACTION_PREFIX = "bertbot_home_label:"
 HOME_RELABEL_ACTION = "bertbot_home_relabel"
+HOME_SKIP_ACTION = "bertbot_home_skip"
+HOME_NOT_SURE_ACTION = "bertbot_home_not_sure"
+SKIP_KINDS = {HOME_SKIP_ACTION: "skip", HOME_NOT_SURE_ACTION: "not_sure"}
 NOTICE_BLOCK = "notice"
 QUEUE_QUOTE_CHARS = 280
 _MAX_BUTTONS = 5
@@ -79,17 +83,31 @@ def home_view(
     else:
         for appeal in home.appeals:  # authors' appeals first
             blocks += appeal_item_blocks(appeal)
+        if home.budget is not None:
+            blocks.append(context(budget_line(home.budget), block_id="budget"))
         if home.queue:
             blocks.append(
                 context(
                     "Recent channel messages drift watch flagged (most unlike the data the "
                     "model was checked on) come first, then those the model was least sure "
-                    "about. A label you give here is a correction for the next retrain."
+                    "about, spread over different kinds of message; near-duplicates are asked "
+                    "once. A label you give here is a correction for the next retrain; "
+                    "*Skip* or *Not sure* takes a message out of your queue."
                 )
             )
         for item in home.queue:
             blocks += review_blocks(item)
     return {"type": "home", "blocks": limit_blocks(blocks)}
+
+
+def budget_line(budget: Budget) -> str:
+    """The user's labels today against the daily budget."""
+    if budget.reached:
+        return (
+            f":tada: You reached today's label budget ({budget.labelled} of {budget.budget}). "
+            "Thank you: the queue will be here tomorrow (labels are still welcome)."
+        )
+    return f"Labels today: {budget.labelled} of {budget.budget}."
 
 
 def run_line(run: RunSummary) -> str:
@@ -113,10 +131,11 @@ def review_blocks(item: ReviewItem) -> list[Block]:
     author = f"<@{message.user_id}>" if message.user_id else "someone"
     said = escape(label_title(item.task, item.label))
     flagged = f"{_REASONS.get(item.reason, escape(item.reason))} · " if item.reason else ""
+    why = f"\n_{escape(item.why)}_" if item.why and not item.reason else ""
     text = (
         f"{flagged}*{item.task.name}*: model v{escape(item.model_version)} said *{said}* "
         f"({percent(item.top_probability)}, margin {percent(item.margin)}) · "
-        f"{author} in <#{message.channel_id}> · {when(message.received_at)}\n"
+        f"{author} in <#{message.channel_id}> · {when(message.received_at)}{why}\n"
         f"{quote(message.text, QUEUE_QUOTE_CHARS)}"
     )
     labels = list(item.task.labels)
@@ -140,8 +159,28 @@ def review_blocks(item: ReviewItem) -> list[Block]:
         {
             "type": "actions",
             "block_id": label_block_id(item.prediction_id),
-            "elements": [*elements, why_button(item.prediction_id)],
+            "elements": [*elements, why_button(item.prediction_id), *_pass_buttons(item)],
         },
+    ]
+
+
+def skip_value(task: str, message_id: int) -> str:
+    return f"{task}:{message_id}"
+
+
+def parse_skip_value(value: Any) -> tuple[str, int] | None:
+    """(task, message id) of a Skip / Not sure button's value; None when malformed."""
+    task, _, message_id = str(value or "").partition(":")
+    if not task or not message_id.isdigit():
+        return None
+    return task, int(message_id)
+
+
+def _pass_buttons(item: ReviewItem) -> list[dict[str, Any]]:
+    value = skip_value(item.task.name, item.message.id)
+    return [
+        {"type": "button", "action_id": action, "text": plain(text), "value": value}
+        for action, text in ((HOME_SKIP_ACTION, "Skip"), (HOME_NOT_SURE_ACTION, "Not sure"))
     ]
 
 

@@ -21,6 +21,7 @@ from bot.emulator.inbound import Delivery, SlackSender
 from bot.emulator.outbound import FakeSlack, find_element
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
+from bot.services.review_queue import ReviewOptions
 from bot.services.roles import Roles
 from bot.services.status import NextRetrain, StatusService
 from bot.transport.http import BotHttpServer
@@ -51,10 +52,11 @@ def serve_bot(
     models: FakeModels,
     *,
     next_retrain: NextRetrain | None = None,
+    review: ReviewOptions | None = None,
 ) -> Iterator[SurfaceBot]:
     """Like conftest's ``bot`` fixture, with a :class:`StatusService` given to create_app."""
     roles = Roles.of(admins=[ADMIN], moderators=[MODERATOR])
-    services = BotServices(database, models, tasks, roles, alerts=alert_policy)
+    services = BotServices(database, models, tasks, roles, alerts=alert_policy, review=review)
     status = StatusService(
         database,
         models,
@@ -63,6 +65,7 @@ def serve_bot(
         next_retrain=next_retrain,
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
+        review=services.review,
     )
     client = make_client(BOT_TOKEN, base_url=fake.api_url)
     executor = TrackingExecutor(8)

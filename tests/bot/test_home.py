@@ -149,6 +149,8 @@ def test_a_moderators_home_has_status_runs_and_the_queue_least_sure_first(
         LABEL + "ham",
         LABEL + "spam",
         "bertbot_why",
+        "bertbot_home_skip",
+        "bertbot_home_not_sure",
     ]
     coin = all_text([b for b in blocks if b.get("block_id") == f"review:{ids['coin']}"])
     assert "said *Spam* (51%, margin 2%)" in coin

@@ -14,8 +14,8 @@ Then the genuine request is sent and must work, which proves the forged copies w
 refused for the role and not for a broken payload.
 
 Routes: the label button and "Relabel as" select of a ``/classify`` result, an alert's
-label button, the App Home queue's label button and select, the "Label with bertbot"
-shortcut's modal submission, ``/retrain``, the result card's "Promote anyway" and
+label button, the App Home queue's label button, select, "Skip" and "Not sure", the "Label
+with bertbot" shortcut's modal submission, ``/retrain``, the result card's "Promote anyway" and
 "Roll back" buttons and their reason modal's submission.
 """
 
@@ -35,12 +35,25 @@ from bot.emulator.outbound import iter_elements
 from bot.services.retrain_requests import PROMOTE, MoveRequest
 from bot.ui import label_modal
 from bot.ui import retrain as admin_blocks
-from bot.ui.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
+from bot.ui.home import (
+    HOME_LABEL_ACTION_PREFIX,
+    HOME_NOT_SURE_ACTION,
+    HOME_RELABEL_ACTION,
+    HOME_SKIP_ACTION,
+)
 from bot.ui.retrain import CardRef
 from storage import registry
 from storage.db import Database
 from storage.enums import VersionStatus
-from storage.models import Alias, Annotation, AuditEntry, Lease, ModelVersion, TrainingRun
+from storage.models import (
+    Alias,
+    Annotation,
+    AuditEntry,
+    Lease,
+    ModelVersion,
+    ReviewSkip,
+    TrainingRun,
+)
 from tests.artifacts import write_fake_artifact
 from tests.bot import surfaces
 from tests.bot.conftest import ADMIN, GENERAL, MEMBER, MODERATOR, SPAM_TEXT
@@ -108,6 +121,7 @@ def _protected(bot: FullBot) -> dict[str, Any]:
         aliases = sorted(session.execute(select(Alias.task, Alias.model_version_id)).all())
         return {
             "annotations": count(Annotation),
+            "review_skips": count(ReviewSkip),
             "audit": count(AuditEntry),
             "aliases": [tuple(row) for row in aliases],
             "training_runs": count(TrainingRun),
@@ -252,6 +266,28 @@ def _home_select(bot: FullBot, dry: DrySender) -> Signed:
     return dry.take()
 
 
+def _home_pass(action_id: str) -> Callable[[FullBot, DrySender], Signed]:
+    """The queue's "Skip" or "Not sure" button on a message nobody passed on yet."""
+
+    def build(bot: FullBot, dry: DrySender) -> Signed:
+        view = _home_view(bot)
+        with bot.database.begin() as session:
+            passed = {f"spam:{m}" for m in session.scalars(select(ReviewSkip.message_id))}
+        value = next(
+            str(element["value"])
+            for _, element in iter_elements(view["blocks"])
+            if element.get("action_id") == action_id and element.get("value") not in passed
+        )
+        surfaces.view_click(dry, user_id=MODERATOR, view=view, action_id=action_id, value=value)
+        return dry.take()
+
+    return build
+
+
+def _passed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return bool(after["review_skips"] > before["review_skips"])
+
+
 def _shortcut_submission(bot: FullBot, dry: DrySender) -> Signed:
     message = surfaces.user_message(bot.sender, "shortcut WIN a FREE prize", user_id=MEMBER)
     before = len(bot.fake.calls("views.open"))
@@ -354,6 +390,13 @@ ROUTES = [
     Route("App Home label button", ("moderator", "admin"), _home_button, _annotated),
     Route("App Home relabel select", ("moderator", "admin"), _home_select, _annotated),
     Route("shortcut modal submission", ("moderator", "admin"), _shortcut_submission, _annotated),
+    Route("App Home Skip button", ("moderator", "admin"), _home_pass(HOME_SKIP_ACTION), _passed),
+    Route(
+        "App Home Not sure button",
+        ("moderator", "admin"),
+        _home_pass(HOME_NOT_SURE_ACTION),
+        _passed,
+    ),
     Route(
         "/retrain",
         ("admin",),

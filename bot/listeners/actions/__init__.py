@@ -15,5 +15,5 @@ def register(app: App, services: BotServices, *, status: StatusService | None = 
     appeal.register(app, services.appeals, status)
     why.register(app, services.explanations, status)
     if status is not None:
-        home.register(app, services.corrections, status)
+        home.register(app, services.corrections, status, services.review)
         shortcut.register(app, status)

@@ -1,4 +1,4 @@
-"""Label buttons (and selects) in the Home tab's "Needs review" queue.
+"""Label buttons (and selects), "Skip" and "Not sure" in the Home tab's "Needs review" queue.
 
 A click stores a correction through
 :meth:`bot.services.corrections.CorrectionService.correct`, the path every labelling control
@@ -20,16 +20,33 @@ from bot.listeners.actions.label import correct_click, parse_click
 from bot.listeners.events.home import publish_home
 from bot.services.corrections import CorrectionService
 from bot.services.errors import BotError
+from bot.services.review_queue import ReviewQueueService
 from bot.services.status import StatusService
 from bot.ui import blocks
-from bot.ui.home import HOME_LABEL_ACTION_PREFIX, HOME_RELABEL_ACTION
+from bot.ui.home import (
+    HOME_LABEL_ACTION_PREFIX,
+    HOME_NOT_SURE_ACTION,
+    HOME_RELABEL_ACTION,
+    HOME_SKIP_ACTION,
+    SKIP_KINDS,
+    parse_skip_value,
+)
 
 HOME_LABEL_ACTIONS = re.compile(
     "^(" + re.escape(HOME_LABEL_ACTION_PREFIX) + r"[a-z0-9_]+|" + HOME_RELABEL_ACTION + ")$"
 )
 
 
-def register(app: App, corrections: CorrectionService, status: StatusService) -> None:
+HOME_SKIP_ACTIONS = re.compile(f"^({HOME_SKIP_ACTION}|{HOME_NOT_SURE_ACTION})$")
+_PASSED = {"skip": "Skipped", "not_sure": "Marked not sure"}
+
+
+def register(
+    app: App,
+    corrections: CorrectionService,
+    status: StatusService,
+    review: ReviewQueueService | None = None,
+) -> None:
     @app.action(HOME_LABEL_ACTIONS)
     def home_label_clicked(
         ack: Ack,
@@ -53,3 +70,34 @@ def register(app: App, corrections: CorrectionService, status: StatusService) ->
             else:
                 notice = ":information_source: " + blocks.repeated_text(correction)
         publish_home(client, status, click.user_id, logger, notice=notice)
+
+    if review is None:
+        return
+
+    @app.action(HOME_SKIP_ACTIONS)
+    def home_skip_clicked(
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: WebClient,
+        logger: logging.Logger,
+    ) -> None:
+        """ "Skip" / "Not sure": the item leaves this moderator's queue (role checked)."""
+        ack()
+        user_id = (body.get("user") or {}).get("id")
+        target = parse_skip_value(action.get("value"))
+        kind = SKIP_KINDS.get(str(action.get("action_id")))
+        if not user_id or target is None or kind is None:
+            logger.warning("ignoring a malformed Home skip action %s", action.get("action_id"))
+            return
+        task, message_id = target
+        try:
+            review.skip(task=task, message_id=message_id, user_id=str(user_id), kind=kind)
+        except BotError as exc:
+            notice = f":warning: {blocks.escape(str(exc))}"
+        else:
+            notice = (
+                f":fast_forward: {_PASSED[kind]}: that message left your {blocks.escape(task)} "
+                "queue (it leaves everyone's once a second moderator passes on it)."
+            )
+        publish_home(client, status, str(user_id), logger, notice=notice)
