@@ -79,3 +79,13 @@ class AppealStatus(enum.StrEnum):
     OPEN = "open"
     UPHELD = "upheld"
     DENIED = "denied"
+
+
+class SecondOpinionStatus(enum.StrEnum):
+    """A request for a second moderator's label: waiting, answered alike (agreed), answered
+    differently (disputed: held out of training), or settled by an admin (decided)."""
+
+    OPEN = "open"
+    AGREED = "agreed"
+    DISPUTED = "disputed"
+    DECIDED = "decided"
