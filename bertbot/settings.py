@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.inbox_policy import InboxPolicy
+from bot.second_opinion_policy import SecondOpinionPolicy
 from storage.enums import PolicyAction
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
@@ -263,6 +264,26 @@ class AppealSettings(BaseModel):
     per_day: int = Field(3, ge=1, le=100)
 
 
+class ReviewSettings(BaseModel):
+    """How moderators' labels are checked (``BERTBOT_REVIEW__*``).
+
+    Defaults and bounds come from :class:`bot.services.second_opinion.SecondOpinionPolicy`:
+    ``second_opinion_share`` of moderators' corrections (by a hash of each correction) and
+    every correction contradicting a prediction at least ``second_opinion_confidence`` sure
+    go to a second moderator.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    second_opinion_share: float = Field(0.10, ge=0.0, le=1.0)
+    second_opinion_confidence: float = Field(0.95, gt=0.0, le=1.0)
+
+    def second_opinion_policy(self) -> SecondOpinionPolicy:
+        return SecondOpinionPolicy(
+            share=self.second_opinion_share, confidence=self.second_opinion_confidence
+        )
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -333,6 +354,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     appeals: AppealSettings = AppealSettings()
     explain: ExplainSettings = ExplainSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod
