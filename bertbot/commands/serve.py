@@ -169,6 +169,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         batching=settings.batching.policy(),
         observer=metrics,
         explain=settings.explain.options(),
+        second_opinion=settings.review.second_opinion_policy(),
     )
     metrics.watch_production(models.versions)
     metrics.watch_queues(inbox=services.inbox.stats, alert_outbox=services.outbox.depth)
@@ -180,6 +181,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         next_retrain=lambda now: next_retrain_at(settings, now),
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
+        second_opinions=services.second_opinions.board,
     )
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only

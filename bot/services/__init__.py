@@ -2,8 +2,9 @@
 
 ``classification`` answers ``/classify``; ``ingestion`` stores channel messages;
 ``alert_outbox`` queues, claims and posts moderators' alerts; ``corrections`` stores
-moderators' labels; ``explanations`` answers "Why?" clicks; ``inbox`` keeps event
-deliveries from being lost after their ack.
+moderators' labels (``second_opinion`` sends some to a second moderator and disputes to
+admins); ``explanations`` answers "Why?" clicks; ``inbox`` keeps event deliveries from being
+lost after their ack.
 The first five share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
@@ -32,6 +33,7 @@ from bot.services.observer import PredictionObserver
 from bot.services.policy import GroupMembers, PolicyDefaults, PolicyService
 from bot.services.predictor import ModelSource, Predictor
 from bot.services.roles import Roles
+from bot.services.second_opinion import SecondOpinionPolicy, SecondOpinionService
 from storage.db import Database
 from trainer.batching import Batcher, BatchPolicy
 from trainer.explain import ExplainOptions
@@ -53,6 +55,7 @@ class BotServices:
         policies: The moderation policy per channel and task.
         appeals: Authors' appeals and moderators' decisions.
         corrections: Moderators' labels.
+        second_opinions: Second moderators' answers and admins' decisions on disputes.
         explanations: "Why?" on alerts, ``/classify`` answers and review items.
         inbox: Event deliveries stored before their ack, handled after.
     """
@@ -72,6 +75,7 @@ class BotServices:
         batching: BatchPolicy | None = None,
         observer: PredictionObserver | None = None,
         explain: ExplainOptions | None = None,
+        second_opinion: SecondOpinionPolicy | None = None,
     ) -> None:
         """Wire the services.
 
@@ -90,6 +94,7 @@ class BotServices:
             observer: Told about stored predictions and prediction batches (the process's
                 metrics); the predictor keeps it as ``predictor.observer``.
             explain: How "Why?" explains (steps, words, neighbours).
+            second_opinion: Which corrections go to a second moderator.
         """
         self.roles = roles
         self.batcher = Batcher(models, batching, observer=observer)
@@ -109,7 +114,8 @@ class BotServices:
         )
         self.ingestion = IngestionService(database, self.predictor, self.outbox, self.policies)
         self.appeals = AppealService(database, self.predictor, roles, appeals)
-        self.corrections = CorrectionService(database, self.predictor, roles)
+        self.corrections = CorrectionService(database, self.predictor, roles, second_opinion)
+        self.second_opinions = SecondOpinionService(database, tasks, roles)
         self.explanations = ExplanationService(
             database, self.predictor, roles, explain or ExplainOptions()
         )

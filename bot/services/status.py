@@ -20,6 +20,7 @@ from bot.services.errors import BotError
 from bot.services.ingestion import SlackMessage
 from bot.services.predictor import ModelSource
 from bot.services.roles import Roles
+from bot.services.second_opinion import OpinionBoard
 from storage import annotations as label_store
 from storage import inbox as inbox_store
 from storage import messages, overview, registry
@@ -160,6 +161,7 @@ class HomeOverview:
     queue: tuple[ReviewItem, ...]
     can_label: bool
     appeals: tuple[AppealItem, ...] = ()  # open appeals: the top of the review queue
+    opinions: OpinionBoard = OpinionBoard()  # second opinions wanted; disputes (admins)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,7 @@ class StatusService:
         runs_shown: int = 5,
         clock: Callable[[], datetime] = _utcnow,
         open_appeals: Callable[[], Sequence[AppealItem]] | None = None,
+        second_opinions: Callable[[str], OpinionBoard] | None = None,
     ) -> None:
         """Wire the service.
 
@@ -222,6 +225,8 @@ class StatusService:
             clock: The current time (tests).
             open_appeals: Authors' open appeals (``BotServices.appeals.open_items``); they
                 lead the review queue.
+            second_opinions: A user's second opinions wanted and disputes
+                (``BotServices.second_opinions.board``).
         """
         if not tasks:
             raise ValueError("StatusService needs at least one task")
@@ -238,6 +243,7 @@ class StatusService:
         self._runs_shown = runs_shown
         self._clock = clock
         self._open_appeals = open_appeals
+        self._second_opinions = second_opinions
 
     # /bertbot status -------------------------------------------------------------------
 
@@ -287,7 +293,8 @@ class StatusService:
                     )
                 )
         appeals = tuple(self._open_appeals()) if can_label and self._open_appeals else ()
-        return HomeOverview(report, runs, queue, can_label, appeals)
+        board = self._second_opinions(user_id) if self._second_opinions else OpinionBoard()
+        return HomeOverview(report, runs, queue, can_label, appeals, board)
 
     # "Label with bertbot" ----------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator.inbound import Delivery, SlackSender
 from bot.emulator.outbound import FakeSlack, find_element
+from bot.second_opinion_policy import SecondOpinionPolicy
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.roles import Roles
@@ -51,10 +52,14 @@ def serve_bot(
     models: FakeModels,
     *,
     next_retrain: NextRetrain | None = None,
+    roles: Roles | None = None,
+    second_opinion: SecondOpinionPolicy | None = None,
 ) -> Iterator[SurfaceBot]:
     """Like conftest's ``bot`` fixture, with a :class:`StatusService` given to create_app."""
-    roles = Roles.of(admins=[ADMIN], moderators=[MODERATOR])
-    services = BotServices(database, models, tasks, roles, alerts=alert_policy)
+    roles = roles or Roles.of(admins=[ADMIN], moderators=[MODERATOR])
+    services = BotServices(
+        database, models, tasks, roles, alerts=alert_policy, second_opinion=second_opinion
+    )
     status = StatusService(
         database,
         models,
@@ -63,6 +68,7 @@ def serve_bot(
         next_retrain=next_retrain,
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
+        second_opinions=services.second_opinions.board,
     )
     client = make_client(BOT_TOKEN, base_url=fake.api_url)
     executor = TrackingExecutor(8)
