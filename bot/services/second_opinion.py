@@ -250,18 +250,7 @@ class SecondOpinionService:
                     return self._repeat(view, label, view.second_label, "answered")
                 raise BotError("Another moderator answered this one already. Thank you!")
             self._audit(session, user_id, ANSWER_ACTION, view, label, annotation, answered.status)
-        assert answered.answered_at is not None
-        return OpinionOutcome(
-            request_id,
-            spec,
-            label,
-            answered.status,
-            view.first_label,
-            annotation.id,
-            user_id,
-            answered.answered_at,
-            True,
-        )
+        return _outcome(spec, view.first_label, answered, label, decision=False, created=True)
 
     def decide(self, *, user_id: str, request_id: int, label: str) -> OpinionOutcome:
         """An admin's decision on a dispute: a label of source ``admin`` (so the effective
@@ -307,18 +296,7 @@ class SecondOpinionService:
                     return self._repeat(view, label, view.decided_label, "decided")
                 raise BotError(f"Second opinion {request_id} is decided already.")
             self._audit(session, user_id, DECIDE_ACTION, view, label, annotation, decided.status)
-        assert decided.decided_at is not None
-        return OpinionOutcome(
-            request_id,
-            spec,
-            label,
-            decided.status,
-            view.first_label,
-            annotation.id,
-            user_id,
-            decided.decided_at,
-            True,
-        )
+        return _outcome(spec, view.first_label, decided, label, decision=True, created=True)
 
     # Helpers -------------------------------------------------------------------------
 
@@ -339,24 +317,12 @@ class SecondOpinionService:
         self, view: opinions.SecondOpinionView, label: str, given: str | None, done: str
     ) -> OpinionOutcome:
         """The stored answer (or decision) when the same user clicks again."""
-        request = view.request
         if given != label:
             raise BotError(f"You {done} this already ({given}); that label stands.")
+        spec = self._spec(view.request.task)
         decision = done == "decided"
-        annotation_id = request.decision_annotation_id if decision else request.second_annotation_id
-        at = request.decided_at if decision else request.answered_at
-        by = request.decided_by if decision else request.second_annotator
-        assert annotation_id is not None and at is not None and by is not None
-        return OpinionOutcome(
-            request.id,
-            self._spec(request.task),
-            label,
-            request.status,
-            view.first_label,
-            annotation_id,
-            by,
-            at,
-            False,
+        return _outcome(
+            spec, view.first_label, view.request, label, decision=decision, created=False
         )
 
     def _audit(
@@ -437,6 +403,29 @@ class SecondOpinionService:
                 f"{failed}: the database is unavailable right now. Nothing was stored; "
                 "please try again in a moment."
             ) from exc
+
+
+def _outcome(
+    spec: TaskSpec,
+    first_label: str,
+    request: opinions.SecondOpinionRecord,
+    label: str,
+    *,
+    decision: bool,
+    created: bool,
+) -> OpinionOutcome:
+    if decision:
+        found = (request.decision_annotation_id, request.decided_by, request.decided_at)
+    else:
+        found = (request.second_annotation_id, request.second_annotator, request.answered_at)
+    annotation_id, by, at = found
+    assert annotation_id is not None and by is not None and at is not None
+    status = request.status
+    if not decision and status is SecondOpinionStatus.DECIDED:
+        status = SecondOpinionStatus.DISPUTED  # what the answer made it
+    return OpinionOutcome(
+        request.id, spec, label, status, first_label, annotation_id, by, at, created
+    )
 
 
 def opinion_subject(request_id: int) -> str:
