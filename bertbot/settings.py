@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.inbox_policy import InboxPolicy
+from bot.second_opinion_policy import SecondOpinionPolicy
 from storage.enums import PolicyAction
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
@@ -264,13 +265,17 @@ class AppealSettings(BaseModel):
 
 
 class ReviewSettings(BaseModel):
-    """The active review queue and its digest (``BERTBOT_REVIEW__*``).
+    """The active review queue, its digest and second opinions (``BERTBOT_REVIEW__*``).
 
     ``max_age_days``: messages older than this leave the queue. ``pool_size``: how many of
     the least sure candidates the selection looks at. ``digest_min_items``: a moderator is
     sent the digest when at least this many items wait for them, at most once per
     ``digest_every_hours`` (0: never). ``daily_budget``: labels a moderator is asked for per
     day (UTC); the digest offers what is left of it.
+
+    How moderators' labels are checked: ``second_opinion_share`` of moderators' corrections
+    (by a hash of each correction) and every correction contradicting a prediction at least
+    ``second_opinion_confidence`` sure go to a second moderator.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -280,6 +285,13 @@ class ReviewSettings(BaseModel):
     digest_min_items: int = Field(5, ge=1, le=10_000)
     digest_every_hours: float = Field(24.0, ge=0.0, le=24.0 * 365)
     daily_budget: int = Field(20, ge=1, le=10_000)
+    second_opinion_share: float = Field(0.10, ge=0.0, le=1.0)
+    second_opinion_confidence: float = Field(0.95, gt=0.0, le=1.0)
+
+    def second_opinion_policy(self) -> SecondOpinionPolicy:
+        return SecondOpinionPolicy(
+            share=self.second_opinion_share, confidence=self.second_opinion_confidence
+        )
 
 
 class SlackSettings(BaseModel):

@@ -86,3 +86,13 @@ class SkipKind(enum.StrEnum):
 
     SKIP = "skip"
     NOT_SURE = "not_sure"
+
+
+class SecondOpinionStatus(enum.StrEnum):
+    """A request for a second moderator's label: waiting, answered alike (agreed), answered
+    differently (disputed: held out of training), or settled by an admin (decided)."""
+
+    OPEN = "open"
+    AGREED = "agreed"
+    DISPUTED = "disputed"
+    DECIDED = "decided"

@@ -36,6 +36,7 @@ from storage.enums import (
     PolicyAction,
     RunStatus,
     RunTrigger,
+    SecondOpinionStatus,
     SkipKind,
     Split,
     VersionStatus,
@@ -276,6 +277,49 @@ class Annotation(Base):
     predicted_model_version: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SecondOpinion(Base):
+    """A moderator's correction sent to a second moderator, and what came of it.
+
+    ``active_hash`` holds the text hash while the request is open or disputed and NULL
+    after, so a unique constraint keeps one active request per task and text. The answers
+    and the admin's decision are annotations like any label (linked here by id).
+    """
+
+    __tablename__ = "second_opinions"
+    __table_args__ = (
+        UniqueConstraint("task", "active_hash"),
+        Index(None, "task", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), unique=True
+    )
+    prediction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="SET NULL")
+    )
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    text_hash: Mapped[str] = mapped_column(String(64))
+    active_hash: Mapped[str | None] = mapped_column(String(64))
+    first_annotator: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[SecondOpinionStatus] = mapped_column(
+        _enum(SecondOpinionStatus, "second_opinion_status")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    second_annotation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="SET NULL")
+    )
+    second_annotator: Mapped[str | None] = mapped_column(String(64))
+    answered_at: Mapped[datetime | None]
+    decision_annotation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotations.id", ondelete="SET NULL")
+    )
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
 
 
 class SplitAssignment(Base):

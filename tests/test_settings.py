@@ -245,3 +245,17 @@ def test_explanation_settings_have_the_options_defaults_and_bounds(
     monkeypatch.setenv("BERTBOT_EXPLAIN__STEPS", "33")
     with pytest.raises(SettingsError, match="BERTBOT_EXPLAIN__STEPS: .*less than or equal to 32"):
         load_settings()
+
+
+def test_second_opinion_settings_reach_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = load_settings().review.second_opinion_policy()
+    assert (policy.share, policy.confidence) == (0.10, 0.95)
+    monkeypatch.setenv("BERTBOT_REVIEW__SECOND_OPINION_SHARE", "0")
+    monkeypatch.setenv("BERTBOT_REVIEW__SECOND_OPINION_CONFIDENCE", "0.9")
+    policy = load_settings().review.second_opinion_policy()
+    assert (policy.share, policy.confidence) == (0.0, 0.9)
+    monkeypatch.setenv("BERTBOT_REVIEW__SECOND_OPINION_SHARE", "1.5")
+    with pytest.raises(
+        SettingsError, match="BERTBOT_REVIEW__SECOND_OPINION_SHARE: .*less than or equal to 1"
+    ):
+        load_settings()

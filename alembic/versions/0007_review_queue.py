@@ -5,7 +5,7 @@ per task, message and moderator); ``review_digests`` when each moderator was las
 digest, so a restarted scheduler does not send it again within its period.
 
 Revision ID: 0007
-Revises: 0006 (re-point to the last merged migration when this one is merged)
+Revises: 0006
 Create Date: 2026-12-04 11:50:00
 """
 

@@ -1,7 +1,8 @@
-"""``bertbot review``: the moderators' review queue from the command line.
+"""``bertbot review``: the moderators' review work from the command line.
 
-``next`` prints what the queue asks next. Other subcommands join the group through
-:func:`register`'s ``actions`` (one ``add_command`` each).
+``next`` prints what the queue asks next; ``disputes``/``decide`` come from
+:mod:`bertbot.commands.review_disputes`. Other subcommands join the group through
+:func:`register`'s ``actions`` (one ``add_command`` or ``register(actions)`` each).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from bertbot.commands import CommandError, add_command
+from bertbot.commands import CommandError, add_command, review_disputes
 from bertbot.commands.common import ProgressBar, open_database, say, task_spec
 from bertbot.settings import Settings
 
@@ -116,8 +117,11 @@ def _next(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = add_command(commands, "review", None, "the moderators' review queue")
+    group = add_command(
+        commands, "review", None, "the moderators' review: the queue, second-opinion disputes"
+    )
     actions = group.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+    review_disputes.register(actions)
     command = add_command(
         actions,
         "next",

@@ -170,6 +170,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         observer=metrics,
         explain=settings.explain.options(),
         review=review_options(settings),
+        second_opinion=settings.review.second_opinion_policy(),
     )
     metrics.watch_production(models.versions)
     metrics.watch_queues(inbox=services.inbox.stats, alert_outbox=services.outbox.depth)
@@ -182,6 +183,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
         review=services.review,
+        second_opinions=services.second_opinions.board,
     )
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only

@@ -4,7 +4,8 @@
 ``alert_outbox`` queues, claims and posts moderators' alerts; ``corrections`` stores
 moderators' labels; ``explanations`` answers "Why?" clicks; ``inbox`` keeps event
 deliveries from being lost after their ack; ``review_queue`` chooses what to ask moderators
-and ``review_digest`` tells them when it waits.
+and ``review_digest`` tells them when it waits; ``second_opinion`` sends some corrections to
+a second moderator and disputes to admins.
 The first five share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
@@ -34,6 +35,7 @@ from bot.services.policy import GroupMembers, PolicyDefaults, PolicyService
 from bot.services.predictor import ModelSource, Predictor
 from bot.services.review_queue import ReviewOptions, ReviewQueueService
 from bot.services.roles import Roles
+from bot.services.second_opinion import SecondOpinionPolicy, SecondOpinionService
 from storage.db import Database
 from trainer.batching import Batcher, BatchPolicy
 from trainer.explain import ExplainOptions
@@ -55,6 +57,7 @@ class BotServices:
         policies: The moderation policy per channel and task.
         appeals: Authors' appeals and moderators' decisions.
         corrections: Moderators' labels.
+        second_opinions: Second moderators' answers and admins' decisions on disputes.
         explanations: "Why?" on alerts, ``/classify`` answers and review items.
         inbox: Event deliveries stored before their ack, handled after.
         review: The active review queue (App Home, the digest, ``bertbot review next``).
@@ -76,6 +79,7 @@ class BotServices:
         observer: PredictionObserver | None = None,
         explain: ExplainOptions | None = None,
         review: ReviewOptions | None = None,
+        second_opinion: SecondOpinionPolicy | None = None,
     ) -> None:
         """Wire the services.
 
@@ -95,6 +99,7 @@ class BotServices:
                 metrics); the predictor keeps it as ``predictor.observer``.
             explain: How "Why?" explains (steps, words, neighbours).
             review: How the review queue chooses and how often it asks (the digest).
+            second_opinion: Which corrections go to a second moderator.
         """
         self.roles = roles
         self.batcher = Batcher(models, batching, observer=observer)
@@ -114,7 +119,8 @@ class BotServices:
         )
         self.ingestion = IngestionService(database, self.predictor, self.outbox, self.policies)
         self.appeals = AppealService(database, self.predictor, roles, appeals)
-        self.corrections = CorrectionService(database, self.predictor, roles)
+        self.corrections = CorrectionService(database, self.predictor, roles, second_opinion)
+        self.second_opinions = SecondOpinionService(database, tasks, roles)
         self.explanations = ExplanationService(
             database, self.predictor, roles, explain or ExplainOptions()
         )

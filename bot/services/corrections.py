@@ -15,6 +15,7 @@ from typing import Any
 from bot.services.errors import BotError, NotAllowedError, UnavailableError
 from bot.services.predictor import Predictor, load_prediction
 from bot.services.roles import Roles
+from bot.services.second_opinion import SecondOpinionPolicy, route_correction
 from storage import audit
 from storage.annotations import add_annotation
 from storage.db import Database
@@ -48,17 +49,25 @@ class Correction:
 class CorrectionService:
     """Stores moderators' labels. Thread-safe: each call runs its own unit of work."""
 
-    def __init__(self, database: Database, predictor: Predictor, roles: Roles) -> None:
+    def __init__(
+        self,
+        database: Database,
+        predictor: Predictor,
+        roles: Roles,
+        second_opinion: SecondOpinionPolicy | None = None,
+    ) -> None:
         """Wire the service.
 
         Args:
             database: Where annotations and audit entries go.
             predictor: The active tasks (a label must be one of its task's).
             roles: Who may label.
+            second_opinion: Which moderators' corrections go to a second moderator.
         """
         self._database = database
         self._predictor = predictor
         self.roles = roles
+        self._second_opinion = second_opinion or SecondOpinionPolicy()
 
     def can_label(self, user_id: str | None) -> bool:
         """Whether the user may label (moderators and admins); listeners show controls by it."""
@@ -130,6 +139,13 @@ class CorrectionService:
                         "role": self.roles.role_of(user_id),
                     },
                 )
+                if not self.roles.is_admin(user_id):  # an admin's label is not second-guessed
+                    route_correction(
+                        session=session,
+                        annotation=annotation,
+                        prediction=prediction,
+                        policy=self._second_opinion,
+                    )
         return Correction(annotation, created, spec, prediction.label, prediction.model_version)
 
     @contextmanager

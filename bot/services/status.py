@@ -22,6 +22,7 @@ from bot.services.ingestion import SlackMessage
 from bot.services.predictor import ModelSource
 from bot.services.review_queue import Budget, ReviewQueueService
 from bot.services.roles import Roles
+from bot.services.second_opinion import OpinionBoard
 from storage import annotations as label_store
 from storage import inbox as inbox_store
 from storage import messages, overview, registry
@@ -165,6 +166,7 @@ class HomeOverview:
     can_label: bool
     appeals: tuple[AppealItem, ...] = ()  # open appeals: the top of the review queue
     budget: Budget | None = None  # the user's labels today against the daily budget
+    opinions: OpinionBoard = OpinionBoard()  # second opinions wanted; disputes (admins)
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ class StatusService:
         clock: Callable[[], datetime] = _utcnow,
         open_appeals: Callable[[], Sequence[AppealItem]] | None = None,
         review: ReviewQueueService | None = None,
+        second_opinions: Callable[[str], OpinionBoard] | None = None,
     ) -> None:
         """Wire the service.
 
@@ -230,6 +233,8 @@ class StatusService:
                 lead the review queue.
             review: The active review queue (``BotServices.review``); without it the queue
                 is the recent least-sure predictions over ``review_window``.
+            second_opinions: A user's second opinions wanted and disputes
+                (``BotServices.second_opinions.board``).
         """
         if not tasks:
             raise ValueError("StatusService needs at least one task")
@@ -247,6 +252,7 @@ class StatusService:
         self._clock = clock
         self._open_appeals = open_appeals
         self._review = review
+        self._second_opinions = second_opinions
 
     # /bertbot status -------------------------------------------------------------------
 
@@ -282,7 +288,8 @@ class StatusService:
         elif can_label:
             queue = self._recent_queue(report.generated_at)
         appeals = tuple(self._open_appeals()) if can_label and self._open_appeals else ()
-        return HomeOverview(report, runs, queue, can_label, appeals, budget)
+        board = self._second_opinions(user_id) if self._second_opinions else OpinionBoard()
+        return HomeOverview(report, runs, queue, can_label, appeals, budget, board)
 
     def _active_queue(self, user_id: str) -> tuple[ReviewItem, ...]:
         """Each task's active queue for the user, drift-flagged items first, then the tasks'

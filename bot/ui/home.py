@@ -1,4 +1,5 @@
-"""The App Home tab: status, recent training runs and the "Needs review" queue.
+"""The App Home tab: status, recent training runs, second opinions and disputes (see
+:mod:`bot.ui.second_opinion`) and the "Needs review" queue.
 
 Moderators and admins get label controls on each queued prediction; their block ids name
 the prediction (as alerts' do, see :func:`bot.ui.blocks.label_block_id`) and their action ids
@@ -26,6 +27,7 @@ from bot.ui.format import (
     when,
     who,
 )
+from bot.ui.second_opinion import board_blocks
 from bot.ui.status import data_line, next_retrain_line, production_line
 
 HOME_LABEL_ACTION_PREFIX = "bertbot_home_label:"
@@ -75,6 +77,7 @@ def home_view(
         blocks += [context(run_line(run), block_id=f"run:{run.id}") for run in home.runs]
     else:
         blocks.append(context("No training runs yet."))
+    blocks += board_blocks(home.opinions)  # second opinions wanted; disputes (admins)
     blocks += [divider(), header("Needs review")]
     if not home.can_label:
         blocks.append(context("The review queue is for moderators and admins."))

@@ -19,6 +19,7 @@ from typing import Any
 from bot.app import BotConfig, create_app, make_client
 from bot.emulator.inbound import Delivery, SlackSender
 from bot.emulator.outbound import FakeSlack, find_element
+from bot.second_opinion_policy import SecondOpinionPolicy
 from bot.services import BotServices
 from bot.services.alert_outbox import AlertPolicy
 from bot.services.review_queue import ReviewOptions
@@ -53,10 +54,20 @@ def serve_bot(
     *,
     next_retrain: NextRetrain | None = None,
     review: ReviewOptions | None = None,
+    roles: Roles | None = None,
+    second_opinion: SecondOpinionPolicy | None = None,
 ) -> Iterator[SurfaceBot]:
     """Like conftest's ``bot`` fixture, with a :class:`StatusService` given to create_app."""
-    roles = Roles.of(admins=[ADMIN], moderators=[MODERATOR])
-    services = BotServices(database, models, tasks, roles, alerts=alert_policy, review=review)
+    roles = roles or Roles.of(admins=[ADMIN], moderators=[MODERATOR])
+    services = BotServices(
+        database,
+        models,
+        tasks,
+        roles,
+        alerts=alert_policy,
+        review=review,
+        second_opinion=second_opinion,
+    )
     status = StatusService(
         database,
         models,
@@ -66,6 +77,7 @@ def serve_bot(
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
         review=services.review,
+        second_opinions=services.second_opinions.board,
     )
     client = make_client(BOT_TOKEN, base_url=fake.api_url)
     executor = TrackingExecutor(8)

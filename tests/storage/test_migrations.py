@@ -31,11 +31,14 @@ TABLES = {
     "predictions",
     *REVIEW_TABLES,
     "slack_events",
+    "second_opinions",
     "split_assignments",
     "training_runs",
 }
 # Added by 0006 (channel policies and appeals).
 POLICY_TABLES = {"appeals", "channel_policies"}
+# Added by 0008 (second opinions).
+OPINION_TABLES = {"second_opinions"}
 
 
 def _tables(database: Database) -> set[str]:
@@ -93,7 +96,8 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
     schema.upgrade(empty_database, "0002")
     assert schema.current_revision(empty_database) == "0002"
     assert (
-        _tables(empty_database) == TABLES - {"inbox"} - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES
+        _tables(empty_database)
+        == TABLES - {"inbox"} - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES
     )
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
@@ -101,7 +105,12 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
     schema.downgrade(empty_database, "0001")
     assert (
         _tables(empty_database)
-        == TABLES - {"alerts", "inbox"} - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES
+        == TABLES
+        - {"alerts", "inbox"}
+        - DRIFT_TABLES
+        - POLICY_TABLES
+        - REVIEW_TABLES
+        - OPINION_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
@@ -157,7 +166,7 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
             "VALUES (1, 'T1', 'C1', '1.1', 'hello', '2026-01-01 00:00:00')"
         )
     schema.upgrade(empty_database, "0005")
-    assert _tables(empty_database) == TABLES - POLICY_TABLES - REVIEW_TABLES
+    assert _tables(empty_database) == TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES
     with empty_database.engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO review_flags (task, message_id, reason, score, flagged_at) "
@@ -170,6 +179,9 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
                     "VALUES ('spam', 1, 'drift', 0.7, '2026-01-03 00:00:00')"
                 )
     schema.downgrade(empty_database, "0004")
-    assert _tables(empty_database) == TABLES - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES
+    assert (
+        _tables(empty_database)
+        == TABLES - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES
+    )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1

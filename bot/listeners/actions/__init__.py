@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners.actions import admin, appeal, home, label, shortcut, why
+from bot.listeners.actions import admin, appeal, home, label, second_opinion, shortcut, why
 from bot.services import BotServices
 from bot.services.status import StatusService
 
@@ -16,4 +16,5 @@ def register(app: App, services: BotServices, *, status: StatusService | None = 
     why.register(app, services.explanations, status)
     if status is not None:
         home.register(app, services.corrections, status, services.review)
+        second_opinion.register(app, services.second_opinions, status)
         shortcut.register(app, status)
