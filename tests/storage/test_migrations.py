@@ -15,6 +15,7 @@ from storage.errors import SchemaOutOfDateError
 from storage.models import Base
 
 DRIFT_TABLES = {"drift_checks", "drift_episodes", "review_flags"}  # 0005
+LABEL_QUALITY_TABLES = {"annotator_flags", "label_checks", "label_suspects"}  # 0009
 TABLES = {
     "alerts",
     "aliases",
@@ -31,6 +32,7 @@ TABLES = {
     "slack_events",
     "split_assignments",
     "training_runs",
+    *LABEL_QUALITY_TABLES,
 }
 # Added by 0006 (channel policies and appeals).
 POLICY_TABLES = {"appeals", "channel_policies"}
@@ -90,12 +92,18 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
 
     schema.upgrade(empty_database, "0002")
     assert schema.current_revision(empty_database) == "0002"
-    assert _tables(empty_database) == TABLES - {"inbox"} - DRIFT_TABLES - POLICY_TABLES
+    assert (
+        _tables(empty_database)
+        == TABLES - {"inbox"} - DRIFT_TABLES - POLICY_TABLES - LABEL_QUALITY_TABLES
+    )
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
 
     schema.downgrade(empty_database, "0001")
-    assert _tables(empty_database) == TABLES - {"alerts", "inbox"} - DRIFT_TABLES - POLICY_TABLES
+    assert (
+        _tables(empty_database)
+        == TABLES - {"alerts", "inbox"} - DRIFT_TABLES - POLICY_TABLES - LABEL_QUALITY_TABLES
+    )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
 
@@ -150,7 +158,7 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
             "VALUES (1, 'T1', 'C1', '1.1', 'hello', '2026-01-01 00:00:00')"
         )
     schema.upgrade(empty_database, "0005")
-    assert _tables(empty_database) == TABLES - POLICY_TABLES
+    assert _tables(empty_database) == TABLES - POLICY_TABLES - LABEL_QUALITY_TABLES
     with empty_database.engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO review_flags (task, message_id, reason, score, flagged_at) "
@@ -163,6 +171,6 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
                     "VALUES ('spam', 1, 'drift', 0.7, '2026-01-03 00:00:00')"
                 )
     schema.downgrade(empty_database, "0004")
-    assert _tables(empty_database) == TABLES - DRIFT_TABLES - POLICY_TABLES
+    assert _tables(empty_database) == TABLES - DRIFT_TABLES - POLICY_TABLES - LABEL_QUALITY_TABLES
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
