@@ -5,12 +5,11 @@ held-out texts leave the training mix and the gate's eval until an admin decides
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from storage import annotations, registry, schema
+from storage import annotations, registry
 from storage import label_quality as quality_store
 from storage.annotations import NewAnnotation
 from storage.db import Database
@@ -56,10 +55,9 @@ def text(label: str, i: int, who: str = "seed") -> str:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Database:
-    database = Database.connect(f"sqlite:///{tmp_path / 'check.db'}")
-    schema.upgrade(database)
-    return database
+def database(fresh_database: Database) -> Database:
+    """A new migrated database per test, SQLite and PostgreSQL."""
+    return fresh_database
 
 
 def seed(database: Database, per_label: int = 150) -> None:
