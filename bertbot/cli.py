@@ -21,6 +21,7 @@ from bertbot.commands import drift as drift_commands
 from bertbot.commands import encoder as encoder_commands
 from bertbot.commands import explain as explain_commands
 from bertbot.commands import inbox as inbox_commands
+from bertbot.commands import label_quality as label_quality_commands
 from bertbot.commands import messages as messages_commands
 from bertbot.commands import models as models_commands
 from bertbot.commands import policy as policy_commands
@@ -47,6 +48,7 @@ GROUPS = [
     serve_commands,
     inbox_commands,
     policy_commands,
+    label_quality_commands,
 ]
 
 

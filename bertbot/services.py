@@ -64,6 +64,7 @@ def retrain_options(
         correction_share=retrain.correction_share,
         lease_ttl=timedelta(seconds=retrain.lease_seconds),
         train_overrides=dict(retrain.train_overrides),
+        quality=settings.quality.options(),
     )
 
 

@@ -30,7 +30,7 @@ from storage.enums import PolicyAction
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
 from trainer.explain import ExplainOptions
-from trainer.options import DriftOptions, GateConfig, RetrainOptions
+from trainer.options import DriftOptions, GateConfig, QualityOptions, RetrainOptions
 from trainer.tasks import BUILTIN_TASKS, TaskError, TaskSpec, load_task_file
 
 ENV_PREFIX = "BERTBOT_"
@@ -256,6 +256,27 @@ class ExplainSettings(BaseModel):
         return ExplainOptions(**self.model_dump())
 
 
+class QualitySettings(BaseModel):
+    """The label check before each retrain and the annotator flag rule
+    (``BERTBOT_QUALITY__*``). Defaults and bounds come from
+    :class:`trainer.options.QualityOptions`; the rules are in :mod:`trainer.label_quality`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    folds: int = _from(QualityOptions, "folds")
+    seed_sample: int = _from(QualityOptions, "seed_sample")
+    min_corrections: int = _from(QualityOptions, "min_corrections")
+    flag_ratio: float = _from(QualityOptions, "flag_ratio")
+    flag_min_corrections: int = _from(QualityOptions, "flag_min_corrections")
+    flag_p_value: float = _from(QualityOptions, "flag_p_value")
+    seed: int = _from(QualityOptions, "seed")
+
+    def options(self) -> QualityOptions:
+        return QualityOptions(**self.model_dump())
+
+
 class AppealSettings(BaseModel):
     """How often authors may appeal a flag (``BERTBOT_APPEALS__*``)."""
 
@@ -365,6 +386,7 @@ class Settings(BaseSettings):
     appeals: AppealSettings = AppealSettings()
     explain: ExplainSettings = ExplainSettings()
     review: ReviewSettings = ReviewSettings()
+    quality: QualitySettings = QualitySettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod

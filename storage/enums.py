@@ -96,3 +96,13 @@ class SecondOpinionStatus(enum.StrEnum):
     AGREED = "agreed"
     DISPUTED = "disputed"
     DECIDED = "decided"
+
+
+class SuspectStatus(enum.StrEnum):
+    """A correction the label check (or the gate) doubts: held out of training and of the
+    gate's eval until an admin decides; cleared (the label stands) or confirmed (an admin's
+    label replaced it). Never deleted."""
+
+    HELD = "held"
+    CLEARED = "cleared"
+    CONFIRMED = "confirmed"

@@ -39,6 +39,7 @@ from storage.enums import (
     SecondOpinionStatus,
     SkipKind,
     Split,
+    SuspectStatus,
     VersionStatus,
     utcnow,
 )
@@ -514,3 +515,74 @@ class ReviewDigest(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sent_at: Mapped[datetime]
     items: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelCheck(Base):
+    """One label check before a retrain: ran or skipped (``reason``), with what it measured.
+
+    ``details`` holds the check's numbers, among them each annotator's agreement with the
+    out-of-fold predictions (``annotators``: ``{user: {"n", "agree", "suspects"}}``).
+    """
+
+    __tablename__ = "label_checks"
+    __table_args__ = (Index(None, "task", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", ondelete="SET NULL"))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ran: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]
+
+
+class LabelSuspect(Base):
+    """A correction doubted by the label check or the gate: held out until an admin decides.
+
+    One row per annotation (a cleared label is not doubted again); rows are never deleted.
+    """
+
+    __tablename__ = "label_suspects"
+    __table_args__ = (Index(None, "task", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    annotation_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("annotations.id", ondelete="CASCADE"),
+        unique=True,
+    )
+    text_hash: Mapped[str] = mapped_column(String(64))
+    annotator: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(String(200))
+    given_label: Mapped[str] = mapped_column(String(32))
+    suggested_label: Mapped[str | None] = mapped_column(String(32))
+    given_probability: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[SuspectStatus] = mapped_column(_enum(SuspectStatus, "suspect_status"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+
+
+class AnnotatorFlag(Base):
+    """An annotator whose corrections were suspect far more often than their peers'.
+
+    While ``cleared_at`` is NULL their corrections of the task are held out of training;
+    an admin clears it (audited). The numbers are those of the check that flagged them.
+    """
+
+    __tablename__ = "annotator_flags"
+    __table_args__ = (Index(None, "task", "annotator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))
+    annotator: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id", ondelete="SET NULL"))
+    flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    corrections: Mapped[int] = mapped_column(Integer)
+    suspects: Mapped[int] = mapped_column(Integer)
+    peer_rate: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    cleared_by: Mapped[str | None] = mapped_column(String(64))
+    cleared_at: Mapped[datetime | None]

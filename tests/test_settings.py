@@ -259,3 +259,22 @@ def test_second_opinion_settings_reach_the_policy(monkeypatch: pytest.MonkeyPatc
         SettingsError, match="BERTBOT_REVIEW__SECOND_OPINION_SHARE: .*less than or equal to 1"
     ):
         load_settings()
+
+
+def test_quality_settings_have_the_options_defaults_and_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bertbot.services import retrain_options
+
+    settings = load_settings()
+    options = settings.quality.options()
+    assert (options.folds, options.seed_sample, options.flag_ratio) == (5, 5000, 2.0)
+    assert options.enabled and options.flag_p_value == 0.01
+    monkeypatch.setenv("BERTBOT_QUALITY__FLAG_RATIO", "3")
+    monkeypatch.setenv("BERTBOT_QUALITY__SEED_SAMPLE", "200")
+    settings = load_settings()
+    quality = retrain_options(settings, beside_serving=False).quality
+    assert (quality.flag_ratio, quality.seed_sample) == (3.0, 200)
+    monkeypatch.setenv("BERTBOT_QUALITY__FOLDS", "1")
+    with pytest.raises(SettingsError, match="BERTBOT_QUALITY__FOLDS: .*greater than or equal to 2"):
+        load_settings()

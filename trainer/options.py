@@ -56,6 +56,38 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class QualityOptions:
+    """The label check before each retrain (settings ``BERTBOT_QUALITY__*``; the rules are
+    in :mod:`trainer.label_quality`).
+
+    Attributes:
+        enabled: Run the check at all (off: every correction trains, as before).
+        folds: Folds of the out-of-fold logistic regression.
+        seed_sample: At most this many seed/import examples (a seeded sample) join every
+            correction in the check.
+        min_corrections: Fewer checkable corrections than this: the check is skipped.
+        flag_ratio: An annotator is flagged when their suspect rate is at least this many
+            times the pooled rate of the others ...
+        flag_min_corrections: ... they have at least this many checked corrections ...
+        flag_p_value: ... and a one-sided binomial test against the others' rate gives a
+            p-value below this.
+        seed: Seeds the sample and the folds.
+    """
+
+    enabled: bool = True
+    folds: int = bounded(5, ge=2, le=20)
+    seed_sample: int = bounded(5000, ge=0, le=100_000)
+    min_corrections: int = bounded(10, ge=1)
+    flag_ratio: float = bounded(2.0, ge=1.0)
+    flag_min_corrections: int = bounded(20, ge=1)
+    flag_p_value: float = bounded(0.01, gt=0.0, lt=1.0)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+
+@dataclass(frozen=True)
 class RetrainOptions:
     """Everything a retrain needs besides the database and the task (built from settings).
 
@@ -75,6 +107,7 @@ class RetrainOptions:
         lease_ttl: How long the lease lasts without renewal (renewed every third of it).
         train_overrides: TrainConfig fields to override (learning rate, epochs, ...).
         seed: Seeds sampling and training.
+        quality: The label check that holds doubtful corrections out of the retrain.
     """
 
     home: Path
@@ -91,6 +124,7 @@ class RetrainOptions:
     lease_ttl: timedelta = timedelta(minutes=5)
     train_overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    quality: QualityOptions = field(default_factory=QualityOptions)
 
     def __post_init__(self) -> None:
         check_bounds(self)

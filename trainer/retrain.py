@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from storage import annotations as label_store
@@ -34,6 +33,7 @@ from storage.records import LabelledExample, ModelVersionRecord, TrainingRunReco
 from trainer.artifact import artifact_uri, resolve_artifact
 from trainer.datasets import Example
 from trainer.decisions import GateDecision, RetrainProgress
+from trainer.label_check import Embedder, hold_out_snapshot, mark_batch_if_chance
 from trainer.options import RetrainOptions
 from trainer.pipeline import next_version
 from trainer.promotion import (
@@ -44,12 +44,12 @@ from trainer.promotion import (
     retrain_need,
     verify_version,
 )
+from trainer.retention import apply_retention, clean_temporary_files
 from trainer.tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 
 HUMAN = frozenset(HUMAN_SOURCES)  # storage owns the rule: which labels are people's
-TMP_MARKER = ".tmp-"
 
 
 class AlreadyRunningError(RuntimeError):
@@ -165,6 +165,7 @@ def retrain(
     force: bool = False,
     progress: ProgressFn | None = None,
     on_promoted: Callable[[str], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> RetrainOutcome:
     """Retrain a task once, under its lease.
 
@@ -177,6 +178,8 @@ def retrain(
         force: Retrain even if too few corrections arrived since production's snapshot.
         progress: Called with a :class:`RetrainProgress` as it goes.
         on_promoted: Called with the task name after the alias moved (hot reload here).
+        embedder: Loads the model the label check embeds with (default: production's
+            SavedModel); see :mod:`trainer.label_check`.
 
     Returns:
         How the run ended: succeeded (promoted), rejected, skipped, or superseded (the gate
@@ -221,7 +224,7 @@ def retrain(
             progress(update)
 
     try:
-        outcome = _retrain_locked(database, spec, options, run, keeper, report, force)
+        outcome = _retrain_locked(database, spec, options, run, keeper, report, force, embedder)
     except BaseException as exc:
         _record_failure(database, run.id, exc)
         raise
@@ -279,17 +282,6 @@ def _record_failure(database: Database, run_id: int, exc: BaseException) -> None
         logger.error("run %d failed (%s) and could not be recorded", run_id, message)
 
 
-def clean_temporary_files(task_dir: Path) -> list[Path]:
-    """Remove half-written artifacts of runs that died (``.<version>.tmp-*``)."""
-    removed = []
-    if task_dir.is_dir():
-        for path in task_dir.iterdir():
-            if path.name.startswith(".") and TMP_MARKER in path.name:
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-    return removed
-
-
 def training_mix(
     train_examples: Sequence[LabelledExample],
     *,
@@ -332,6 +324,7 @@ def _retrain_locked(
     keeper: _LeaseKeeper,
     report: ProgressFn,
     force: bool,
+    embedder: Embedder | None = None,
 ) -> RetrainOutcome:
     from trainer.gate import probability_arguments
     from trainer.serving import SavedModelClassifier, ServingError, probability_matrix
@@ -359,16 +352,6 @@ def _retrain_locked(
             )
         return RetrainOutcome(finished, RunStatus.SKIPPED, reason)
 
-    train_examples = [e for e in snapshot.examples if e.split == Split.TRAIN]
-    eval_examples = [e for e in snapshot.examples if e.split == Split.EVAL]
-    if len({e.label for e in train_examples}) < 2:
-        raise RetrainError(
-            f"{spec.name} has {len(train_examples)} training label(s) covering fewer than two "
-            "labels; import seed data first (`bertbot data import FILE --task ...`)"
-        )
-    if not eval_examples:
-        raise RetrainError(f"{spec.name} has no eval examples to compare models on")
-
     production_dir = None
     if production is not None:
         try:  # warm start only from a production whose files are what the registry says
@@ -379,6 +362,22 @@ def _retrain_locked(
                 f"({exc}); roll back or promote by hand"
             ) from exc
         production_dir = resolve_artifact(options.home, production.artifact_uri)
+    report(RetrainProgress("label check", "checking the corrections before training"))
+    kept, held_summary = hold_out_snapshot(
+        database, spec, options, snapshot.examples, production, run_id=run.id, embedder=embedder
+    )
+    snapshot = replace(snapshot, examples=kept)
+    summary = snapshot.summary() | {"new_corrections": need.new_corrections} | held_summary
+    train_examples = [e for e in snapshot.examples if e.split == Split.TRAIN]
+    eval_examples = [e for e in snapshot.examples if e.split == Split.EVAL]
+    if len({e.label for e in train_examples}) < 2:
+        raise RetrainError(
+            f"{spec.name} has {len(train_examples)} training label(s) covering fewer than two "
+            "labels; import seed data first (`bertbot data import FILE --task ...`)"
+        )
+    if not eval_examples:
+        raise RetrainError(f"{spec.name} has no eval examples to compare models on")
+
     warm = production_dir is not None
     mix, mix_info = training_mix(
         train_examples,
@@ -476,6 +475,7 @@ def _retrain_locked(
     decision = replace(decision, snapshot=summary)
     expected = production.version if production else None
     with database.begin() as session:
+        mark_batch_if_chance(session, spec.name, decision, run, snapshot.examples, production)
         record = registry.add_model_version(
             session=session,
             task=spec.name,
@@ -547,32 +547,13 @@ def _retrain_locked(
             candidate_version_id=record.id,
             gate_decision=decision.to_json(),
         )
-    _apply_retention(database, spec.name, options)
+    apply_retention(database, spec.name, options)
     report(RetrainProgress("done", decision.reason))
     return RetrainOutcome(finished, status, decision.reason, record, decision)
 
 
 def _name(version: str | None) -> str:
     return f"v{version}" if version is not None else "none"
-
-
-def _apply_retention(database: Database, task: str, options: RetrainOptions) -> None:
-    """Delete the artifacts of all but the newest ``keep_rejected`` rejected candidates."""
-    with database.begin() as session:
-        versions = registry.list_model_versions(session=session, task=task)
-        production = registry.get_alias(session=session, task=task)
-    rejected = [
-        v
-        for v in versions
-        if v.status == VersionStatus.REJECTED
-        and v.artifact_deleted_at is None
-        and (production is None or v.id != production.id)
-    ]
-    for version in rejected[: max(0, len(rejected) - options.keep_rejected)]:
-        shutil.rmtree(resolve_artifact(options.home, version.artifact_uri), ignore_errors=True)
-        with database.begin() as session:
-            registry.mark_artifact_deleted(session=session, version_id=version.id)
-        logger.info("deleted the artifact of rejected %s v%s", task, version.version)
 
 
 def wait_for_lease(database: Database, task: str, timeout_s: float = 60.0) -> bool:

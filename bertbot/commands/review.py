@@ -1,7 +1,8 @@
 """``bertbot review``: the moderators' review work from the command line.
 
 ``next`` prints what the queue asks next; ``disputes``/``decide`` come from
-:mod:`bertbot.commands.review_disputes`. Other subcommands join the group through
+:mod:`bertbot.commands.review_disputes`; ``suspects``/``clear-suspect``/``label-suspect`` from
+:mod:`bertbot.commands.label_quality`. Other subcommands join the group through
 :func:`register`'s ``actions`` (one ``add_command`` or ``register(actions)`` each).
 """
 
@@ -11,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from bertbot.commands import CommandError, add_command, review_disputes
+from bertbot.commands import CommandError, add_command, label_quality, review_disputes
 from bertbot.commands.common import ProgressBar, open_database, say, task_spec
 from bertbot.settings import Settings
 
@@ -118,10 +119,14 @@ def _next(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = add_command(
-        commands, "review", None, "the moderators' review: the queue, second-opinion disputes"
+        commands,
+        "review",
+        None,
+        "the moderators' review: the queue, second-opinion disputes, held-out suspects",
     )
     actions = group.add_subparsers(dest="review_command", metavar="ACTION", required=True)
     review_disputes.register(actions)
+    label_quality.add_review_actions(actions)
     command = add_command(
         actions,
         "next",

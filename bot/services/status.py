@@ -19,6 +19,7 @@ from typing import Any
 from bot.services.appeals import AppealItem
 from bot.services.errors import BotError
 from bot.services.ingestion import SlackMessage
+from bot.services.label_quality import LabelQualityService, TaskQuality
 from bot.services.predictor import ModelSource
 from bot.services.review_queue import Budget, ReviewQueueService
 from bot.services.roles import Roles
@@ -105,6 +106,7 @@ class StatusReport:
     next_retrain: datetime | None
     generated_at: datetime
     inbox: InboxStats | None = None
+    quality: tuple[TaskQuality, ...] = ()  # held-out labels and flagged annotators: admins only
 
 
 @dataclass(frozen=True)
@@ -256,14 +258,19 @@ class StatusService:
 
     # /bertbot status -------------------------------------------------------------------
 
-    def status(self) -> StatusReport:
-        """Each active task's production model, labels and new corrections; the next retrain."""
+    def status(self, user_id: str | None = None) -> StatusReport:
+        """Each active task's production model, labels and new corrections; the next retrain.
+
+        Args:
+            user_id: Who asks; admins also get the held-out labels and flagged annotators.
+        """
         now = self._clock()
         with self._database.begin() as session:
             tasks = tuple(self._task_status(session, spec) for spec in self._tasks.values())
             inbox = inbox_store.stats(session=session)
         next_retrain = self._next_retrain(now) if self._next_retrain is not None else None
-        return StatusReport(tasks, next_retrain, now, inbox)
+        quality = LabelQualityService(self._database, self._tasks, self._roles).overview(user_id)
+        return StatusReport(tasks, next_retrain, now, inbox, quality)
 
     # App Home --------------------------------------------------------------------------
 
@@ -274,7 +281,7 @@ class StatusService:
             user_id: The Slack user who opened the tab.
         """
         can_label = self._roles.can_label(user_id)
-        report = self.status()
+        report = self.status(user_id)
         with self._database.begin() as session:
             runs = tuple(
                 _run_summary(item)

@@ -28,7 +28,7 @@ from bot.ui.format import (
     who,
 )
 from bot.ui.second_opinion import board_blocks
-from bot.ui.status import data_line, next_retrain_line, production_line
+from bot.ui.status import data_line, next_retrain_line, production_line, quality_line
 
 HOME_LABEL_ACTION_PREFIX = "bertbot_home_label:"
 HOME_RELABEL_ACTION = "bertbot_home_relabel"
@@ -72,6 +72,8 @@ def home_view(
         blocks.append(section(production_line(status), block_id=f"task:{status.task.name}"))
         blocks.append(context(data_line(status), block_id=f"data:{status.task.name}"))
     blocks.append(context(next_retrain_line(home.status), block_id="next_retrain"))
+    for quality in home.status.quality:  # admins only: held-out labels, flagged annotators
+        blocks.append(context(quality_line(quality), block_id=f"quality:{quality.task}"))
     blocks += [divider(), header("Recent training runs")]
     if home.runs:
         blocks += [context(run_line(run), block_id=f"run:{run.id}") for run in home.runs]

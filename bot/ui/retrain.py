@@ -24,7 +24,7 @@ from bot.services.retrain_requests import (
     RetrainReport,
 )
 from bot.ui.blocks import escape
-from trainer.decisions import RetrainProgress
+from trainer.decisions import GateDecision, RetrainProgress
 
 if TYPE_CHECKING:
     from trainer.promotion import AliasMove
@@ -254,6 +254,29 @@ def _per_class_table(report: RetrainReport) -> str | None:
     return "```\n" + escape("\n".join(rows)) + "\n```"
 
 
+def held_out_line(decision: GateDecision | None) -> str | None:
+    """How many labels the run held out and why (from its snapshot summary), if any."""
+    summary = (decision.snapshot or {}) if decision is not None else {}
+    held = summary.get("held_out") or {}
+    marked = summary.get("marked_suspect") or {}
+    parts = []
+    if held.get("n"):
+        reasons = ", ".join(f"{n} {escape(str(why))}" for why, n in held["reasons"].items())
+        parts.append(f"{held['n']} label(s) held out of training and the gate's eval ({reasons})")
+    if marked.get("n"):
+        parts.append(
+            f"{marked['n']} correction(s) of this batch held out as suspect "
+            f"({escape(str(marked.get('reason', '')))})"
+        )
+    check = summary.get("label_check") or {}
+    if check.get("ran") and check.get("flagged_annotators"):
+        flagged = ", ".join(_who(str(user)) for user in check["flagged_annotators"])
+        parts.append(f"flagged annotator(s): {flagged}")
+    if not parts:
+        return None
+    return ":mag: " + "; ".join(parts) + " · admins review with `bertbot review suspects`"
+
+
 def card_buttons(report: RetrainReport) -> list[dict[str, Any]]:
     """ "Promote anyway" for a candidate that is not production, "Roll back" for one that is."""
     candidate = report.candidate
@@ -323,6 +346,9 @@ def result_card(report: RetrainReport, *, status: str | None = None) -> Rendered
         table = _per_class_table(report)
         if table:
             blocks.append(_section(table, block_id="per_class"))
+    held = held_out_line(decision)
+    if held:
+        blocks.append(_context(held))
     buttons = card_buttons(report)
     if buttons:
         blocks.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.services.label_quality import TaskQuality
 from bot.services.status import LabelCount, StatusReport, TaskStatus
 from bot.ui.blocks import escape, label_title
 from bot.ui.format import Block, context, header, limit_blocks, score, section, when, who
@@ -84,6 +85,19 @@ def inbox_line(stats: InboxStats, now: datetime) -> str:
     return line + f", {stats.dead} dead letter(s), {stats.done} handled"
 
 
+def quality_line(quality: TaskQuality) -> str:
+    """Admins' line about a task's held-out labels (``bertbot review suspects``)."""
+    name = escape(quality.task)
+    line = (
+        f":mag: {name}: {quality.held_out} label(s) held out of retrains "
+        f"({quality.held_suspects} suspect(s) to review: `bertbot review suspects --task {name}`)"
+    )
+    if quality.flagged:
+        flagged = ", ".join(f"<@{escape(user)}>" for user in quality.flagged)
+        line += f"; flagged annotator(s): {flagged} (`bertbot annotators --task {name}`)"
+    return line
+
+
 def status_blocks(report: StatusReport) -> list[Block]:
     """Per task: the production model and its metrics, the labels, and new corrections."""
     blocks: list[Block] = [header("bertbot status")]
@@ -91,6 +105,8 @@ def status_blocks(report: StatusReport) -> list[Block]:
         blocks.append(section(production_line(status), block_id=f"task:{status.task.name}"))
         blocks.append(context(data_line(status), block_id=f"data:{status.task.name}"))
     blocks.append(context(next_retrain_line(report), block_id="next_retrain"))
+    for quality in report.quality:  # admins only
+        blocks.append(context(quality_line(quality), block_id=f"quality:{quality.task}"))
     if report.inbox is not None:
         icon = ":warning:" if report.inbox.dead else ":inbox_tray:"
         text = f"{icon} Events inbox: {inbox_line(report.inbox, report.generated_at)}"

@@ -244,3 +244,14 @@ def test_messages_flagged_by_drift_watch_come_first_with_their_reason(
     assert "flagged by drift watch" in flagged and "said *Spam* (98%" in flagged
     coin = all_text([b for b in blocks if b.get("block_id") == f"review:{ids['coin']}"])
     assert "drift" not in coin
+
+
+def test_only_admins_see_held_out_labels_on_home(home_bot: SurfaceBot) -> None:
+    from tests.bot.test_status_command import _hold_out_some
+
+    _hold_out_some(home_bot.database)
+    admin = _open_home(home_bot, ADMIN).params["view"]["blocks"]
+    assert block_ids(admin, "quality:") == ["quality:spam", "quality:sentiment"]
+    assert "<@U0ROGUE>" in all_text(admin)
+    moderator = _open_home(home_bot, MODERATOR).params["view"]["blocks"]
+    assert block_ids(moderator, "quality:") == []

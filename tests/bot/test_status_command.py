@@ -169,3 +169,57 @@ def test_an_unknown_subcommand_gets_usage_and_is_echoed_escaped(status_bot: Surf
     assert "`/bertbot status`" in text
     status_bot.settle()
     assert status_bot.fake.calls("response_url") == []
+
+
+def _hold_out_some(database: Database) -> None:
+    """A held suspect and a flagged annotator's two corrections of sentiment."""
+    from storage import label_quality as quality_store
+
+    with database.begin() as session:
+        ids = [
+            annotations.add_annotation(
+                session=session,
+                task="sentiment",
+                text=f"rogue {i}",
+                label="positive",
+                annotator="U0ROGUE",
+                source=AnnotationSource.CORRECTION,
+            )[0].id
+            for i in range(2)
+        ]
+        suspect, _ = annotations.add_annotation(
+            session=session,
+            task="sentiment",
+            text="honest slip",
+            label="negative",
+            annotator=MODERATOR,
+            source=AnnotationSource.CORRECTION,
+        )
+        quality_store.add_suspects(
+            session=session,
+            task="sentiment",
+            run_id=None,
+            items=[quality_store.NewSuspect(suspect.id, "confident learning", "positive", 0.1)],
+        )
+        quality_store.flag_annotator(
+            session=session,
+            task="sentiment",
+            annotator="U0ROGUE",
+            run_id=None,
+            corrections=len(ids),
+            suspects=2,
+            peer_rate=0.05,
+            p_value=0.001,
+        )
+
+
+def test_admins_see_held_out_labels_and_flagged_annotators(status_bot: SurfaceBot) -> None:
+    _hold_out_some(status_bot.database)
+    admin = {b.get("block_id"): all_text([b]) for b in _status_reply(status_bot, ADMIN)["blocks"]}
+    line = admin["quality:sentiment"]
+    assert "sentiment: 3 label(s) held out of retrains (1 suspect(s) to review" in line
+    assert "flagged annotator(s): <@U0ROGUE>" in line
+    assert "0 label(s) held out" in admin["quality:spam"]
+    for user in (MODERATOR, MEMBER):
+        blocks = _status_reply(status_bot, user)["blocks"]
+        assert not [b for b in blocks if str(b.get("block_id", "")).startswith("quality:")]

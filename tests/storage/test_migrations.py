@@ -16,6 +16,7 @@ from storage.models import Base
 
 DRIFT_TABLES = {"drift_checks", "drift_episodes", "review_flags"}  # 0005
 REVIEW_TABLES = {"review_digests", "review_skips"}  # 0007
+LABEL_QUALITY_TABLES = {"annotator_flags", "label_checks", "label_suspects"}  # 0009
 TABLES = {
     "alerts",
     "aliases",
@@ -34,6 +35,7 @@ TABLES = {
     "second_opinions",
     "split_assignments",
     "training_runs",
+    *LABEL_QUALITY_TABLES,
 }
 # Added by 0006 (channel policies and appeals).
 POLICY_TABLES = {"appeals", "channel_policies"}
@@ -97,7 +99,13 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
     assert schema.current_revision(empty_database) == "0002"
     assert (
         _tables(empty_database)
-        == TABLES - {"inbox"} - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES
+        == TABLES
+        - {"inbox"}
+        - DRIFT_TABLES
+        - POLICY_TABLES
+        - REVIEW_TABLES
+        - OPINION_TABLES
+        - LABEL_QUALITY_TABLES
     )
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
@@ -111,6 +119,7 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
         - POLICY_TABLES
         - REVIEW_TABLES
         - OPINION_TABLES
+        - LABEL_QUALITY_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
@@ -166,7 +175,10 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
             "VALUES (1, 'T1', 'C1', '1.1', 'hello', '2026-01-01 00:00:00')"
         )
     schema.upgrade(empty_database, "0005")
-    assert _tables(empty_database) == TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES
+    assert (
+        _tables(empty_database)
+        == TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES - LABEL_QUALITY_TABLES
+    )
     with empty_database.engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO review_flags (task, message_id, reason, score, flagged_at) "
@@ -181,7 +193,12 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
     schema.downgrade(empty_database, "0004")
     assert (
         _tables(empty_database)
-        == TABLES - DRIFT_TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES
+        == TABLES
+        - DRIFT_TABLES
+        - POLICY_TABLES
+        - REVIEW_TABLES
+        - OPINION_TABLES
+        - LABEL_QUALITY_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1

@@ -10,6 +10,7 @@ from storage import second_opinion as opinions
 from storage.enums import AnnotationSource, SecondOpinionStatus
 from storage.records import AnnotationRecord
 from storage.texts import text_hash
+from trainer import label_check
 
 
 def _correction(
@@ -115,6 +116,10 @@ def test_a_dispute_holds_the_text_out_until_an_admin_decides(session: Session) -
         text_hash("free pizza in the kitchen")
     }
     assert opinions.held_out_hashes(session=session, task="sentiment") == set()
+    # The retrain's one owner of held-out texts holds the disputed text out of its snapshot.
+    assert label_check.held_out(session, "spam") == {
+        text_hash("free pizza in the kitchen"): label_check.DISPUTED_REASON
+    }
     (dispute,) = opinions.disputes(session=session, task="spam")
     assert (dispute.first_label, dispute.second_label) == ("ham", "spam")
     assert dispute.request.reason == "contradicts a 0.97 prediction"
@@ -133,6 +138,7 @@ def test_a_dispute_holds_the_text_out_until_an_admin_decides(session: Session) -
         is None
     )
     assert opinions.held_out_hashes(session=session, task="spam") == set()
+    assert label_check.held_out(session, "spam") == {}
     assert opinions.disputes(session=session) == []
     assert opinions.get_request(session=session, request_id=opened.id).decided_label == "ham"
     (effective,) = [

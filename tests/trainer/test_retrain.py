@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import annotations, audit, registry, runs, schema
+from storage import annotations, audit, label_quality, registry, runs, schema
 from storage.annotations import NewAnnotation
 from storage.db import Database
 from storage.enums import AnnotationSource, RunStatus, RunTrigger, VersionStatus, utcnow
@@ -148,6 +148,19 @@ def test_shuffled_corrections_are_rejected_and_production_stays(
         actions = [e.action for e in audit.list_audit(session=session, subject_prefix="toy/")]
     assert run.status == RunStatus.REJECTED and run.candidate_version_id == outcome.version.id
     assert actions[0] == "reject"
+    # The label check ran inside the retrain on production's embeddings; what it doubted was
+    # held out (a lone moderator is never flagged), and a chance rejection holds the batch.
+    summary = run.gate_decision["snapshot"]
+    check = summary["label_check"]
+    assert check["ran"], check["reason"]
+    assert check["flagged_annotators"] == [] and check["checked_corrections"] == 120
+    assert summary["held_out"]["n"] == check["new_suspects"]
+    with database.begin() as session:
+        suspects = label_quality.list_suspects(session=session, task="toy")
+    chance = [c for c in decision.checks if c.name == "learned_corrections" and not c.passed]
+    if chance:  # the batch the gate found no better than chance: every correction suspect
+        assert summary["marked_suspect"]["n"] == 120 - check["new_suspects"]
+        assert len(suspects) == 120
 
 
 def new_domain(count: int, seed: int) -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ def register(app: App, status: StatusService, policies: PolicyService | None = N
             )
             return
         ack()
-        report = status.status()
+        report = status.status(command.get("user_id"))
         answer = respond(
             text=views.status_text(report),
             blocks=views.status_blocks(report),
