@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from common import RESULTS_DIR, ROOT
+from report_labels import active_learning, poisoning
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -68,6 +69,8 @@ SECTION_FILES = (
     "retrain-scale",
     "make-run",
     "calibration",
+    "active_learning",
+    "poisoning",
 )
 
 
@@ -769,6 +772,8 @@ def main() -> int:
     _explain(lines)
     _train_speed(lines)
     _loop(lines)
+    active_learning(lines, _notes)
+    poisoning(lines, _notes)
     _calibration(lines)
     _drift(lines)
     _make_run(lines)

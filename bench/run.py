@@ -78,6 +78,9 @@ def default_steps() -> list[Step]:
             (python, "bench/loop.py", "--first-minutes", "9", "--retrain-minutes", "6"),
         ),
         Step("drift watch", (python, "bench/drift.py", "--train-minutes", "8")),
+        # Both build (once) and share a production trained without the airline tweets.
+        Step("active learning", (python, "bench/active_learning.py")),
+        Step("a rogue moderator", (python, "bench/poisoning.py")),
         Step("set-up", (bertbot, "setup"), prepares=True),
         Step("Slack over HTTP", (python, "bench/slack_http.py")),
         Step("events inbox", (python, "bench/inbox.py")),
