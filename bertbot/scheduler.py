@@ -216,7 +216,7 @@ def build_scheduler(
                 trigger=IntervalTrigger(
                     hours=settings.drift.interval_hours, timezone=settings.retrain.timezone
                 ),
-                args=(settings, database, task, options.home, drift_notifier, models),
+                args=(settings, database, task, options.artifacts, drift_notifier, models),
                 id=drift_job_id(task),
                 name=f"drift check {task}",
                 replace_existing=True,

@@ -122,7 +122,7 @@ def _move_alias(args: argparse.Namespace, settings: Settings, action: str) -> in
             action="promote" if action == "promote" else "rollback",
             actor=args.actor or "cli",
             reason=args.reason,
-            home=settings.home_dir,
+            home=settings.artifacts,
             version=args.version,
             expected_production=args.expect,
             details={"via": "cli"},

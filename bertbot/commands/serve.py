@@ -122,6 +122,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.services.user_groups import SlackUserGroups
     from bot.transport.http import BotHttpServer
     from bot.transport.socket_mode import SocketModeError, SocketModeRunner
+    from trainer.artifact import ArtifactRoot
     from trainer.serving import ProductionModels, registry_resolver
 
     logging.getLogger().setLevel(settings.log_level)
@@ -149,8 +150,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         token, secret = slack_credentials(settings, args.host)
     database = open_database(settings)
     # The emulator's models (the copied versions name the deployment's files by path).
-    home = (emulator.home if emulator is not None else None) or settings.home_dir
-    models = ProductionModels(list(settings.task_specs), registry_resolver(database, home))
+    emulator_home = emulator.home if emulator is not None else None
+    artifacts = ArtifactRoot.of_home(emulator_home) if emulator_home else settings.artifacts
+    models = ProductionModels(list(settings.task_specs), registry_resolver(database, artifacts))
     for task, state in models.refresh().items():
         logger.info("%s: %s", task, state)
     # This process's metrics, at /metrics (--http) or on --metrics-port.
@@ -188,7 +190,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only
     # while TensorFlow has not started here: it sizes its thread pools once per process).
-    retrain_here = retrain_options(settings, beside_serving=True, home=home)
+    retrain_here = retrain_options(settings, beside_serving=True, home=emulator_home)
     # /retrain runs on this one worker thread; a promotion (or a card's move) reloads this
     # process's model at once.
     retraining = RetrainService(

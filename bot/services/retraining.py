@@ -283,7 +283,7 @@ class RetrainService:
                 action=PROMOTE if promote else ROLLBACK,
                 actor=user_id,
                 reason=reason,
-                home=self._options.home,
+                home=self._options.artifacts,
                 # "Promote anyway" names its candidate; "Roll back" undoes the promotion the
                 # card shows, so production must still be that version.
                 version=request.version if promote else None,
