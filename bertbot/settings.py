@@ -376,6 +376,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     artifact_root: Path | None = None
     broker_url: SecretStr | None = None
+    model_poll_seconds: float = Field(30.0, gt=0.0, le=3600.0)
     tasks: Annotated[list[str], NoDecode] = ["spam", "sentiment"]
     tasks_file: Path | None = None
     admins: Annotated[list[str], NoDecode] = []
