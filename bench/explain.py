@@ -82,7 +82,7 @@ def _source_model(task: str, settings: Any) -> Path:
         database.dispose()
     if production is None:
         raise SystemExit(f"{task}: no bench model and no production model; run bench/quality.py")
-    return resolve_artifact(settings.home_dir, production.artifact_uri)
+    return resolve_artifact(settings.artifacts, production.artifact_uri)
 
 
 def _explainable_encoder(settings: Any, scratch: Path) -> tuple[Path, bool]:

@@ -301,7 +301,8 @@ def model_alone(texts: list[str]) -> dict[str, Any]:
         with database.begin() as session:
             version = registry.get_alias(session=session, task=task)
         assert version is not None
-        model = SavedModelClassifier.load(resolve_artifact(settings.home_dir, version.artifact_uri))
+        path = resolve_artifact(settings.artifacts, version.artifact_uri)
+        model = SavedModelClassifier.load(path)
         for text in texts[:10]:
             model.predict([text])
         durations = []

@@ -53,7 +53,7 @@ def models_batched(texts: list[str], batch: int) -> dict[str, Any]:
             version = registry.get_alias(session=session, task=task)
         assert version is not None, f"no production {task} model: run bertbot setup"
         model = SavedModelClassifier.load(
-            resolve_artifact(settings.home_dir, version.artifact_uri), batch_size=batch
+            resolve_artifact(settings.artifacts, version.artifact_uri), batch_size=batch
         )
         model.predict(texts[:batch])
         started = time.perf_counter()

@@ -29,6 +29,7 @@ from bertbot.commands import review as review_commands
 from bertbot.commands import serve as serve_commands
 from bertbot.commands import setup as setup_commands
 from bertbot.commands import train as train_commands
+from bertbot.commands import worker as worker_commands
 from bertbot.settings import SettingsError, load_settings
 from storage.errors import StorageError
 
@@ -46,6 +47,7 @@ GROUPS = [
     explain_commands,
     models_commands,
     serve_commands,
+    worker_commands,
     inbox_commands,
     policy_commands,
     label_quality_commands,

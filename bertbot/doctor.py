@@ -67,9 +67,9 @@ def run_checks(settings: Settings, database: Database) -> list[Check]:
         if production is None:
             checks.append(Check(name, False, "no production model", f"bertbot train --task {task}"))
             continue
-        path = resolve_artifact(settings.home_dir, production.artifact_uri)
+        path = resolve_artifact(settings.artifacts, production.artifact_uri)
         try:
-            manifest = verify_version(settings.home_dir, production)
+            manifest = verify_version(settings.artifacts, production)
         except ArtifactRefusedError as exc:
             checks.append(
                 Check(

@@ -9,6 +9,12 @@ every core, ``serve --with-scheduler`` with ``BERTBOT_RETRAIN__THREADS`` (see
 ``BERTBOT_DRIFT__INTERVAL_HOURS`` (0: never); after each, the admins of any untold drift
 episode are told in Slack when the process has a bot token (a ``DriftNotifier``). With a
 bot token too, moderators get the review digest (``BERTBOT_REVIEW__DIGEST_*``).
+
+With ``BERTBOT_BROKER_URL`` a scheduled retrain is queued for ``bertbot worker`` instead of
+run here. ``bertbot scheduler`` may run on several machines: :func:`run_scheduler` runs the
+jobs only while this process holds the scheduler lease (:mod:`bertbot.leadership`); the
+others wait, paused, and the first to find the lease lapsed takes over with its jobs
+scheduled from that moment on (nothing the old leader may have run is caught up).
 """
 
 from __future__ import annotations
@@ -18,18 +24,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bertbot.leadership import SCHEDULER_LEASE, HeldLease, Leadership
 from bertbot.settings import Settings
 from bot.services.observer import RetrainObserver
 from storage.db import Database
 from storage.enums import RunStatus, RunTrigger
 from storage.errors import StorageError
+from trainer.jobs import SCHEDULE, RetrainJob, scheduled_job_id
 from trainer.options import RetrainOptions
 from trainer.promotion import retrain_lease
 from trainer.retrain import AlreadyRunningError, RetrainError, retrain
@@ -76,12 +84,26 @@ def scheduled_retrain(
     options: RetrainOptions,
     on_promoted: Callable[[str], None] | None = None,
     observer: RetrainObserver | None = None,
+    enqueue: Callable[[RetrainJob], None] | None = None,
 ) -> str:
     """One scheduled run; logs and returns its outcome, never raises into the scheduler.
 
-    ``observer`` (the process's metrics) is told how a run that started ended.
+    ``observer`` (the process's metrics) is told how a run that started ended. With
+    ``enqueue`` (a broker is configured) the retrain is queued for a worker instead, under
+    an id fixed by the task and the minute, so schedulers that overlap queue it once.
     """
     from trainer.train import TrainingError
+
+    if enqueue is not None:
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        job = RetrainJob(task, SCHEDULE, "scheduler", job_id=scheduled_job_id(task, now))
+        try:
+            enqueue(job)
+        except Exception as exc:  # the broker's errors vary by client; the next fire retries
+            logger.error("could not queue the scheduled retrain of %s: %s", task, exc)
+            return f"{task}: not queued: {exc}"
+        logger.info("scheduled retrain of %s queued (job %s)", task, job.job_id)
+        return f"{task}: queued"
 
     spec = settings.task_specs[task]
     started = time.monotonic()
@@ -188,6 +210,7 @@ def build_scheduler(
     drift_notifier: Any | None = None,
     models: Callable[[str], Any] | None = None,
     review_digest: Any | None = None,
+    enqueue: Callable[[RetrainJob], None] | None = None,
 ) -> Any:
     """A (not yet started) scheduler with one retrain job per active task, run with
     ``options``; ``observer`` (the process's metrics) is told how each run ended. With
@@ -195,14 +218,15 @@ def build_scheduler(
     episodes ``drift_notifier`` tells admins about; ``models`` lends a serving process's
     production classifiers to the checks. With a ``review_digest`` and
     ``BERTBOT_REVIEW__DIGEST_EVERY_HOURS`` above 0, due digests are sent every hour (or every
-    period, if shorter); the database keeps each moderator to one per period."""
+    period, if shorter); the database keeps each moderator to one per period. With
+    ``enqueue``, retrains are queued for a worker (:func:`scheduled_retrain`)."""
     scheduler = scheduler or BackgroundScheduler(timezone=settings.retrain.timezone)
     trigger = retrain_trigger(settings)
     for task in settings.tasks:
         scheduler.add_job(
             scheduled_retrain,
             trigger=trigger,
-            args=(settings, database, task, options, on_promoted, observer),
+            args=(settings, database, task, options, on_promoted, observer, enqueue),
             id=job_id(task),
             name=f"retrain {task}",
             replace_existing=True,
@@ -216,7 +240,7 @@ def build_scheduler(
                 trigger=IntervalTrigger(
                     hours=settings.drift.interval_hours, timezone=settings.retrain.timezone
                 ),
-                args=(settings, database, task, options.home, drift_notifier, models),
+                args=(settings, database, task, options.artifacts, drift_notifier, models),
                 id=drift_job_id(task),
                 name=f"drift check {task}",
                 replace_existing=True,
@@ -253,9 +277,11 @@ def run_scheduler(
     observer: RetrainObserver | None = None,
     drift_notifier: Any | None = None,
     review_digest: Any | None = None,
+    enqueue: Callable[[RetrainJob], None] | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (``bertbot scheduler``), each retrain with ``options``;
-    ``observer``, ``drift_notifier`` and ``review_digest`` as for :func:`build_scheduler`."""
+    ``observer``, ``drift_notifier``, ``review_digest`` and ``enqueue`` as for
+    :func:`build_scheduler`. The jobs run only while this process leads (see the module)."""
     scheduler = build_scheduler(
         settings,
         database,
@@ -263,6 +289,7 @@ def run_scheduler(
         observer=observer,
         drift_notifier=drift_notifier,
         review_digest=review_digest,
+        enqueue=enqueue,
     )
     stop = threading.Event()
 
@@ -272,8 +299,33 @@ def run_scheduler(
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    scheduler.start()
-    for job, when in next_runs(scheduler).items():
-        logger.info("%s: next run %s", job, when)
-    stop.wait()
-    scheduler.shutdown(wait=True)
+    scheduler.start(paused=True)
+    leadership = scheduler_leadership(settings, database, scheduler)
+    logger.info("scheduler %s: waiting for the lead", leadership.lease.holder)
+    try:
+        leadership.run(stop, settings.scheduler.heartbeat_seconds)
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+def scheduler_leadership(settings: Settings, database: Database, scheduler: Any) -> Leadership:
+    """The scheduler runs its jobs only while it holds the scheduler lease."""
+
+    def elected() -> None:
+        resume_from_now(scheduler)
+        for job, when in next_runs(scheduler).items():
+            logger.info("%s: next run %s", job, when)
+
+    lease = HeldLease(
+        database, SCHEDULER_LEASE, timedelta(seconds=settings.scheduler.lease_seconds)
+    )
+    return Leadership(lease, on_elected=elected, on_deposed=scheduler.pause)
+
+
+def resume_from_now(scheduler: Any) -> None:
+    """Resume a paused scheduler with every job due at its next fire time from now: what
+    fell due while another process led is not caught up (it may have run there)."""
+    now = datetime.now(UTC)
+    for job in scheduler.get_jobs():
+        job.modify(next_run_time=job.trigger.get_next_fire_time(None, now))
+    scheduler.resume()

@@ -45,7 +45,8 @@ def retrain_options(
             threads, leaving the other cores to serving. Otherwise (``bertbot retrain``,
             ``bertbot scheduler``, ``bertbot setup``) they use every core.
         threads: ``--threads N``: this many TensorFlow threads, wherever they run.
-        home: Holds the models they write (default BERTBOT_HOME).
+        home: Holds the models they write under ``home/models`` (default BERTBOT_HOME
+            with BERTBOT_ARTIFACT_ROOT).
     """
     retrain = settings.retrain
     if threads is None and beside_serving:
@@ -65,6 +66,7 @@ def retrain_options(
         lease_ttl=timedelta(seconds=retrain.lease_seconds),
         train_overrides=dict(retrain.train_overrides),
         quality=settings.quality.options(),
+        artifact_root=settings.models_dir if home is None else None,
     )
 
 

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.inbox_policy import InboxPolicy
 from bot.second_opinion_policy import SecondOpinionPolicy
 from storage.enums import PolicyAction
+from trainer.artifact import ArtifactRoot
 from trainer.batching import BatchPolicy
 from trainer.bounds import field_bounds
 from trainer.explain import ExplainOptions
@@ -315,6 +316,28 @@ class ReviewSettings(BaseModel):
         )
 
 
+class SchedulerSettings(BaseModel):
+    """Which of several ``bertbot scheduler`` processes runs the jobs (``BERTBOT_SCHEDULER__*``).
+
+    The leader holds a database lease for ``lease_seconds`` and renews it every
+    ``heartbeat_seconds``; the others check as often and take over once it lapses.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
+    heartbeat_seconds: float = Field(15.0, gt=0.0, le=1200.0)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> SchedulerSettings:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                "BERTBOT_SCHEDULER__HEARTBEAT_SECONDS must be at most half of "
+                "BERTBOT_SCHEDULER__LEASE_SECONDS (a leader renews before its lease lapses)"
+            )
+        return self
+
+
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -351,6 +374,9 @@ class Settings(BaseSettings):
 
     home: Path = Path("var")
     database_url: str | None = None
+    artifact_root: Path | None = None
+    broker_url: SecretStr | None = None
+    model_poll_seconds: float = Field(30.0, gt=0.0, le=3600.0)
     tasks: Annotated[list[str], NoDecode] = ["spam", "sentiment"]
     tasks_file: Path | None = None
     admins: Annotated[list[str], NoDecode] = []
@@ -387,6 +413,7 @@ class Settings(BaseSettings):
     explain: ExplainSettings = ExplainSettings()
     review: ReviewSettings = ReviewSettings()
     quality: QualitySettings = QualitySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod
@@ -444,6 +471,15 @@ class Settings(BaseSettings):
             raise ValueError("a bot token starts with xoxb-")
         return value
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^rediss?://[^/\s]+", value.get_secret_value()):
+            raise ValueError("must be a redis:// URL such as redis://127.0.0.1:6379/0")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
@@ -498,7 +534,15 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
+        """The artifact root: ``BERTBOT_ARTIFACT_ROOT``, default ``$BERTBOT_HOME/models``."""
+        if self.artifact_root is not None:
+            return self.artifact_root.expanduser().resolve()
         return self.home_dir / "models"
+
+    @property
+    def artifacts(self) -> ArtifactRoot:
+        """How registry URIs map to artifact directories (:class:`ArtifactRoot`)."""
+        return ArtifactRoot(self.models_dir, self.home_dir)
 
     @property
     def data_dir(self) -> Path:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -174,3 +174,18 @@ def release_lease(*, session: Session, name: str, holder: str) -> bool:
     session.delete(row)
     session.flush()
     return True
+
+
+def purge_expired_leases(*, session: Session, prefix: str, now: datetime | None = None) -> int:
+    """Delete the lapsed leases whose names start with ``prefix`` (per-job markers).
+
+    Returns:
+        How many were deleted.
+    """
+    now = now or utcnow()
+    result = session.execute(
+        delete(Lease)
+        .where(Lease.name.startswith(prefix, autoescape=True), Lease.expires_at < now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

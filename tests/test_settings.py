@@ -278,3 +278,40 @@ def test_quality_settings_have_the_options_defaults_and_bounds(
     monkeypatch.setenv("BERTBOT_QUALITY__FOLDS", "1")
     with pytest.raises(SettingsError, match="BERTBOT_QUALITY__FOLDS: .*greater than or equal to 2"):
         load_settings()
+
+
+def test_scale_out_settings_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings(home=tmp_path / "h")
+    assert defaults.broker_url is None and defaults.models_dir == tmp_path / "h" / "models"
+    assert defaults.scheduler.lease_seconds == 60 and defaults.model_poll_seconds == 30
+    monkeypatch.setenv("BERTBOT_ARTIFACT_ROOT", str(tmp_path / "shared"))
+    monkeypatch.setenv("BERTBOT_BROKER_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("BERTBOT_MODEL_POLL_SECONDS", "2")
+    monkeypatch.setenv("BERTBOT_SCHEDULER__LEASE_SECONDS", "10")
+    monkeypatch.setenv("BERTBOT_SCHEDULER__HEARTBEAT_SECONDS", "2")
+    settings = load_settings(home=tmp_path / "h")
+    assert settings.models_dir == tmp_path / "shared"
+    assert settings.artifacts.root == tmp_path / "shared"
+    assert settings.broker_url is not None
+    assert settings.broker_url.get_secret_value() == "redis://127.0.0.1:6379/0"
+    assert "6379" not in repr(settings)  # a URL may carry a password
+    assert (settings.scheduler.lease_seconds, settings.scheduler.heartbeat_seconds) == (10, 2)
+    assert settings.model_poll_seconds == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BERTBOT_BROKER_URL", "amqp://guest@localhost//", "BERTBOT_BROKER_URL: must be a redis"),
+        ("BERTBOT_SCHEDULER__HEARTBEAT_SECONDS", "40", "at most half"),
+        ("BERTBOT_MODEL_POLL_SECONDS", "0", "BERTBOT_MODEL_POLL_SECONDS"),
+    ],
+)
+def test_bad_scale_out_settings_name_their_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -21,6 +22,7 @@ TRAINING_FILE = "training.json"
 CARD_FILE = "model_card.md"
 CONFUSION_FILE = "confusion_matrix.png"
 RELIABILITY_FILE = "reliability_diagram.png"
+LEGACY_PREFIX = "models"  # artifact URIs were relative to BERTBOT_HOME, under models/
 
 
 class ArtifactError(ValueError):
@@ -108,18 +110,77 @@ def verify_artifact(artifact_dir: Path, expected_sha256: str | None = None) -> d
     return dict(manifest)
 
 
-def artifact_uri(home: Path, artifact_dir: Path) -> str:
-    """Paths under BERTBOT_HOME are stored relative to it (a shared volume may move)."""
-    resolved = artifact_dir.resolve()
-    try:
-        return resolved.relative_to(home.resolve()).as_posix()
-    except ValueError:
-        return resolved.as_uri()
+@dataclass(frozen=True)
+class ArtifactRoot:
+    """Where model artifacts live (``BERTBOT_ARTIFACT_ROOT``) and how registry URIs name them.
+
+    The rule, owned here and nowhere else:
+
+    * writing: a directory under ``root`` is stored as its path relative to ``root``
+      (``spam/7``); any other directory as a ``file://`` URI;
+    * reading: a ``file://`` URI (or an absolute path) is that path; a relative URI is
+      ``root / uri``. A URI written before the artifact root existed was relative to
+      BERTBOT_HOME (``models/spam/3``, for ``$BERTBOT_HOME/models/spam/3``): when
+      ``root / uri`` does not exist, ``root / <uri without its first models/>`` and then
+      ``home / uri`` are tried, so old rows keep loading with the default root, and with a
+      shared root once ``$BERTBOT_HOME/models/*`` has been copied into it.
+
+    Every process sharing a volume sets the same ``root`` whatever its own BERTBOT_HOME.
+
+    Attributes:
+        root: The artifact root directory.
+        home: BERTBOT_HOME, for URIs written before the root existed (None: none kept).
+    """
+
+    root: Path
+    home: Path | None = None
+
+    @classmethod
+    def of_home(cls, home: Path) -> ArtifactRoot:
+        """The default layout: artifacts under ``home/models``."""
+        return cls(home / LEGACY_PREFIX, home)
+
+    def uri(self, artifact_dir: Path) -> str:
+        """The registry URI of an artifact directory."""
+        resolved = artifact_dir.resolve()
+        try:
+            return resolved.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return resolved.as_uri()
+
+    def resolve(self, uri: str) -> Path:
+        """The directory a registry URI names (see the class docstring for the rule)."""
+        if uri.startswith("file:"):
+            return Path(url2pathname(urlparse(uri).path))
+        relative = PurePosixPath(uri)
+        if relative.is_absolute():
+            return Path(uri)
+        likely = primary = self.root / relative
+        candidates = [primary]
+        if relative.parts[:1] == (LEGACY_PREFIX,) and len(relative.parts) > 1:
+            likely = self.root.joinpath(*relative.parts[1:])
+            candidates.append(likely)
+        if self.home is not None:
+            candidates.append(self.home / relative)
+        for candidate in candidates:
+            if candidate.exists():
+                return candidate
+        return likely  # nowhere: the error names where it should be
 
 
-def resolve_artifact(home: Path, uri: str) -> Path:
-    """The directory an artifact URI names: ``file://`` URIs decoded, others under ``home``."""
-    if uri.startswith("file:"):
-        parsed = urlparse(uri)
-        return Path(url2pathname(parsed.path))
-    return home / uri
+ArtifactLocation = Path | ArtifactRoot
+"""An :class:`ArtifactRoot`, or a BERTBOT_HOME with the default root (``home/models``)."""
+
+
+def artifact_root(where: ArtifactLocation) -> ArtifactRoot:
+    return where if isinstance(where, ArtifactRoot) else ArtifactRoot.of_home(where)
+
+
+def artifact_uri(where: ArtifactLocation, artifact_dir: Path) -> str:
+    """The registry URI of ``artifact_dir``: relative to the artifact root when under it."""
+    return artifact_root(where).uri(artifact_dir)
+
+
+def resolve_artifact(where: ArtifactLocation, uri: str) -> Path:
+    """The directory a registry URI names; every reader of an artifact goes through here."""
+    return artifact_root(where).resolve(uri)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from storage import registry
 from storage.db import Database
 from storage.enums import utcnow
 from storage.records import MessageRecord, ModelVersionRecord
-from trainer.artifact import resolve_artifact
+from trainer.artifact import ArtifactLocation, resolve_artifact
 from trainer.drift import compare
 from trainer.options import DriftOptions
 from trainer.tasks import TaskSpec
@@ -136,7 +135,7 @@ def check_drift(
     spec: TaskSpec,
     options: DriftOptions,
     *,
-    home: Path,
+    home: ArtifactLocation,
     record: bool = True,
     classifier: Any = None,
     progress: ProgressFn | None = None,
@@ -256,7 +255,7 @@ def check_drift(
     return _record(database, report)
 
 
-def _load(home: Path, spec: TaskSpec, production: ModelVersionRecord) -> Any:
+def _load(home: ArtifactLocation, spec: TaskSpec, production: ModelVersionRecord) -> Any:
     from trainer.serving import SavedModelClassifier, ServingError
 
     try:

@@ -17,14 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from storage import audit, second_opinion
 from storage import label_quality as quality_store
 from storage.db import Database
 from storage.records import LabelledExample, ModelVersionRecord, TrainingRunRecord
-from trainer.artifact import resolve_artifact
+from trainer.artifact import ArtifactLocation, resolve_artifact
 from trainer.decisions import GateDecision
 from trainer.options import QualityOptions, RetrainOptions
 from trainer.promotion import snapshot_time
@@ -308,7 +307,7 @@ def is_chance_rejection(decision: Any) -> bool:
     )
 
 
-def saved_model_embedder(home: Path, task: str) -> Embedder:
+def saved_model_embedder(home: ArtifactLocation, task: str) -> Embedder:
     """Loads a version's SavedModel to embed with (None when it cannot be loaded)."""
 
     def load(version: ModelVersionRecord) -> Any:
@@ -351,7 +350,7 @@ def hold_out_snapshot(
         examples,
         production,
         run_id=run_id,
-        embedder=embedder or saved_model_embedder(options.home, spec.name),
+        embedder=embedder or saved_model_embedder(options.artifacts, spec.name),
     )
     with database.begin() as session:
         held = held_out(session, spec.name)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainer.artifact import ArtifactRoot
 from trainer.bounds import bounded, check_bounds
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ class RetrainOptions:
     """Everything a retrain needs besides the database and the task (built from settings).
 
     Attributes:
-        home: BERTBOT_HOME (artifacts live under ``home/models/<task>/<version>``).
+        home: BERTBOT_HOME.
+        artifact_root: Where artifacts are written, ``<root>/<task>/<version>``
+            (``BERTBOT_ARTIFACT_ROOT``; None: ``home/models``).
         encoder_dir: The imported base encoder.
         base_encoder: Its name, recorded on versions.
         gate: The promotion thresholds.
@@ -125,9 +128,17 @@ class RetrainOptions:
     train_overrides: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     quality: QualityOptions = field(default_factory=QualityOptions)
+    artifact_root: Path | None = None
 
     def __post_init__(self) -> None:
         check_bounds(self)
+
+    @property
+    def artifacts(self) -> ArtifactRoot:
+        """Where this retrain writes and finds artifacts (the one URI rule)."""
+        if self.artifact_root is None:
+            return ArtifactRoot.of_home(self.home)
+        return ArtifactRoot(self.artifact_root, self.home)
 
     def make_gate(self) -> Gate:
         """The gate ``gate_implementation`` names, with the ``gate`` thresholds."""

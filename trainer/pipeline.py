@@ -15,7 +15,7 @@ from storage import audit, registry
 from storage.db import Database
 from storage.enums import VersionStatus
 from storage.records import ModelVersionRecord
-from trainer.artifact import artifact_uri
+from trainer.artifact import ArtifactLocation, artifact_uri
 from trainer.gate import Gate
 from trainer.promotion import ProductionMovedError, move_alias
 
@@ -43,7 +43,7 @@ def register_model(
     task: str,
     version: str,
     artifact_dir: Path,
-    home: Path,
+    home: ArtifactLocation,
     sha256: str,
     base_encoder: str,
     hyperparameters: dict[str, Any],

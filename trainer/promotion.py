@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from storage import annotations as label_store
@@ -32,7 +31,7 @@ from storage.db import Database
 from storage.enums import VersionStatus
 from storage.errors import NotFoundError
 from storage.records import ModelVersionRecord
-from trainer.artifact import ArtifactError, resolve_artifact, verify_artifact
+from trainer.artifact import ArtifactError, ArtifactLocation, resolve_artifact, verify_artifact
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -170,7 +169,7 @@ class AliasMove:
         return self.current.status == VersionStatus.REJECTED
 
 
-def verify_version(home: Path, version: ModelVersionRecord) -> dict[str, Any]:
+def verify_version(home: ArtifactLocation, version: ModelVersionRecord) -> dict[str, Any]:
     """Check a version's files against its manifest and the registry's sha256.
 
     Returns:
@@ -197,7 +196,7 @@ def move_alias(
     reason: str,
     kind: MoveKind,
     *,
-    home: Path,
+    home: ArtifactLocation,
     details: Mapping[str, Any] | None = None,
     session: Session | None = None,
 ) -> AliasMove:
@@ -256,7 +255,7 @@ def _move(
     actor: str,
     reason: str,
     kind: MoveKind,
-    home: Path,
+    home: ArtifactLocation,
     details: Mapping[str, Any] | None,
     *,
     verified: ModelVersionRecord | None = None,
@@ -366,7 +365,7 @@ def manual_move(
     action: Literal["promote", "rollback"],
     actor: str,
     reason: str,
-    home: Path,
+    home: ArtifactLocation,
     version: str | None = None,
     expected_production: str | None = None,
     details: Mapping[str, Any] | None = None,

@@ -41,7 +41,7 @@ def apply_retention(database: Database, task: str, options: RetrainOptions) -> N
         and (production is None or v.id != production.id)
     ]
     for version in rejected[: max(0, len(rejected) - options.keep_rejected)]:
-        shutil.rmtree(resolve_artifact(options.home, version.artifact_uri), ignore_errors=True)
+        shutil.rmtree(resolve_artifact(options.artifacts, version.artifact_uri), ignore_errors=True)
         with database.begin() as session:
             registry.mark_artifact_deleted(session=session, version_id=version.id)
         logger.info("deleted the artifact of rejected %s v%s", task, version.version)

@@ -330,7 +330,7 @@ def _retrain_locked(
     from trainer.serving import SavedModelClassifier, ServingError, probability_matrix
     from trainer.train import TrainConfig, train
 
-    task_dir = options.home / "models" / spec.name
+    task_dir = options.artifacts.root / spec.name
     removed = clean_temporary_files(task_dir)
     if removed:
         logger.info("removed %d half-written artifact(s): %s", len(removed), removed)
@@ -355,13 +355,13 @@ def _retrain_locked(
     production_dir = None
     if production is not None:
         try:  # warm start only from a production whose files are what the registry says
-            verify_version(options.home, production)
+            verify_version(options.artifacts, production)
         except ArtifactRefusedError as exc:
             raise RetrainError(
                 f"production {production.version} cannot be trained from or compared with "
                 f"({exc}); roll back or promote by hand"
             ) from exc
-        production_dir = resolve_artifact(options.home, production.artifact_uri)
+        production_dir = resolve_artifact(options.artifacts, production.artifact_uri)
     report(RetrainProgress("label check", "checking the corrections before training"))
     kept, held_summary = hold_out_snapshot(
         database, spec, options, snapshot.examples, production, run_id=run.id, embedder=embedder
@@ -442,7 +442,7 @@ def _retrain_locked(
     if production is not None:
         try:
             current = SavedModelClassifier.load(
-                resolve_artifact(options.home, production.artifact_uri),
+                resolve_artifact(options.artifacts, production.artifact_uri),
                 task=spec.name,
                 version=production.version,
                 expected_sha256=production.sha256,
@@ -481,7 +481,7 @@ def _retrain_locked(
             task=spec.name,
             version=version,
             status=VersionStatus.ACCEPTED if decision.promote else VersionStatus.REJECTED,
-            artifact_uri=artifact_uri(options.home, out_dir),
+            artifact_uri=artifact_uri(options.artifacts, out_dir),
             sha256=result.sha256,
             base_encoder=options.base_encoder,
             hyperparameters=result.hyperparameters,
@@ -511,7 +511,7 @@ def _retrain_locked(
                     run.requested_by,
                     decision.reason,
                     "gate" if production is not None else "first",
-                    home=options.home,
+                    home=options.artifacts,
                     details=facts,
                     session=session,
                 )

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from trainer.artifact import ArtifactError, verify_artifact
+from trainer.artifact import ArtifactError, ArtifactLocation, verify_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def load_ref(ref: ModelRef) -> Classifier:
     )
 
 
-def registry_resolver(database: Any, home: Path) -> Resolver:
+def registry_resolver(database: Any, home: ArtifactLocation) -> Resolver:
     """Resolve ``production`` through the registry (storage) of a database."""
     from storage import registry
     from trainer.artifact import resolve_artifact

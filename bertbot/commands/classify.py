@@ -33,7 +33,7 @@ def production_model_dir(settings: Settings, task: str) -> tuple[Path, str | Non
     if production is None:
         raise CommandError(f"{task} has no production model; run `bertbot train --task {task}`")
     return (
-        resolve_artifact(settings.home_dir, production.artifact_uri),
+        resolve_artifact(settings.artifacts, production.artifact_uri),
         production.version,
         (production.sha256),
     )

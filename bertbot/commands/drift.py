@@ -59,7 +59,7 @@ def _drift(args: argparse.Namespace, settings: Settings) -> int:
             database,
             spec,
             options,
-            home=settings.home_dir,
+            home=settings.artifacts,
             record=not args.no_record,
             progress=show,
         )

@@ -94,12 +94,12 @@ def prepare_emulator_database(settings: Settings, url: str) -> None:
                     f"the configured database {source.url} is not at the current schema, so "
                     f"the emulator cannot copy its models; run `{schema.UPGRADE_HINT}`"
                 )
-            home = settings.home_dir
+            artifacts = settings.artifacts
             with source.begin() as read, target.begin() as write:
                 copied = seed_copy.copy_models_and_seed_labels(
                     source=read,
                     target=write,
-                    artifact_uri=lambda uri: resolve_artifact(home, uri).resolve().as_uri(),
+                    artifact_uri=lambda uri: resolve_artifact(artifacts, uri).resolve().as_uri(),
                 )
         finally:
             source.dispose()

@@ -43,7 +43,7 @@ def production_model(settings: Settings, database: Any, name: str) -> Any | None
         return None
     try:
         return SavedModelClassifier.load(
-            resolve_artifact(settings.home_dir, production.artifact_uri),
+            resolve_artifact(settings.artifacts, production.artifact_uri),
             task=name,
             version=production.version,
             expected_sha256=production.sha256,

@@ -122,7 +122,7 @@ def _move_alias(args: argparse.Namespace, settings: Settings, action: str) -> in
             action="promote" if action == "promote" else "rollback",
             actor=args.actor or "cli",
             reason=args.reason,
-            home=settings.home_dir,
+            home=settings.artifacts,
             version=args.version,
             expected_production=args.expect,
             details={"via": "cli"},
@@ -196,7 +196,13 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
         options = retrain_options(settings, beside_serving=False, threads=args.threads)
     except ValueError as exc:
         raise CommandError(f"--threads: {exc}") from exc
-    require_encoder(settings)
+    retrain_queue = None
+    if settings.broker_url is not None:  # retrains run on bertbot worker
+        from bertbot.queue import RetrainQueue
+
+        retrain_queue = RetrainQueue(settings.broker_url.get_secret_value())
+    else:
+        require_encoder(settings)
     database = open_database(settings)
     metrics = SchedulerMetrics()
     port = SCHEDULER_METRICS_PORT if args.metrics_port is None else args.metrics_port
@@ -222,6 +228,7 @@ def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
             observer=metrics,
             drift_notifier=notifier,
             review_digest=digest,
+            enqueue=retrain_queue.enqueue if retrain_queue is not None else None,
         )
     finally:
         if server is not None:
@@ -314,7 +321,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "Run scheduled retrains of every active task (BERTBOT_RETRAIN__SCHEDULE) and drift\n"
         "checks (every BERTBOT_DRIFT__INTERVAL_HOURS; admins told once per drift episode in\n"
         "BERTBOT_DRIFT__CHANNEL when SLACK_BOT_TOKEN is set) until stopped.\n"
-        "Run exactly one per deployment; the database lease keeps any task from training twice.\n"
+        "Several may run (on several machines): one leads at a time through a database lease\n"
+        "(BERTBOT_SCHEDULER__LEASE_SECONDS, renewed every ..._HEARTBEAT_SECONDS) and runs the\n"
+        "jobs; the others wait and take over when it stops renewing. With BERTBOT_BROKER_URL\n"
+        "retrains are queued for bertbot worker. The retrain lease keeps any task from\n"
+        "training twice at once.\n"
         "Retrains use every core unless --threads (BERTBOT_RETRAIN__THREADS is for retrains\n"
         "inside bertbot serve, e.g. serve --with-scheduler). On a machine that also serves the\n"
         "bot, give it --threads 1 and a lower priority (nice -n 10 bertbot scheduler).\n"

@@ -108,6 +108,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackClientError
 
+    from bertbot.queue import RetrainQueue
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import alert_policy, policy_defaults, retrain_options, review_options
     from bot.app import BotConfig, create_app, make_client
@@ -122,6 +123,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.services.user_groups import SlackUserGroups
     from bot.transport.http import BotHttpServer
     from bot.transport.socket_mode import SocketModeError, SocketModeRunner
+    from trainer.artifact import ArtifactRoot
     from trainer.serving import ProductionModels, registry_resolver
 
     logging.getLogger().setLevel(settings.log_level)
@@ -149,8 +151,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         token, secret = slack_credentials(settings, args.host)
     database = open_database(settings)
     # The emulator's models (the copied versions name the deployment's files by path).
-    home = (emulator.home if emulator is not None else None) or settings.home_dir
-    models = ProductionModels(list(settings.task_specs), registry_resolver(database, home))
+    emulator_home = emulator.home if emulator is not None else None
+    artifacts = ArtifactRoot.of_home(emulator_home) if emulator_home else settings.artifacts
+    models = ProductionModels(
+        list(settings.task_specs),
+        registry_resolver(database, artifacts),
+        poll_seconds=settings.model_poll_seconds,
+    )
     for task, state in models.refresh().items():
         logger.info("%s: %s", task, state)
     # This process's metrics, at /metrics (--http) or on --metrics-port.
@@ -188,9 +195,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Retrains in this process (/retrain, --with-scheduler) share it with serving: they are
     # given BERTBOT_RETRAIN__THREADS TensorFlow threads, not every core (which holds only
     # while TensorFlow has not started here: it sizes its thread pools once per process).
-    retrain_here = retrain_options(settings, beside_serving=True, home=home)
+    retrain_here = retrain_options(settings, beside_serving=True, home=emulator_home)
     # /retrain runs on this one worker thread; a promotion (or a card's move) reloads this
-    # process's model at once.
+    # process's model at once. With a broker, /retrain queues the job for bertbot worker
+    # (which posts the card); this process sees the promotion at its next model poll.
+    broker = settings.broker_url
+    retrain_queue = RetrainQueue(broker.get_secret_value()) if broker is not None else None
     retraining = RetrainService(
         database,
         settings.task_specs,
@@ -198,6 +208,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         services.roles,
         on_alias_moved=models.notify,
         observer=metrics,
+        dispatch=retrain_queue.enqueue if retrain_queue is not None else None,
     )
     # Listeners get --threads of their own beside the inbox's workers, which mostly wait (on
     # the batcher and the database) and so must not hold back /classify or a button.
@@ -284,6 +295,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 models=models.get,
                 # Moderators' digests count this process's queue (no model call).
                 review_digest=ReviewDigest(database, client, services.review, settings.moderators),
+                enqueue=retrain_queue.enqueue if retrain_queue is not None else None,
             )
             scheduler.start()
             for job, when in next_runs(scheduler).items():

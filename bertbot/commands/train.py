@@ -137,7 +137,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
             task=spec.name,
             version=version,
             artifact_dir=out_dir,
-            home=settings.home_dir,
+            home=settings.artifacts,
             sha256=result.sha256,
             base_encoder=settings.encoder,
             hyperparameters=result.hyperparameters,

@@ -82,6 +82,11 @@ class SlackRetrainCard:
         self._last_progress: float | None = None
 
     @property
+    def destination(self) -> tuple[str | None, str | None]:
+        """(channel_id, response_url): where the card goes, for a worker elsewhere."""
+        return self._channel_id, self._response_url
+
+    @property
     def location(self) -> tuple[str | None, str | None]:
         """(channel, ts) of the posted message; (None, None) if it went to response_url."""
         return self._channel, self._ts

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from bot.services.errors import BotError
 from storage.db import Database
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 FORCE_WORDS = frozenset({"--force", "force", "-f"})
 PROMOTE: Final = "promote"
 ROLLBACK: Final = "rollback"
+
+
+@runtime_checkable
+class Addressed(Protocol):
+    """A reporter that can say where it reports, so a worker elsewhere can report there."""
+
+    @property
+    def destination(self) -> tuple[str | None, str | None]:
+        """(channel_id, response_url)."""
+        ...
 
 
 class RetrainRunner(Protocol):

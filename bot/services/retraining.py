@@ -9,6 +9,10 @@ for the card's "Promote anyway" and "Roll back" buttons through
 :func:`trainer.promotion.manual_move`, the function ``bertbot models promote|rollback``
 calls.
 
+With a task queue (``dispatch``, set when ``BERTBOT_BROKER_URL`` is), a job is not run
+here: it is queued as a :class:`trainer.jobs.RetrainJob` carrying where its card goes, and
+``bertbot worker`` runs it with :meth:`RetrainService.run_now` and posts the card.
+
 Listeners find the service in Bolt's context under :data:`CONTEXT_KEY` (see
 :meth:`RetrainService.middleware`); no module keeps one.
 """
@@ -28,6 +32,7 @@ from bot.services.observer import NullObserver, RetrainObserver
 from bot.services.retrain_requests import (
     PROMOTE,
     ROLLBACK,
+    Addressed,
     Busy,
     JobInfo,
     JobReporter,
@@ -45,6 +50,7 @@ from storage.enums import RunStatus, RunTrigger, utcnow
 from storage.errors import NotFoundError
 from storage.records import TrainingRunRecord
 from trainer.decisions import RetrainProgress
+from trainer.jobs import ADMIN, QueueUnavailableError, RetrainJob
 from trainer.promotion import retrain_lease
 from trainer.tasks import TaskSpec
 
@@ -77,6 +83,7 @@ class RetrainService:
         on_alias_moved: Callable[[str], None] | None = None,
         progress_interval_s: float = 10.0,
         observer: RetrainObserver | None = None,
+        dispatch: Callable[[RetrainJob], None] | None = None,
     ) -> None:
         """Wire the service.
 
@@ -90,6 +97,7 @@ class RetrainService:
                 (``ProductionModels.notify``: hot reload now, not at the next poll).
             progress_interval_s: Least time between two progress updates of a card.
             observer: Told how each retrain ended and how long it ran (the metrics).
+            dispatch: Queues a job for a worker instead of running it here (the broker).
         """
         if not tasks:
             raise ValueError("RetrainService needs at least one task")
@@ -101,6 +109,7 @@ class RetrainService:
         self._on_alias_moved = on_alias_moved
         self.progress_interval_s = progress_interval_s
         self._observer: RetrainObserver = observer or NullObserver()
+        self._dispatch = dispatch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=WORKER_THREAD_PREFIX)
         # Hot reloads after a button's move load a model: not on a listener thread, and
         # not behind a training job on the worker.
@@ -283,7 +292,7 @@ class RetrainService:
                 action=PROMOTE if promote else ROLLBACK,
                 actor=user_id,
                 reason=reason,
-                home=self._options.home,
+                home=self._options.artifacts,
                 # "Promote anyway" names its candidate; "Roll back" undoes the promotion the
                 # card shows, so production must still be that version.
                 version=request.version if promote else None,
@@ -326,13 +335,43 @@ class RetrainService:
 
     # The worker ------------------------------------------------------------------------
 
+    def run_now(self, job: JobInfo, reporter: JobReporter) -> None:
+        """Run one job on the calling thread (``bertbot worker``), reporting to ``reporter``
+        as this service's own worker thread would; never raises."""
+        self._run(job, reporter)
+
     def _submit(self, job: JobInfo, reporter: JobReporter) -> None:
+        if self._dispatch is not None:
+            self._queue(job, reporter)
+            return
         try:
             self._executor.submit(self._run, job, reporter)
         except RuntimeError as exc:  # shut down
             with self._lock:
                 self._jobs.pop(job.task, None)
             raise BotError("bertbot is shutting down; try again in a minute.") from exc
+
+    def _queue(self, job: JobInfo, reporter: JobReporter) -> None:
+        assert self._dispatch is not None
+        channel_id, response_url = (
+            reporter.destination if isinstance(reporter, Addressed) else (None, None)
+        )
+        queued = RetrainJob(
+            job.task,
+            ADMIN,
+            job.requested_by,
+            force=job.plan.force,
+            channel_id=channel_id,
+            response_url=response_url,
+        )
+        try:
+            self._dispatch(queued)
+        except QueueUnavailableError as exc:
+            logger.error("could not queue the retrain of %s: %s", job.task, exc)
+            reporter.failed(job, f"Retraining {job.task} could not be queued ({exc}).")
+        finally:
+            with self._lock:  # the worker's lease says it is busy from now on
+                self._jobs.pop(job.task, None)
 
     def _run(self, job: JobInfo, reporter: JobReporter) -> None:
         # The worker's error boundary: nothing may escape into the executor's Future,

@@ -83,7 +83,7 @@ def test_import_train_classify_evaluate(
         production = registry.get_alias(session=session, task="toy")
         entries = audit.list_audit(session=session, subject_prefix="toy/")
     assert production is not None and production.version == "1"
-    assert production.artifact_uri == "models/toy/1"
+    assert production.artifact_uri == "toy/1"  # relative to the artifact root
     assert {e.action for e in entries} == {"register", "promote"}
 
     assert main(["classify", "--task", "toy", "--json", "good great", "bad not spam"]) == 0

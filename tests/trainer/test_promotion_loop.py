@@ -19,6 +19,7 @@ from storage.db import Database
 from storage.enums import RunStatus, RunTrigger, VersionStatus
 from tests.trainer.test_retrain import TOY, correct, options, seed  # noqa: F401 - fixture
 from tests.trainer.test_train import toy_examples
+from trainer.artifact import resolve_artifact
 from trainer.decisions import Check, GateDecision, RetrainProgress
 from trainer.gate import GateConfig, first_model_check
 from trainer.options import RetrainOptions
@@ -62,7 +63,8 @@ def copy_as_version(database: Database, home: Path, source: str, version: str) -
     """Register a byte-identical copy of an artifact as another version."""
     with database.begin() as session:
         original = registry.get_model_version(session=session, task="toy", version=source)
-        shutil.copytree(home / original.artifact_uri, home / "models" / "toy" / version)
+        source_dir = resolve_artifact(home, original.artifact_uri)
+        shutil.copytree(source_dir, home / "models" / "toy" / version)
         registry.add_model_version(
             session=session,
             task="toy",
@@ -145,7 +147,7 @@ def test_a_warm_start_from_a_tampered_production_fails_cleanly(
     seed(database)
     first = retrain(database, TOY, options, trigger=RunTrigger.CLI, requested_by="cli")
     assert first.version is not None and production(database) == "1"
-    folder = options.home / first.version.artifact_uri
+    folder = options.artifacts.resolve(first.version.artifact_uri)
     if how == "changed":
         (folder / "labels.json").write_text('["pos", "neg"]\n')
         name = "labels.json"

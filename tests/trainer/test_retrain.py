@@ -106,7 +106,7 @@ def test_first_retrain_promotes_then_skips_without_new_labels(
     assert (
         current is not None and current.version == "1" and current.status == VersionStatus.ACCEPTED
     )
-    assert (options.home / current.artifact_uri / "saved_model.pb").is_file()
+    assert (options.artifacts.resolve(current.artifact_uri) / "saved_model.pb").is_file()
     snapshot = current.data_snapshot
     assert snapshot["all"]["n"] == 300 and len(snapshot["content_hash"]) == 64
     assert snapshot["eval"]["n"] + snapshot["train"]["n"] == 300
