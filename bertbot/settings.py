@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bertbot.oauth_settings import OAuthSettings
 from bot.inbox_policy import InboxPolicy
 from bot.second_opinion_policy import SecondOpinionPolicy
 from storage.enums import PolicyAction
@@ -46,6 +47,8 @@ _ENV_NAMES = {
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
     "slack_admin_user_token": "SLACK_ADMIN_USER_TOKEN",
+    "slack_client_id": "SLACK_CLIENT_ID",
+    "slack_client_secret": "SLACK_CLIENT_SECRET",
 }
 
 
@@ -324,6 +327,12 @@ class SlackSettings(BaseModel):
     signing_secret: SecretStr | None
     app_token: SecretStr | None
     api_url: str
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    @property
+    def oauth_enabled(self) -> bool:  # multi-workspace mode (both are set, see _oauth_pair)
+        return bool(self.client_id and self.client_secret)
 
     @property
     def mode(self) -> Literal["http", "local"]:
@@ -371,6 +380,10 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("SLACK_ADMIN_USER_TOKEN", "slack_admin_user_token"),
     )
+    slack_client_id: str | None = Field(None, validation_alias=AliasChoices("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "slack_client_secret")
+    )
     slack_api_url: str = DEFAULT_SLACK_API_URL
     moderators_channel: str = "moderators"
     alert_threshold: float = Field(0.8, gt=0.0, le=1.0)
@@ -387,6 +400,7 @@ class Settings(BaseSettings):
     explain: ExplainSettings = ExplainSettings()
     review: ReviewSettings = ReviewSettings()
     quality: QualitySettings = QualitySettings()
+    oauth: OAuthSettings = OAuthSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod
@@ -450,6 +464,13 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         return database_url(value)
+
+    @model_validator(mode="after")
+    def _oauth_pair(self) -> Settings:
+        if bool(self.slack_client_id) != bool(self.slack_client_secret):
+            missing = "SLACK_CLIENT_SECRET" if self.slack_client_id else "SLACK_CLIENT_ID"
+            raise ValueError(f"{missing} is missing: multi-workspace mode needs both")
+        return self
 
     @model_validator(mode="after")
     def _known_tasks(self) -> Settings:
@@ -520,6 +541,8 @@ class Settings(BaseSettings):
             signing_secret=self.slack_signing_secret,
             app_token=self.slack_app_token,
             api_url=self.slack_api_url,
+            client_id=self.slack_client_id,
+            client_secret=self.slack_client_secret,
         )
 
 
