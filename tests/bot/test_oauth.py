@@ -143,9 +143,7 @@ def oauth_bot(
             models,
             tasks,
             Roles.of(admins=[ADMIN], moderators=[MODERATOR]),
-            alerts=AlertPolicy(
-                channel="moderators", threshold=0.8, reaction=None, retry_seconds=0
-            ),
+            alerts=AlertPolicy(channel="moderators", threshold=0.8, reaction=None, retry_seconds=0),
             workspaces=WorkspaceService(database, installations, retention=RETENTION),
         )
         executor = TrackingExecutor(8)
