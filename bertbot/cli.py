@@ -30,6 +30,7 @@ from bertbot.commands import serve as serve_commands
 from bertbot.commands import setup as setup_commands
 from bertbot.commands import train as train_commands
 from bertbot.commands import worker as worker_commands
+from bertbot.commands import workspaces as workspaces_commands
 from bertbot.settings import SettingsError, load_settings
 from storage.errors import StorageError
 
@@ -51,6 +52,7 @@ GROUPS = [
     inbox_commands,
     policy_commands,
     label_quality_commands,
+    workspaces_commands,
 ]
 
 

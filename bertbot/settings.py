@@ -24,8 +24,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bertbot.oauth_settings import OAuthSettings
+from bertbot.section_settings import AppealSettings, ReviewSettings, SchedulerSettings
 from bot.inbox_policy import InboxPolicy
-from bot.second_opinion_policy import SecondOpinionPolicy
 from storage.enums import PolicyAction
 from trainer.artifact import ArtifactRoot
 from trainer.batching import BatchPolicy
@@ -47,6 +48,8 @@ _ENV_NAMES = {
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
     "slack_admin_user_token": "SLACK_ADMIN_USER_TOKEN",
+    "slack_client_id": "SLACK_CLIENT_ID",
+    "slack_client_secret": "SLACK_CLIENT_SECRET",
 }
 
 
@@ -278,66 +281,6 @@ class QualitySettings(BaseModel):
         return QualityOptions(**self.model_dump())
 
 
-class AppealSettings(BaseModel):
-    """How often authors may appeal a flag (``BERTBOT_APPEALS__*``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    per_day: int = Field(3, ge=1, le=100)
-
-
-class ReviewSettings(BaseModel):
-    """The active review queue, its digest and second opinions (``BERTBOT_REVIEW__*``).
-
-    ``max_age_days``: messages older than this leave the queue. ``pool_size``: how many of
-    the least sure candidates the selection looks at. ``digest_min_items``: a moderator is
-    sent the digest when at least this many items wait for them, at most once per
-    ``digest_every_hours`` (0: never). ``daily_budget``: labels a moderator is asked for per
-    day (UTC); the digest offers what is left of it.
-
-    How moderators' labels are checked: ``second_opinion_share`` of moderators' corrections
-    (by a hash of each correction) and every correction contradicting a prediction at least
-    ``second_opinion_confidence`` sure go to a second moderator.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_age_days: float = Field(14.0, gt=0.0, le=3650.0)
-    pool_size: int = Field(500, ge=1, le=100_000)
-    digest_min_items: int = Field(5, ge=1, le=10_000)
-    digest_every_hours: float = Field(24.0, ge=0.0, le=24.0 * 365)
-    daily_budget: int = Field(20, ge=1, le=10_000)
-    second_opinion_share: float = Field(0.10, ge=0.0, le=1.0)
-    second_opinion_confidence: float = Field(0.95, gt=0.0, le=1.0)
-
-    def second_opinion_policy(self) -> SecondOpinionPolicy:
-        return SecondOpinionPolicy(
-            share=self.second_opinion_share, confidence=self.second_opinion_confidence
-        )
-
-
-class SchedulerSettings(BaseModel):
-    """Which of several ``bertbot scheduler`` processes runs the jobs (``BERTBOT_SCHEDULER__*``).
-
-    The leader holds a database lease for ``lease_seconds`` and renews it every
-    ``heartbeat_seconds``; the others check as often and take over once it lapses.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
-    heartbeat_seconds: float = Field(15.0, gt=0.0, le=1200.0)
-
-    @model_validator(mode="after")
-    def _heartbeat_within_lease(self) -> SchedulerSettings:
-        if self.heartbeat_seconds * 2 > self.lease_seconds:
-            raise ValueError(
-                "BERTBOT_SCHEDULER__HEARTBEAT_SECONDS must be at most half of "
-                "BERTBOT_SCHEDULER__LEASE_SECONDS (a leader renews before its lease lapses)"
-            )
-        return self
-
-
 class SlackSettings(BaseModel):
     """Slack credentials and the Web API address, derived from the flat variables."""
 
@@ -347,6 +290,12 @@ class SlackSettings(BaseModel):
     signing_secret: SecretStr | None
     app_token: SecretStr | None
     api_url: str
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    @property
+    def oauth_enabled(self) -> bool:  # multi-workspace mode (both are set, see _oauth_pair)
+        return bool(self.client_id and self.client_secret)
 
     @property
     def mode(self) -> Literal["http", "local"]:
@@ -397,6 +346,10 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("SLACK_ADMIN_USER_TOKEN", "slack_admin_user_token"),
     )
+    slack_client_id: str | None = Field(None, validation_alias=AliasChoices("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "slack_client_secret")
+    )
     slack_api_url: str = DEFAULT_SLACK_API_URL
     moderators_channel: str = "moderators"
     alert_threshold: float = Field(0.8, gt=0.0, le=1.0)
@@ -414,6 +367,7 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     quality: QualitySettings = QualitySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    oauth: OAuthSettings = OAuthSettings()
 
     @field_validator("tasks", "admins", "moderators", mode="before")
     @classmethod
@@ -486,6 +440,13 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         return database_url(value)
+
+    @model_validator(mode="after")
+    def _oauth_pair(self) -> Settings:
+        if bool(self.slack_client_id) != bool(self.slack_client_secret):
+            missing = "SLACK_CLIENT_SECRET" if self.slack_client_id else "SLACK_CLIENT_ID"
+            raise ValueError(f"{missing} is missing: multi-workspace mode needs both")
+        return self
 
     @model_validator(mode="after")
     def _known_tasks(self) -> Settings:
@@ -564,6 +525,8 @@ class Settings(BaseSettings):
             signing_secret=self.slack_signing_secret,
             app_token=self.slack_app_token,
             api_url=self.slack_api_url,
+            client_id=self.slack_client_id,
+            client_secret=self.slack_client_secret,
         )
 
 

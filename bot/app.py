@@ -4,6 +4,9 @@
 
     client = make_client(token, base_url=settings.slack.api_url)
     app = create_app(BotConfig(signing_secret=secret), services, client)
+
+Multi-workspace mode passes ``oauth`` (Bolt's OAuth settings, see :mod:`bot.oauth`), a client
+without a token, and ``clients`` (:class:`bot.slack_clients.InstallationClients`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_bolt.context.respond import Respond
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -29,6 +35,7 @@ from bot.listeners.describe import describe_request
 from bot.services import BotServices
 from bot.services.retraining import RetrainService
 from bot.services.status import StatusService
+from bot.slack_clients import CLIENTS_CONTEXT_KEY, SingleTokenClients, SlackClients
 from bot.ui import blocks
 
 logger = logging.getLogger(__name__)
@@ -90,7 +97,7 @@ class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
 
 def make_client(
-    token: str,
+    token: str | None,
     *,
     base_url: str,
     timeout: int = 10,
@@ -100,7 +107,8 @@ def make_client(
     """A Web API client that waits out Slack's short rate limits (429 + Retry-After).
 
     Args:
-        token: The bot token (``xoxb-...``).
+        token: The bot token (``xoxb-...``); None for a client that names its token per call
+            (OAuth mode: Bolt's per-request clients, ``oauth.v2.access``).
         base_url: The Web API base URL (``https://slack.com/api/`` or the fake's).
         timeout: Seconds per HTTP call.
         rate_limit_retries: How many 429 answers to wait out per call.
@@ -122,6 +130,8 @@ def create_app(
     executor: Executor | None = None,
     status: StatusService | None = None,
     retraining: RetrainService | None = None,
+    clients: SlackClients | None = None,
+    oauth: OAuthSettings | None = None,
 ) -> App:
     """Build the Bolt app with every listener registered.
 
@@ -140,6 +150,12 @@ def create_app(
             shortcut; without it those surfaces are not registered.
         retraining: Runs ``/retrain`` jobs and the result card's buttons; listeners find it
             in Bolt's context. Without it ``/retrain`` answers that it is not enabled here.
+        clients: Each workspace's client for work after the request (the inbox's handling,
+            retrain cards); in Bolt's context as :data:`CLIENTS_CONTEXT_KEY`. Default:
+            ``client`` for every workspace.
+        oauth: Multi-workspace mode: ``GET /slack/install`` and ``/slack/oauth_redirect``,
+            and each request authorised with its workspace's token from the installation
+            store (``client`` then carries no token, and ``verify_token`` does not apply).
 
     Raises:
         slack_bolt.error.BoltError: ``verify_token`` is on and Slack rejects the token.
@@ -153,13 +169,22 @@ def create_app(
         signing_secret=config.signing_secret,
         process_before_response=False,
         request_verification_enabled=True,
-        token_verification_enabled=config.verify_token,
+        token_verification_enabled=config.verify_token and oauth is None,
         listener_executor=listener_executor,
         logger=logging.getLogger("bot.listeners"),
+        oauth_settings=oauth,
+        installation_store_bot_only=True if oauth is not None else None,
     )
+    per_team = clients if clients is not None else SingleTokenClients(client)
+
+    def provide_clients(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        context[CLIENTS_CONTEXT_KEY] = per_team
+        return next()
+
+    app.middleware(provide_clients)
     if retraining is not None:
         app.middleware(retraining.middleware)
-    listeners.register(app, services, executor=listener_executor, status=status)
+    listeners.register(app, services, executor=listener_executor, status=status, clients=per_team)
     app.error(handle_error)
     return app
 

@@ -586,3 +586,8 @@ class AnnotatorFlag(Base):
     p_value: Mapped[float] = mapped_column(Float)
     cleared_by: Mapped[str | None] = mapped_column(String(64))
     cleared_at: Mapped[datetime | None]
+
+
+# The workspace tables (slack_sdk's OAuth stores and uninstall records) live in their own
+# module; importing it registers them on Base.metadata beside the tables above.
+from storage import workspaces as _workspaces  # noqa: E402, F401

@@ -109,6 +109,12 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ("BERTBOT_REVIEW__DIGEST_MIN_ITEMS", "many", "valid integer"),
         ("BERTBOT_REVIEW__DIGEST_EVERY_HOURS", "-1", "greater than or equal to 0"),
         ("BERTBOT_REVIEW__DAILY_BUDGET", "0", "greater than or equal to 1"),
+        ("BERTBOT_OAUTH__SCOPES", "chat:write,not a scope", "not Slack scopes"),
+        ("BERTBOT_OAUTH__REDIRECT_URL", "bertbot.example.com", "must be a URL"),
+        ("BERTBOT_OAUTH__STATE_EXPIRATION_SECONDS", "5", "greater than or equal to 60"),
+        ("BERTBOT_OAUTH__TOKEN_ROTATION_MINUTES", "0", "greater than or equal to 1"),
+        ("BERTBOT_OAUTH__RETENTION_DAYS", "-1", "greater than or equal to 0"),
+        ("BERTBOT_OAUTH__HOME_TEAM", "general", "team id"),
     ],
 )
 def test_a_bad_value_names_its_variable(
@@ -314,4 +320,38 @@ def test_bad_scale_out_settings_name_their_variable(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=message):
+        load_settings()
+
+
+def test_oauth_settings_have_defaults_and_read_their_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bertbot.oauth_settings import DEFAULT_BOT_SCOPES
+
+    settings = load_settings()
+    assert not settings.slack.oauth_enabled
+    assert settings.oauth.scopes == DEFAULT_BOT_SCOPES and settings.oauth.user_scopes == ()
+    assert settings.oauth.retention_days == 30.0 and settings.oauth.redirect_url is None
+    assert settings.oauth.state_expiration_seconds == 600
+    assert settings.oauth.token_rotation_minutes == 120 and settings.oauth.home_team is None
+    monkeypatch.setenv("SLACK_CLIENT_ID", "123.456")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "shh")
+    monkeypatch.setenv("BERTBOT_OAUTH__REDIRECT_URL", "https://b.example.com/slack/oauth_redirect")
+    monkeypatch.setenv("BERTBOT_OAUTH__SCOPES", "commands, chat:write")
+    monkeypatch.setenv("BERTBOT_OAUTH__RETENTION_DAYS", "7")
+    monkeypatch.setenv("BERTBOT_OAUTH__HOME_TEAM", "T0HOME")
+    settings = load_settings()
+    assert settings.slack.oauth_enabled and settings.slack.client_id == "123.456"
+    assert settings.oauth.scopes == ("commands", "chat:write")
+    assert settings.oauth.redirect_url == "https://b.example.com/slack/oauth_redirect"
+    assert settings.oauth.retention_days == 7.0 and settings.oauth.home_team == "T0HOME"
+
+
+@pytest.mark.parametrize("present", ["SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"])
+def test_half_the_oauth_credentials_is_refused(
+    monkeypatch: pytest.MonkeyPatch, present: str
+) -> None:
+    monkeypatch.setenv(present, "x")
+    other = "SLACK_CLIENT_SECRET" if present == "SLACK_CLIENT_ID" else "SLACK_CLIENT_ID"
+    with pytest.raises(SettingsError, match=f"{other} is missing"):
         load_settings()

@@ -69,6 +69,21 @@ def slack_credentials(settings: Settings, bind_host: str) -> tuple[str, str]:
     )
 
 
+def oauth_signing_secret(settings: Settings) -> str:
+    """The signing secret of multi-workspace mode (tokens come from the installation store).
+
+    Raises:
+        CommandError: SLACK_SIGNING_SECRET is missing.
+    """
+    secret = settings.slack.signing_secret
+    if secret is None:
+        raise CommandError(
+            "multi-workspace mode (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) needs "
+            "SLACK_SIGNING_SECRET too (your Slack app's Basic Information page)"
+        )
+    return secret.get_secret_value()
+
+
 def socket_mode_credentials(settings: Settings) -> tuple[str, str, str]:
     """The bot token, a signing secret and the app-level token to serve over Socket Mode.
 
@@ -111,6 +126,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.queue import RetrainQueue
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import alert_policy, policy_defaults, retrain_options, review_options
+    from bertbot.workspaces import multi_workspace, workspace_service
     from bot.app import BotConfig, create_app, make_client
     from bot.observability import BotMetrics, MetricsServer
     from bot.services import BotServices
@@ -121,6 +137,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.services.roles import Roles
     from bot.services.status import StatusService
     from bot.services.user_groups import SlackUserGroups
+    from bot.slack_clients import SingleTokenClients, SlackClients
     from bot.transport.http import BotHttpServer
     from bot.transport.socket_mode import SocketModeError, SocketModeRunner
     from trainer.artifact import ArtifactRoot
@@ -145,11 +162,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError("serve --emulator runs no retrain schedule; drop --with-scheduler")
         emulator = ServedEmulator(args.host, args.port, args.database)
         settings = emulator.settings_for(settings)  # and its own database
+    # Multi-workspace mode: OAuth installs, each workspace's token from the database.
+    oauth_mode = settings.slack.oauth_enabled and not args.emulator
+    token: str | None
+    if args.socket and oauth_mode:
+        raise CommandError(
+            "serve --socket serves one workspace (SLACK_BOT_TOKEN); multi-workspace mode "
+            "(SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) serves over --http"
+        )
     if args.socket:
         token, secret, app_token = socket_mode_credentials(settings)
+    elif oauth_mode:
+        token, secret = None, oauth_signing_secret(settings)
     else:
         token, secret = slack_credentials(settings, args.host)
     database = open_database(settings)
+    multi = multi_workspace(settings, database) if oauth_mode else None
     # The emulator's models (the copied versions name the deployment's files by path).
     emulator_home = emulator.home if emulator is not None else None
     artifacts = ArtifactRoot.of_home(emulator_home) if emulator_home else settings.artifacts
@@ -163,6 +191,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # This process's metrics, at /metrics (--http) or on --metrics-port.
     metrics = BotMetrics()
     client = make_client(token, base_url=settings.slack.api_url)
+    clients: SlackClients = multi.clients if multi is not None else SingleTokenClients(client)
     services = BotServices(
         database,
         models,
@@ -171,13 +200,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         alerts=alert_policy(settings),
         policy_defaults=policy_defaults(settings),
         appeals=AppealPolicy(per_day=settings.appeals.per_day),
-        group_members=SlackUserGroups(client),
+        # Exemptions by user group: the home workspace's groups in multi-workspace mode.
+        group_members=SlackUserGroups(
+            client if multi is None else (lambda: clients.for_team(None))
+        ),
         inbox=settings.inbox.policy(),
         batching=settings.batching.policy(),
         observer=metrics,
         explain=settings.explain.options(),
         review=review_options(settings),
         second_opinion=settings.review.second_opinion_policy(),
+        workspaces=workspace_service(
+            settings, database, multi.installations if multi is not None else None
+        ),
     )
     metrics.watch_production(models.versions)
     metrics.watch_queues(inbox=services.inbox.stats, alert_outbox=services.outbox.depth)
@@ -217,7 +252,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     # Posts the alerts a crash (or a Slack error) left unposted, in every serving process:
     # claims in the outbox keep two processes from posting one alert twice.
-    sweeper = AlertSweeper(services.outbox, client, interval_s=settings.alert_retry_seconds)
+    # Each alert with its workspace's client (a rotating token refreshed before use).
+    sweeper = AlertSweeper(services.outbox, clients, interval_s=settings.alert_retry_seconds)
     # Handles acknowledged events that a failure or a dead process left in the inbox.
     inbox_sweeper = InboxSweeper(services.inbox)
     scheduler: Any = None
@@ -231,6 +267,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 executor=executor,
                 status=status,
                 retraining=retraining,
+                clients=clients,
+                oauth=multi.oauth if multi is not None else None,
             )
         except BoltError as exc:
             raise CommandError(f"Slack refused SLACK_BOT_TOKEN: {exc}") from exc
@@ -263,6 +301,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print("bertbot: serving Slack requests over Socket Mode", flush=True)
         else:
             print(f"bertbot: serving Slack requests on {server.events_url}", flush=True)
+            if multi is not None:
+                print(f"bertbot: add it to a workspace at {server.url}/slack/install", flush=True)
             if emulator is not None:
                 url = emulator.open(server.events_url)
                 print(f"bertbot: the Slack emulator is at {url} (open it in a browser)", flush=True)
@@ -280,7 +320,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             # its Slack client.
             notifier = DriftNotifier(
                 database,
-                client,
+                clients,
                 settings.task_specs,
                 channel=settings.drift_channel,
                 admins=settings.admins,
@@ -294,7 +334,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 drift_notifier=notifier,
                 models=models.get,
                 # Moderators' digests count this process's queue (no model call).
-                review_digest=ReviewDigest(database, client, services.review, settings.moderators),
+                review_digest=ReviewDigest(database, clients, services.review, settings.moderators),
                 enqueue=retrain_queue.enqueue if retrain_queue is not None else None,
             )
             scheduler.start()
@@ -332,7 +372,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "serve the Slack bot",
         "Serve Slack's commands, events and interactions at /slack/events with a threaded\n"
         "HTTP server (waitress). Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; the Web API\n"
-        "is BERTBOT_SLACK_API_URL. Production models reload within 30 s of a promotion.\n"
+        "is BERTBOT_SLACK_API_URL. With SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead of\n"
+        "SLACK_BOT_TOKEN it serves many workspaces: GET /slack/install and\n"
+        "/slack/oauth_redirect install it (Slack's OAuth), each workspace with its own token.\n"
+        "Production models reload within 30 s of a promotion.\n"
         "--socket connects out to Slack over Socket Mode instead (SLACK_APP_TOKEN and\n"
         "SLACK_BOT_TOKEN; no public URL, no signing secret).\n"
         "Prometheus metrics: GET /metrics on the HTTP port; with --socket, on --metrics-port.\n"

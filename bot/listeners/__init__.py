@@ -15,6 +15,7 @@ from slack_bolt import App
 from bot.listeners import actions, commands, events, views
 from bot.services import BotServices
 from bot.services.status import StatusService
+from bot.slack_clients import SlackClients
 
 
 def register(
@@ -23,6 +24,7 @@ def register(
     *,
     executor: Executor,
     status: StatusService | None = None,
+    clients: SlackClients | None = None,
 ) -> None:
     """Register every listener on ``app``.
 
@@ -32,8 +34,9 @@ def register(
         executor: Runs listeners (and the inbox's handling) after the ack.
         status: Serves ``/bertbot status``, the App Home tab and the "Label with bertbot"
             shortcut; without it those surfaces are not registered.
+        clients: Each workspace's client for work after the request (default: the app's).
     """
     commands.register(app, services, status=status)
-    events.register(app, services, executor=executor, status=status)
+    events.register(app, services, executor=executor, status=status, clients=clients)
     actions.register(app, services, status=status)
     views.register(app, services, status=status)

@@ -5,7 +5,7 @@
 moderators' labels; ``explanations`` answers "Why?" clicks; ``inbox`` keeps event
 deliveries from being lost after their ack; ``review_queue`` chooses what to ask moderators
 and ``review_digest`` tells them when it waits; ``second_opinion`` sends some corrections to
-a second moderator and disputes to admins.
+a second moderator and disputes to admins; ``workspaces`` handles uninstalls.
 The first five share one :class:`~bot.services.predictor.Predictor`.
 ``retraining``, ``retrain_card`` and ``status`` serve ``/retrain``, its card,
 ``/bertbot status`` and the App Home tab; ``roles`` says who may do what; ``errors``
@@ -36,6 +36,7 @@ from bot.services.predictor import ModelSource, Predictor
 from bot.services.review_queue import ReviewOptions, ReviewQueueService
 from bot.services.roles import Roles
 from bot.services.second_opinion import SecondOpinionPolicy, SecondOpinionService
+from bot.services.workspaces import WorkspaceService
 from storage.db import Database
 from trainer.batching import Batcher, BatchPolicy
 from trainer.explain import ExplainOptions
@@ -80,6 +81,7 @@ class BotServices:
         explain: ExplainOptions | None = None,
         review: ReviewOptions | None = None,
         second_opinion: SecondOpinionPolicy | None = None,
+        workspaces: WorkspaceService | None = None,
     ) -> None:
         """Wire the services.
 
@@ -100,6 +102,7 @@ class BotServices:
             explain: How "Why?" explains (steps, words, neighbours).
             review: How the review queue chooses and how often it asks (the digest).
             second_opinion: Which corrections go to a second moderator.
+            workspaces: Uninstalls (default: no installation store, 30 days' retention).
         """
         self.roles = roles
         self.batcher = Batcher(models, batching, observer=observer)
@@ -126,6 +129,7 @@ class BotServices:
         )
         self.inbox = Inbox(database, inbox)
         self.review = ReviewQueueService(database, models, tasks, roles, review)
+        self.workspaces = workspaces or WorkspaceService(database)
 
     def close(self) -> None:
         """Stop the batcher's workers (queued texts are still predicted first)."""

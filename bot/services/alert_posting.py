@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.services.alert_outbox import DEFAULT_REACTION, Alert, AlertOutbox, AlertPolicy
+from bot.slack_clients import SlackClients, clients_of
 from bot.ui import appeal as appeal_ui
 from bot.ui import blocks
 from bot.ui import policy as policy_ui
@@ -330,13 +331,14 @@ class AlertSweeper:
 
     A process that died between storing a message and posting its alert leaves the alert
     pending; if Slack never retries the event, the sweeper of any running process posts
-    it. It sweeps once when started, then every ``interval_s``.
+    it. It sweeps once when started, then every ``interval_s``. Each alert is posted with
+    the client of its message's workspace (a rotating token refreshed first).
     """
 
     def __init__(
         self,
         alerts: AlertOutbox,
-        client: WebClient,
+        client: WebClient | SlackClients,
         *,
         interval_s: float = 30.0,
         min_age_s: float | None = None,
@@ -346,7 +348,7 @@ class AlertSweeper:
 
         Args:
             alerts: The outbox.
-            client: The Web API client.
+            client: The Web API client, or each workspace's (multi-workspace mode).
             interval_s: Seconds between sweeps.
             min_age_s: Only alerts pending at least this long (default: ``interval_s``),
                 leaving fresh ones to the request that stored them.
@@ -355,7 +357,7 @@ class AlertSweeper:
         if interval_s <= 0:
             raise ValueError(f"the sweep interval must be positive, got {interval_s!r}")
         self._alerts = alerts
-        self._client = client
+        self._clients = clients_of(client)
         self.interval_s = interval_s
         self._min_age = timedelta(seconds=interval_s if min_age_s is None else min_age_s)
         self._batch = batch
@@ -374,7 +376,8 @@ class AlertSweeper:
         posted = 0
         for alert in self._alerts.due_alerts(older_than=self._min_age, limit=self._batch):
             try:
-                posted += deliver_alert(self._client, self._alerts, alert)
+                client = self._clients.for_team(alert.message.team_id)
+                posted += deliver_alert(client, self._alerts, alert)
             except (SlackClientError, OSError):
                 # Recorded on the alert with a back-off; the next alerts may still go out.
                 logger.exception("the sweeper could not post alert %s", alert.alert_id)

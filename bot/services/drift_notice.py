@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.slack_clients import SlackClients, clients_of
 from bot.ui.drift import drift_notice
 from storage import drift
 from storage.db import Database
@@ -33,23 +34,26 @@ class DriftNotifier:
     def __init__(
         self,
         database: Database,
-        client: WebClient,
+        client: WebClient | SlackClients,
         tasks: Mapping[str, TaskSpec],
         *,
         channel: str,
         admins: Sequence[str] = (),
+        team_id: str | None = None,
     ) -> None:
         """Say where to post.
 
         Args:
             database: Holds the episodes.
-            client: The bot's Web API client.
+            client: The bot's Web API client, or each workspace's.
             tasks: The active tasks (others' episodes are left alone).
             channel: Where the notice goes (BERTBOT_DRIFT__CHANNEL or the moderators').
             admins: Slack user ids mentioned in it (BERTBOT_ADMINS).
+            team_id: The channel's workspace (None: the home workspace).
         """
         self._database = database
-        self._client = client
+        self._clients = clients_of(client)
+        self._team_id = team_id
         self._tasks = dict(tasks)
         self._channel = channel
         self._admins = tuple(admins)
@@ -82,7 +86,7 @@ class DriftNotifier:
             return False
         content = drift_notice(self._tasks[task], checks[0], admins=self._admins)
         try:
-            answer = self._client.chat_postMessage(
+            answer = self._clients.for_team(self._team_id).chat_postMessage(
                 channel=self._channel,
                 text=content.text,
                 blocks=content.blocks,

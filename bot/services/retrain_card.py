@@ -43,7 +43,7 @@ class SlackRetrainCard:
 
     def __init__(
         self,
-        client: WebClient,
+        client: WebClient | Callable[[], WebClient],
         *,
         channel_id: str | None,
         response_url: str | None,
@@ -57,7 +57,9 @@ class SlackRetrainCard:
         """Say where to report.
 
         Args:
-            client: The Web API client (its handler already waits out short 429s).
+            client: The Web API client (its handler already waits out short 429s), or a
+                function giving the workspace's client for each call (a rotated token may
+                expire while a long retrain runs).
             channel_id: Where the command was typed.
             response_url: The command's response_url (the fallback).
             min_interval_s: Least time between two progress updates.
@@ -159,7 +161,8 @@ class SlackRetrainCard:
 
     def _call(self, method: str, *, content: Rendered, **params: Any) -> Any:
         try:
-            return getattr(self._client, method)(text=content.text, blocks=content.blocks, **params)
+            client = self._client() if callable(self._client) else self._client
+            return getattr(client, method)(text=content.text, blocks=content.blocks, **params)
         except SlackApiError as exc:
             if exc.response.status_code == 429:
                 raise _RateLimited(_retry_after(exc.response.headers)) from exc

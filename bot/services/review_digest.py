@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.services.review_queue import ReviewQueueService
+from bot.slack_clients import SlackClients, clients_of
 from bot.ui.review_digest import digest_message
 from storage import review_queue as queue_store
 from storage.db import Database
@@ -49,23 +50,26 @@ class ReviewDigest:
     def __init__(
         self,
         database: Database,
-        client: WebClient,
+        client: WebClient | SlackClients,
         review: ReviewQueueService,
         moderators: Sequence[str],
         *,
+        team_id: str | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         """Say whom to tell and how.
 
         Args:
             database: Holds the last sends.
-            client: The bot's Web API client (DMs go to the user's id).
+            client: The bot's Web API client (DMs go to the user's id), or each workspace's.
+            team_id: The moderators' workspace (None: the home workspace).
             review: The queue (its options hold the minimum, the period and the budget).
             moderators: Slack user ids of the moderators (``BERTBOT_MODERATORS``).
             clock: The current time (tests).
         """
         self._database = database
-        self._client = client
+        self._clients = clients_of(client)
+        self._team_id = team_id
         self._review = review
         self._moderators = tuple(dict.fromkeys(moderators))
         self._clock = clock
@@ -108,7 +112,7 @@ class ReviewDigest:
             waiting, offered=offered, remaining=budget.remaining, budget=budget.budget
         )
         try:
-            self._client.chat_postMessage(
+            self._clients.for_team(self._team_id).chat_postMessage(
                 channel=user_id,
                 text=content.text,
                 blocks=content.blocks,

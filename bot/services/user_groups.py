@@ -23,7 +23,7 @@ class SlackUserGroups:
 
     def __init__(
         self,
-        client: WebClient,
+        client: WebClient | Callable[[], WebClient],
         *,
         ttl_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
@@ -40,8 +40,9 @@ class SlackUserGroups:
             cached = self._cache.get(group_id)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
-        client = self._client
         try:
+            # Multi-workspace mode gives a function: the home workspace's client, now.
+            client = self._client() if callable(self._client) else self._client
             response = client.usergroups_users_list(usergroup=group_id)
             members = frozenset(str(user) for user in response.get("users") or [])
         except (SlackClientError, OSError) as exc:

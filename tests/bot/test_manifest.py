@@ -36,7 +36,13 @@ EVENTS_URL = "https://YOUR-HOST/slack/events"
 # What bertbot serves: the app built with every optional service registers all of it.
 COMMANDS = {"/classify", "/retrain", "/bertbot"}
 MESSAGE_SHORTCUTS = {"label_with_bertbot"}
-BOT_EVENTS = {"message.channels", "message.groups", "app_home_opened"}
+BOT_EVENTS = {
+    "message.channels",
+    "message.groups",
+    "app_home_opened",
+    "app_uninstalled",
+    "tokens_revoked",
+}
 
 # The event type a Bolt listener sees for each subscribed manifest event.
 EVENT_TYPE = {"message.channels": "message", "message.groups": "message"}
@@ -297,7 +303,16 @@ def test_the_manifest_declares_bertbots_surface_and_its_scopes(manifest: dict[st
     assert features["app_home"]["home_tab_enabled"] is True
     assert features["bot_user"]["display_name"]
     assert manifest["display_information"]["name"] == "bertbot"
-    assert MANIFEST.read_text(encoding="utf-8").count("YOUR-HOST") - 1 == len(commands) + 2
+    assert MANIFEST.read_text(encoding="utf-8").count("YOUR-HOST") - 1 == len(commands) + 3
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        EVENTS_URL.replace("/slack/events", "/slack/oauth_redirect")
+    ]
+
+
+def test_the_default_oauth_scopes_are_the_manifests(manifest: dict[str, Any]) -> None:
+    from bertbot.oauth_settings import DEFAULT_BOT_SCOPES
+
+    assert list(DEFAULT_BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
 
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     needed = {"commands"} | {EVENT_SCOPES[e] for e in BOT_EVENTS if e in EVENT_SCOPES}

@@ -17,6 +17,12 @@ from storage.models import Base
 DRIFT_TABLES = {"drift_checks", "drift_episodes", "review_flags"}  # 0005
 REVIEW_TABLES = {"review_digests", "review_skips"}  # 0007
 LABEL_QUALITY_TABLES = {"annotator_flags", "label_checks", "label_suspects"}  # 0009
+WORKSPACE_TABLES = {  # 0010
+    "slack_bots",
+    "slack_installations",
+    "slack_oauth_states",
+    "workspace_uninstalls",
+}
 TABLES = {
     "alerts",
     "aliases",
@@ -36,6 +42,7 @@ TABLES = {
     "split_assignments",
     "training_runs",
     *LABEL_QUALITY_TABLES,
+    *WORKSPACE_TABLES,
 }
 # Added by 0006 (channel policies and appeals).
 POLICY_TABLES = {"appeals", "channel_policies"}
@@ -106,6 +113,7 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
         - REVIEW_TABLES
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
+        - WORKSPACE_TABLES
     )
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
@@ -120,6 +128,7 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
         - REVIEW_TABLES
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
+        - WORKSPACE_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
@@ -177,7 +186,12 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
     schema.upgrade(empty_database, "0005")
     assert (
         _tables(empty_database)
-        == TABLES - POLICY_TABLES - REVIEW_TABLES - OPINION_TABLES - LABEL_QUALITY_TABLES
+        == TABLES
+        - POLICY_TABLES
+        - REVIEW_TABLES
+        - OPINION_TABLES
+        - LABEL_QUALITY_TABLES
+        - WORKSPACE_TABLES
     )
     with empty_database.engine.begin() as connection:
         connection.exec_driver_sql(
@@ -199,6 +213,7 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
         - REVIEW_TABLES
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
+        - WORKSPACE_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1

@@ -25,6 +25,7 @@ from typing import Any
 from bot.emulator.outbound.identity import (
     DEFAULT_CHANNELS,
     LOCAL_ADMIN_USER_TOKEN,
+    LOCAL_APP_ID,
     LOCAL_APP_TOKEN,
     LOCAL_BOT_ID,
     LOCAL_BOT_TOKEN,
@@ -33,12 +34,14 @@ from bot.emulator.outbound.identity import (
     LOCAL_TEAM_ID,
 )
 from bot.emulator.outbound.methods import APP_TOKEN_METHODS, METHODS, USER_TOKEN_METHODS
+from bot.emulator.outbound.oauth import FakeOAuth, IssuedToken, auth_test_for
 from bot.emulator.outbound.records import FakeMessage, RecordedCall, token_of
 from bot.emulator.outbound.state import SlackState
 
 logger = logging.getLogger(__name__)
 
 RESPONSE_URL_METHOD = "response_url"
+OAUTH_ACCESS_METHOD = "oauth.v2.access"
 _JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 
 
@@ -110,6 +113,7 @@ class FakeSlack:
         self._observers: list[Callable[[RecordedCall], None]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.oauth: FakeOAuth | None = None
 
     # Life cycle ------------------------------------------------------------------------
 
@@ -188,6 +192,17 @@ class FakeSlack:
         self.state.socket_mode_url = url
 
     # Set-up and inspection -----------------------------------------------------------
+
+    def enable_oauth(
+        self, client_id: str, client_secret: str, *, token_expires_in: int | None = None
+    ) -> FakeOAuth:
+        """Act as a distributed app's Slack too: ``oauth.v2.access`` issues per-workspace
+        bot tokens (rotating ones with ``token_expires_in``), each accepted by every method
+        and answered per workspace by ``auth.test`` (see :mod:`.oauth`)."""
+        self.oauth = FakeOAuth(
+            client_id, client_secret, app_id=LOCAL_APP_ID, token_expires_in=token_expires_in
+        )
+        return self.oauth
 
     def channel_id(self, name_or_id: str) -> str | None:
         """The id of a channel given by name (``moderators``, ``#moderators``) or id."""
@@ -364,12 +379,21 @@ class FakeSlack:
                     return 404, {"ok": False, "error": "expired_url"}, {}
                 self._response_urls[key].append(params)
             return 200, {"ok": True}, {}
+        if method == OAUTH_ACCESS_METHOD:
+            if self.oauth is None:
+                return 200, {"ok": False, "error": "invalid_client_id"}, {}
+            return 200, self.oauth.access(params, headers), {}
         handler = METHODS.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         token = token_of(params, headers)
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        issued = self.oauth.lookup(token) if self.oauth is not None else None
+        if isinstance(issued, str):  # token_revoked, token_expired
+            return 200, {"ok": False, "error": issued}, {}
+        if issued is not None:
+            return 200, self._answer_installed(method, handler, params, issued), {}
         expected = {self.app_token} if method in APP_TOKEN_METHODS else {self.bot_token}
         if method in USER_TOKEN_METHODS:
             expected.add(self.admin_user_token)
@@ -381,6 +405,17 @@ class FakeSlack:
         kind = "user" if token == self.admin_user_token else "bot"
         with self._lock:
             return 200, handler(self.state, {**params, "_token_kind": kind}), {}
+
+    def _answer_installed(
+        self, method: str, handler: Any, params: dict[str, Any], issued: IssuedToken
+    ) -> dict[str, Any]:
+        """A call with a bot token issued through OAuth (one workspace's installation)."""
+        if method in APP_TOKEN_METHODS:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if method == "auth.test":
+            return auth_test_for(issued)
+        with self._lock:
+            return dict(handler(self.state, {**params, "_token_kind": "bot"}))
 
     def _take_failure(self, method: str) -> _Failure | None:
         with self._lock:

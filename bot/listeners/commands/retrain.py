@@ -18,6 +18,7 @@ from bot.services.retrain_card import SlackRetrainCard
 from bot.services.retrain_requests import JobInfo, RequestOutcome, parse_retrain
 from bot.services.retraining import CONTEXT_KEY, RetrainService
 from bot.services.roles import Roles
+from bot.slack_clients import CLIENTS_CONTEXT_KEY, SlackClients
 from bot.ui import retrain as retrain_ui
 
 COMMAND = "/retrain"
@@ -53,10 +54,15 @@ def register(app: App, roles: Roles) -> None:
         ack()
         channel_id = command.get("channel_id")
         response_url = command.get("response_url")
+        # The card posts for as long as the retrain runs: it asks for the workspace's
+        # client each time (a rotated token may expire before the job ends).
+        clients: SlackClients | None = context.get(CLIENTS_CONTEXT_KEY)
+        team_id = command.get("team_id")
+        card_client = client if clients is None else (lambda: clients.for_team(team_id))
 
         def card_for(_job: JobInfo) -> SlackRetrainCard:
             return SlackRetrainCard(
-                client,
+                card_client,
                 channel_id=channel_id,
                 response_url=response_url,
                 min_interval_s=retraining.progress_interval_s,
