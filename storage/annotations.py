@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,6 +26,17 @@ from storage.texts import DEFAULT_EVAL_FRACTION, split_for_hash, text_hash
 # People's labels: they override the seed label and count as corrections for the retrain.
 # An appeal's decision is a moderator's label like any correction.
 HUMAN_SOURCES = (AnnotationSource.CORRECTION, AnnotationSource.ADMIN, AnnotationSource.APPEAL)
+
+
+def visible_to(team_id: str, annotation: Any = Annotation) -> Any:
+    """The one rule of which labels a workspace sees: its own and those of no workspace
+    (seed, import, and labels given outside Slack), never another workspace's.
+
+    Args:
+        team_id: The workspace.
+        annotation: The annotations entity (or an alias of it) to filter.
+    """
+    return or_(annotation.team_id.is_(None), annotation.team_id == team_id)
 
 
 @dataclass(frozen=True)
@@ -171,11 +182,11 @@ def list_annotations(
     limit: int | None = None,
     team_id: str | None = None,
 ) -> list[AnnotationRecord]:
-    """Annotations, oldest first, filtered by task, message, source and workspace (a
-    workspace's labels are its own; seed and imported labels belong to none)."""
+    """Annotations, oldest first, filtered by task, message, source and workspace (what
+    the workspace sees: its own labels and those of none, see :func:`visible_to`)."""
     query = select(Annotation).order_by(Annotation.created_at, Annotation.id)
     if team_id is not None:
-        query = query.where(Annotation.team_id == team_id)
+        query = query.where(visible_to(team_id))
     if task is not None:
         query = query.where(Annotation.task == task)
     if message_id is not None:
@@ -251,7 +262,7 @@ def count_corrections_since(
         Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
     )
     if team_id is not None:
-        query = query.where(Annotation.team_id == team_id)
+        query = query.where(visible_to(team_id))
     if since is not None:
         query = query.where(Annotation.created_at > since)
     return int(session.scalar(query) or 0)

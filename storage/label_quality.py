@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
-from storage.annotations import HUMAN_SOURCES
+from storage.annotations import HUMAN_SOURCES, visible_to
 from storage.enums import AnnotationSource, SuspectStatus, utcnow
 from storage.errors import NotFoundError, StorageError
 from storage.models import Annotation, AnnotatorFlag, LabelCheck, LabelSuspect
@@ -195,7 +195,7 @@ def list_suspects(
         .order_by(LabelSuspect.created_at, LabelSuspect.id)
     )
     if team_id is not None:
-        query = query.where(Annotation.team_id == team_id)
+        query = query.where(visible_to(team_id))
     if status is not None:
         query = query.where(LabelSuspect.status == status)
     return [
@@ -306,13 +306,13 @@ def list_flags(*, session: Session, task: str, open_only: bool = True) -> list[A
 
 
 def team_text_hashes(*, session: Session, task: str, team_id: str) -> set[str]:
-    """Text hashes of a task that one workspace's moderators or admins labelled."""
+    """Text hashes of a task with a human label a workspace sees (its own, or of none)."""
     return set(
         session.scalars(
             select(Annotation.text_hash)
             .where(
                 Annotation.task == task,
-                Annotation.team_id == team_id,
+                visible_to(team_id),
                 Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
             )
             .distinct()
@@ -321,13 +321,13 @@ def team_text_hashes(*, session: Session, task: str, team_id: str) -> set[str]:
 
 
 def team_annotators(*, session: Session, task: str, team_id: str) -> set[str]:
-    """Who labelled texts of a task in one workspace (moderators' and admins' labels)."""
+    """Who gave the human labels of a task a workspace sees (its own, or of none)."""
     return set(
         session.scalars(
             select(Annotation.annotator)
             .where(
                 Annotation.task == task,
-                Annotation.team_id == team_id,
+                visible_to(team_id),
                 Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
             )
             .distinct()

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
-from storage.annotations import HUMAN_SOURCES
+from storage.annotations import HUMAN_SOURCES, visible_to
 from storage.enums import AnnotationSource
 from storage.models import (
     Annotation,
@@ -89,8 +89,7 @@ def label_source_counts(
     visible = (
         Annotation.task == task
         if team_id is None
-        else (Annotation.task == task)
-        & (Annotation.team_id.is_(None) | (Annotation.team_id == team_id))
+        else and_(Annotation.task == task, visible_to(team_id))
     )
     is_human = Annotation.source.in_([source.value for source in HUMAN_SOURCES])
     ranked = (

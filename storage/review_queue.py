@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
-from storage.annotations import HUMAN_SOURCES
+from storage.annotations import HUMAN_SOURCES, visible_to
 from storage.enums import SkipKind, utcnow
 from storage.models import (
     Annotation,
@@ -264,7 +264,7 @@ def labels_since(
         Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
     )
     if team_id is not None:
-        query = query.where(Annotation.team_id == team_id)
+        query = query.where(visible_to(team_id))
     return int(session.scalar(query) or 0)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
+from storage.annotations import visible_to
 from storage.enums import SecondOpinionStatus, utcnow
 from storage.errors import NotFoundError
 from storage.models import Annotation, Prediction, SecondOpinion
@@ -148,7 +149,7 @@ def wanted(
         .limit(limit)
     )
     if team_id is not None:
-        query = query.where(_First.team_id == team_id)
+        query = query.where(visible_to(team_id, _First))
     return _views(session, query)
 
 
@@ -163,7 +164,7 @@ def disputes(
     workspace's corrections or every workspace's (``team_id`` None)."""
     query = _view_query().where(SecondOpinion.status == SecondOpinionStatus.DISPUTED)
     if team_id is not None:
-        query = query.where(_First.team_id == team_id)
+        query = query.where(visible_to(team_id, _First))
     if task is not None:
         query = query.where(SecondOpinion.task == task)
     query = query.order_by(SecondOpinion.created_at, SecondOpinion.id)
