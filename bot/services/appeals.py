@@ -177,7 +177,8 @@ class AppealService:
             NotAllowedError: The user is neither a moderator nor an admin.
             BotError: The appeal is gone or decided already, or the label is unknown.
         """
-        if not self.roles.can_label(user_id, team_id):
+        role = self.roles.role_of(user_id, team_id)  # before the unit of work (see Roles)
+        if role == "member":
             raise NotAllowedError("Only moderators and admins decide appeals. Nothing was stored.")
         with self._unit_of_work("The decision could not be stored") as session:
             try:
@@ -223,7 +224,7 @@ class AppealService:
                     "upheld": upheld,
                     "annotation_id": annotation.id,
                     "author": item.author_id,
-                    "role": self.roles.role_of(user_id, team_id),
+                    "role": role,
                 },
             )
         return AppealDecision(item, label, upheld, annotation)

@@ -99,7 +99,9 @@ class CorrectionService:
             UnavailableError: The database cannot be reached (nothing was stored).
             BotError: The prediction is gone, its task is inactive, or the label is unknown.
         """
-        if not self.roles.can_label(user_id, team_id):
+        # Read before the unit of work: stored roles are read in a unit of work of their own.
+        role = self.roles.role_of(user_id, team_id)
+        if role == "member":
             raise NotAllowedError(
                 "Only moderators and admins can label messages. Nothing was stored."
             )
@@ -144,13 +146,11 @@ class CorrectionService:
                         "model_version": prediction.model_version,
                         "annotation_id": annotation.id,
                         "message_id": prediction.message_id,
-                        "role": self.roles.role_of(user_id, team_id),
+                        "role": role,
                         "team": annotation.team_id,
                     },
                 )
-                if not self.roles.is_admin(
-                    user_id, team_id
-                ):  # an admin's label is not second-guessed
+                if role != "admin":  # an admin's label is not second-guessed
                     route_correction(
                         session=session,
                         annotation=annotation,

@@ -247,6 +247,7 @@ class PolicyService:
             PolicyError: An unknown task or channel, a bad threshold, action or id.
         """
         self._check_actor(actor, team_id)
+        role = self._role(actor, team_id)  # before the unit of work (see Roles)
         channel_id = _check_channel(channel_id)
         self._check_task(task)
         if threshold is not None:
@@ -275,7 +276,7 @@ class PolicyService:
                 details={
                     "before": _stored_dict(old),
                     "after": _stored_dict(stored),
-                    "role": self._role(actor, team_id),
+                    "role": role,
                 },
             )
         self._forget(channel_id)
@@ -291,6 +292,7 @@ class PolicyService:
             PolicyError: An unknown task or a bad channel id.
         """
         self._check_actor(actor, team_id)
+        role = self._role(actor, team_id)  # before the unit of work (see Roles)
         channel_id = _check_channel(channel_id)
         self._check_task(task)
         with self._database.begin() as session:
@@ -303,7 +305,7 @@ class PolicyService:
                     subject=policy_subject(channel_id, task),
                     details={
                         "before": _stored_dict(removed),
-                        "role": self._role(actor, team_id),
+                        "role": role,
                     },
                 )
         self._forget(channel_id)

@@ -9,6 +9,9 @@ moderators from those rows alone; a workspace without any stored role, and a che
 for no workspace in particular (``team_id`` None: the CLI), uses the environment's
 ``BERTBOT_ADMINS`` and ``BERTBOT_MODERATORS``. So a single workspace configured from the
 environment works as before, and a role granted in one workspace gives nothing in another.
+
+Stored roles are read in a short unit of work of their own: check roles before opening a
+unit of work, never inside one (SQLite allows one writer at a time).
 """
 
 from __future__ import annotations

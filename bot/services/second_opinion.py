@@ -225,6 +225,7 @@ class SecondOpinionService:
         """
         if not self.roles.is_moderator(user_id, team_id):
             raise NotAllowedError("Only moderators give second opinions. Nothing was stored.")
+        role = self.roles.role_of(user_id, team_id)  # before the unit of work (see Roles)
         with self._unit_of_work("Your label could not be stored") as session:
             view = self._view(session, request_id, team_id=team_id)
             request = view.request
@@ -263,7 +264,7 @@ class SecondOpinionService:
                     return self._repeat(view, label, view.second_label, "answered")
                 raise BotError("Another moderator answered this one already. Thank you!")
             self._audit(
-                session, user_id, ANSWER_ACTION, view, label, annotation, answered.status, team_id
+                session, user_id, ANSWER_ACTION, view, label, annotation, answered.status, role
             )
         return _outcome(spec, view.first_label, answered, label, decision=False, created=True)
 
@@ -280,6 +281,7 @@ class SecondOpinionService:
         """
         if not self.roles.is_admin(user_id, team_id):
             raise NotAllowedError("Only admins decide disputes. Nothing was stored.")
+        role = "admin"
         with self._unit_of_work("The decision could not be stored") as session:
             view = self._view(session, request_id, what="dispute", team_id=team_id)
             request = view.request
@@ -314,7 +316,7 @@ class SecondOpinionService:
                     return self._repeat(view, label, view.decided_label, "decided")
                 raise BotError(f"Second opinion {request_id} is decided already.")
             self._audit(
-                session, user_id, DECIDE_ACTION, view, label, annotation, decided.status, team_id
+                session, user_id, DECIDE_ACTION, view, label, annotation, decided.status, role
             )
         return _outcome(spec, view.first_label, decided, label, decision=True, created=True)
 
@@ -360,7 +362,7 @@ class SecondOpinionService:
         label: str,
         annotation: AnnotationRecord,
         status: SecondOpinionStatus,
-        team_id: str | None = None,
+        role: str,
     ) -> None:
         request = view.request
         audit.record_audit(
@@ -380,7 +382,7 @@ class SecondOpinionService:
                 "annotation_id": annotation.id,
                 "prediction_id": request.prediction_id,
                 "message_id": request.message_id,
-                "role": self.roles.role_of(user_id, team_id),
+                "role": role,
             },
         )
 
