@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, distinct, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,15 +138,15 @@ def teams_with_roles(*, session: Session) -> list[str]:
     return [
         str(team)
         for team in session.scalars(
-            select(distinct(WorkspaceRole.team_id)).order_by(WorkspaceRole.team_id)
+            select(WorkspaceRole.team_id).distinct().order_by(WorkspaceRole.team_id)
         )
     ]
 
 
 def known_teams(*, session: Session) -> list[str]:
     """Workspaces bertbot knows: those with stored messages or stored roles, sorted."""
-    messages = select(distinct(Message.team_id)).where(Message.team_id != "")
-    roles = select(distinct(WorkspaceRole.team_id))
+    messages = select(Message.team_id).where(Message.team_id != "").distinct()
+    roles = select(WorkspaceRole.team_id).distinct()
     found = {str(team) for team in session.scalars(messages)}
     found |= {str(team) for team in session.scalars(roles)}
     return sorted(found)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.app import make_client
 from bot.emulator.inbound import SlackSender
 from bot.emulator.outbound import LOCAL_TEAM_ID, FakeSlack, RecordedCall
 from bot.services.alert_outbox import AlertPolicy
@@ -16,7 +17,15 @@ from storage import alerts, annotations, appeals, audit, messages, workspace_rol
 from storage import second_opinion as opinions
 from storage.db import Database
 from storage.enums import AnnotationSource, SecondOpinionStatus
-from tests.bot.conftest import ADMIN, GENERAL, MEMBER, MODERATOR, SIGNING_SECRET, FakeModels
+from tests.bot.conftest import (
+    ADMIN,
+    BOT_TOKEN,
+    GENERAL,
+    MEMBER,
+    MODERATOR,
+    SIGNING_SECRET,
+    FakeModels,
+)
 from tests.bot.surfaces import SurfaceBot, all_text, home_opened, serve_bot, view_click
 from trainer.tasks import TaskSpec
 
@@ -321,3 +330,48 @@ def test_disputes_answered_from_another_workspace_are_refused(
     with bot.database.begin() as session:
         view = opinions.get_request(session=session, request_id=disputed[0].request.id)
     assert view.request.status is SecondOpinionStatus.DECIDED
+
+
+def test_the_digest_goes_to_each_workspaces_moderators_with_its_own_count(
+    two_teams: tuple[SurfaceBot, SlackSender],
+) -> None:
+    from dataclasses import replace
+
+    from bot.services.review_digest import ReviewDigest
+
+    bot, _ = two_teams
+    _seed(bot.database)
+    with bot.database.begin() as session:
+        for i in range(3):  # B waits for more than A
+            message = messages.add_message(
+                session=session,
+                team_id=TEAM_B,
+                channel_id=GENERAL,
+                ts=f"9.{i}",
+                text=f"b{i}",
+                user_id=MEMBER,
+            )
+            messages.add_prediction(
+                session=session,
+                task="spam",
+                model_version="3",
+                label="spam",
+                scores={"ham": 0.4, "spam": 0.6},
+                latency_ms=1.0,
+                message_id=message.id,
+            )
+    review = bot.services.review
+    review.options = replace(review.options, digest_min_items=2)
+    client = make_client(BOT_TOKEN, base_url=bot.fake.api_url)
+    digest = ReviewDigest(bot.database, client, review, [MODERATOR], roles=bot.services.roles)
+    assert digest.recipients() == [
+        (TEAM_A, MOD_A),
+        (TEAM_A, SECOND_A),
+        (TEAM_B, MOD_B),
+    ]
+    outcomes = {(o.team_id, o.user_id): o for o in digest.send_due()}
+    # A: its queue item and the appealed/wanted/disputed messages' predictions that no
+    # moderator of A labelled; B likewise plus three more. Never the other team's.
+    assert outcomes[(TEAM_B, MOD_B)].waiting == outcomes[(TEAM_A, MOD_A)].waiting + 3
+    # (The fake Slack knows only its own users, so these DMs fail and are given back.)
+    assert {o.outcome for o in outcomes.values()} == {"failed"}
