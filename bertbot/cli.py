@@ -26,6 +26,7 @@ from bertbot.commands import messages as messages_commands
 from bertbot.commands import models as models_commands
 from bertbot.commands import policy as policy_commands
 from bertbot.commands import review as review_commands
+from bertbot.commands import roles as roles_commands
 from bertbot.commands import serve as serve_commands
 from bertbot.commands import setup as setup_commands
 from bertbot.commands import train as train_commands
@@ -51,6 +52,7 @@ GROUPS = [
     worker_commands,
     inbox_commands,
     policy_commands,
+    roles_commands,
     label_quality_commands,
     workspaces_commands,
 ]

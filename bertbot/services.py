@@ -14,7 +14,17 @@ if TYPE_CHECKING:
     from bot.services.alert_outbox import AlertPolicy
     from bot.services.policy import PolicyDefaults
     from bot.services.review_queue import ReviewOptions
+    from bot.services.roles import Roles
+    from storage.db import Database
     from trainer.gate import Gate
+
+
+def roles(settings: Settings, database: Database) -> Roles:
+    """Admins and moderators: each workspace's stored roles, else ``BERTBOT_ADMINS`` and
+    ``BERTBOT_MODERATORS`` (see :class:`bot.services.roles.Roles`)."""
+    from bot.services.roles import Roles
+
+    return Roles.from_database(database, admins=settings.admins, moderators=settings.moderators)
 
 
 def gate_config(settings: Settings) -> GateConfig:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,13 +19,24 @@ from sqlalchemy.orm import Session
 from storage._convert import to_record
 from storage.enums import AnnotationSource, Split
 from storage.errors import NotFoundError
-from storage.models import Annotation, Prediction, SplitAssignment
+from storage.models import Annotation, Message, Prediction, SplitAssignment
 from storage.records import AnnotationRecord, LabelledExample
 from storage.texts import DEFAULT_EVAL_FRACTION, split_for_hash, text_hash
 
 # People's labels: they override the seed label and count as corrections for the retrain.
 # An appeal's decision is a moderator's label like any correction.
 HUMAN_SOURCES = (AnnotationSource.CORRECTION, AnnotationSource.ADMIN, AnnotationSource.APPEAL)
+
+
+def visible_to(team_id: str, annotation: Any = Annotation) -> Any:
+    """The one rule of which labels a workspace sees: its own and those of no workspace
+    (seed, import, and labels given outside Slack), never another workspace's.
+
+    Args:
+        team_id: The workspace.
+        annotation: The annotations entity (or an alias of it) to filter.
+    """
+    return or_(annotation.team_id.is_(None), annotation.team_id == team_id)
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ def add_annotation(
     message_id: int | None = None,
     prediction_id: int | None = None,
     idempotency_key: str | None = None,
+    team_id: str | None = None,
 ) -> tuple[AnnotationRecord, bool]:
     """Store a label, linked to the prediction it corrects.
 
@@ -78,6 +90,8 @@ def add_annotation(
             recorded with the annotation.
         idempotency_key: A key unique to the user's action (e.g. the button click); a repeat
             returns the first annotation instead of storing another.
+        team_id: The workspace the label was given in; None: the message's workspace (no
+            message: none, as for seed and imported labels).
 
     Returns:
         The annotation and whether it was created now (False for an idempotent repeat).
@@ -88,8 +102,11 @@ def add_annotation(
         if prediction is None:
             raise NotFoundError(f"no prediction {prediction_id}")
         predicted_label, predicted_version = prediction.label, prediction.model_version
+    if team_id is None and message_id is not None:
+        team_id = session.scalar(select(Message.team_id).where(Message.id == message_id))
     hash_hex = text_hash(text)
     row = Annotation(
+        team_id=team_id,
         task=task,
         message_id=message_id,
         text=text,
@@ -163,9 +180,13 @@ def list_annotations(
     message_id: int | None = None,
     source: AnnotationSource | None = None,
     limit: int | None = None,
+    team_id: str | None = None,
 ) -> list[AnnotationRecord]:
-    """Annotations, oldest first, filtered by task, message and source."""
+    """Annotations, oldest first, filtered by task, message, source and workspace (what
+    the workspace sees: its own labels and those of none, see :func:`visible_to`)."""
     query = select(Annotation).order_by(Annotation.created_at, Annotation.id)
+    if team_id is not None:
+        query = query.where(visible_to(team_id))
     if task is not None:
         query = query.where(Annotation.task == task)
     if message_id is not None:
@@ -231,12 +252,17 @@ def label_counts(*, session: Session, task: str) -> dict[str, dict[str, int]]:
     }
 
 
-def count_corrections_since(*, session: Session, task: str, since: datetime | None) -> int:
-    """Human annotations (corrections and admin labels) made after ``since`` (all if None)."""
+def count_corrections_since(
+    *, session: Session, task: str, since: datetime | None, team_id: str | None = None
+) -> int:
+    """Human annotations (corrections and admin labels) made after ``since`` (all if None),
+    in one workspace's (every workspace's when ``team_id`` is None)."""
     query = select(func.count(Annotation.id)).where(
         Annotation.task == task,
         Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
     )
+    if team_id is not None:
+        query = query.where(visible_to(team_id))
     if since is not None:
         query = query.where(Annotation.created_at > since)
     return int(session.scalar(query) or 0)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from storage._convert import to_record
 from storage.enums import AppealStatus, utcnow
 from storage.errors import DuplicateError, NotFoundError
-from storage.models import Appeal
+from storage.models import Alert, Appeal, Message, Prediction
 from storage.records import AppealRecord
 
 
@@ -42,14 +42,25 @@ def appeal_for_alert(*, session: Session, alert_id: int) -> AppealRecord | None:
     return None if row is None else to_record(AppealRecord, row)
 
 
-def open_appeals(*, session: Session, limit: int = 20) -> list[AppealRecord]:
-    """Appeals waiting for a moderator, oldest first (the top of the review queue)."""
-    rows = session.scalars(
+def open_appeals(
+    *, session: Session, limit: int = 20, team_id: str | None = None
+) -> list[AppealRecord]:
+    """Appeals waiting for a moderator, oldest first (the top of the review queue), about
+    one workspace's messages (every workspace's when ``team_id`` is None)."""
+    query = (
         select(Appeal)
         .where(Appeal.status == AppealStatus.OPEN)
         .order_by(Appeal.created_at, Appeal.id)
         .limit(limit)
     )
+    if team_id is not None:
+        query = (
+            query.join(Alert, Alert.id == Appeal.alert_id)
+            .join(Prediction, Prediction.id == Alert.prediction_id)
+            .join(Message, Message.id == Prediction.message_id)
+            .where(Message.team_id == team_id)
+        )
+    rows = session.scalars(query)
     return [to_record(AppealRecord, row) for row in rows]
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
+from storage.annotations import HUMAN_SOURCES, visible_to
 from storage.enums import AnnotationSource, SuspectStatus, utcnow
 from storage.errors import NotFoundError, StorageError
 from storage.models import Annotation, AnnotatorFlag, LabelCheck, LabelSuspect
@@ -179,15 +180,22 @@ def add_suspects(
 
 
 def list_suspects(
-    *, session: Session, task: str, status: SuspectStatus | None = SuspectStatus.HELD
+    *,
+    session: Session,
+    task: str,
+    status: SuspectStatus | None = SuspectStatus.HELD,
+    team_id: str | None = None,
 ) -> list[SuspectWithText]:
-    """A task's suspects, oldest first, with the text labelled (all statuses with None)."""
+    """A task's suspects, oldest first, with the text labelled (all statuses with None);
+    only those of one workspace's corrections when ``team_id`` is given."""
     query = (
         select(LabelSuspect, Annotation.text)
         .join(Annotation, Annotation.id == LabelSuspect.annotation_id)
         .where(LabelSuspect.task == task)
         .order_by(LabelSuspect.created_at, LabelSuspect.id)
     )
+    if team_id is not None:
+        query = query.where(visible_to(team_id))
     if status is not None:
         query = query.where(LabelSuspect.status == status)
     return [
@@ -295,6 +303,36 @@ def list_flags(*, session: Session, task: str, open_only: bool = True) -> list[A
         query = query.where(AnnotatorFlag.cleared_at.is_(None))
     query = query.order_by(AnnotatorFlag.flagged_at, AnnotatorFlag.id)
     return [to_record(AnnotatorFlagRecord, row) for row in session.scalars(query)]
+
+
+def team_text_hashes(*, session: Session, task: str, team_id: str) -> set[str]:
+    """Text hashes of a task with a human label a workspace sees (its own, or of none)."""
+    return set(
+        session.scalars(
+            select(Annotation.text_hash)
+            .where(
+                Annotation.task == task,
+                visible_to(team_id),
+                Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
+            )
+            .distinct()
+        )
+    )
+
+
+def team_annotators(*, session: Session, task: str, team_id: str) -> set[str]:
+    """Who gave the human labels of a task a workspace sees (its own, or of none)."""
+    return set(
+        session.scalars(
+            select(Annotation.annotator)
+            .where(
+                Annotation.task == task,
+                visible_to(team_id),
+                Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
+            )
+            .distinct()
+        )
+    )
 
 
 def last_cleared(*, session: Session, task: str) -> dict[str, datetime]:

@@ -278,6 +278,8 @@ class Annotation(Base):
     predicted_model_version: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The workspace whose moderator gave the label (NULL: seed and imported labels, shared).
+    team_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class SecondOpinion(Base):
@@ -508,11 +510,13 @@ class ReviewSkip(Base):
 
 
 class ReviewDigest(Base):
-    """When a moderator was last sent the review digest (so a restart does not re-send)."""
+    """When a moderator was last sent a workspace's review digest (so a restart does not
+    re-send). ``team_id`` is ``""`` for the digest of no workspace in particular."""
 
     __tablename__ = "review_digests"
 
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True, server_default="")
     sent_at: Mapped[datetime]
     items: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -586,6 +590,28 @@ class AnnotatorFlag(Base):
     p_value: Mapped[float] = mapped_column(Float)
     cleared_by: Mapped[str | None] = mapped_column(String(64))
     cleared_at: Mapped[datetime | None]
+
+
+class WorkspaceRole(Base):
+    """A role held by a Slack user in one workspace (team), granted by an admin or the CLI.
+
+    While a workspace has at least one row here, its roles come from this table alone;
+    without any, the environment's ``BERTBOT_ADMINS``/``BERTBOT_MODERATORS`` apply (see
+    :class:`bot.services.roles.Roles`). Removing a role deletes its row (audited).
+    """
+
+    __tablename__ = "workspace_roles"
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id", "role"),
+        CheckConstraint("role IN ('moderator', 'admin')", name="known_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # The workspace tables (slack_sdk's OAuth stores and uninstall records) live in their own

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
-from storage.annotations import HUMAN_SOURCES
+from storage.annotations import HUMAN_SOURCES, visible_to
 from storage.enums import AnnotationSource
 from storage.models import (
     Annotation,
@@ -67,7 +67,9 @@ class ReviewCandidate:
     reason: str | None = None
 
 
-def label_source_counts(*, session: Session, task: str) -> list[LabelSourceCount]:
+def label_source_counts(
+    *, session: Session, task: str, team_id: str | None = None
+) -> list[LabelSourceCount]:
     """A task's effective labels counted by label and by where the label came from.
 
     The effective label is the one training uses (see
@@ -78,10 +80,17 @@ def label_source_counts(*, session: Session, task: str) -> list[LabelSourceCount
     Args:
         session: The caller's unit of work.
         task: The task.
+        team_id: Count as this workspace sees it: the shared seed and imported labels and
+            its own moderators' labels, not other workspaces' (None: every label).
 
     Returns:
         One row per (label, source) that has texts, ordered by label then source.
     """
+    visible = (
+        Annotation.task == task
+        if team_id is None
+        else and_(Annotation.task == task, visible_to(team_id))
+    )
     is_human = Annotation.source.in_([source.value for source in HUMAN_SOURCES])
     ranked = (
         select(
@@ -94,7 +103,7 @@ def label_source_counts(*, session: Session, task: str) -> list[LabelSourceCount
             )
             .label("rank"),
         )
-        .where(Annotation.task == task)
+        .where(visible)
         .subquery()
     )
     rows = session.execute(
@@ -138,6 +147,7 @@ def least_sure_predictions(
     tasks: Sequence[str] | None = None,
     limit: int = 10,
     scan_limit: int = DEFAULT_SCAN_LIMIT,
+    team_id: str | None = None,
 ) -> list[ReviewCandidate]:
     """Recent channel-message predictions that need a moderator most, least sure first.
 
@@ -175,13 +185,16 @@ def least_sure_predictions(
         )
         .exists()
     )
-    rows = session.execute(
+    query = (
         select(Prediction, Message)
         .join(Message, Message.id == Prediction.message_id)
         .where(Prediction.id.in_(latest), Message.deleted_at.is_(None), ~labelled)
         .order_by(Prediction.id.desc())
         .limit(scan_limit)
     )
+    if team_id is not None:
+        query = query.where(Message.team_id == team_id)
+    rows = session.execute(query)
     candidates = []
     for prediction, message in rows:
         top, margin = _top_and_margin(prediction.scores)
@@ -203,6 +216,7 @@ def flagged_predictions(
     since: datetime,
     tasks: Sequence[str] | None = None,
     limit: int = 10,
+    team_id: str | None = None,
 ) -> list[ReviewCandidate]:
     """Messages flagged for review since a time (see :func:`storage.drift.flag_for_review`),
     with their latest prediction for the flagged task: newest flag first, then highest score.
@@ -239,6 +253,8 @@ def flagged_predictions(
     )
     if tasks is not None:
         query = query.where(ReviewFlag.task.in_(list(tasks)))
+    if team_id is not None:
+        query = query.where(Message.team_id == team_id)
     candidates = []
     for flag, prediction, message in session.execute(query):
         top, margin = _top_and_margin(prediction.scores)
@@ -261,6 +277,7 @@ def review_queue(
     tasks: Sequence[str] | None = None,
     limit: int = 10,
     scan_limit: int = DEFAULT_SCAN_LIMIT,
+    team_id: str | None = None,
 ) -> list[ReviewCandidate]:
     """The "Needs review" queue: flagged messages first (:func:`flagged_predictions`), then
     the least sure recent predictions (:func:`least_sure_predictions`), each message and
@@ -272,8 +289,11 @@ def review_queue(
         tasks: Only these tasks (all when None).
         limit: How many to return.
         scan_limit: Bounds the least-sure ranking's work.
+        team_id: Only this workspace's messages (every workspace's when None).
     """
-    flagged = flagged_predictions(session=session, since=since, tasks=tasks, limit=limit)
+    flagged = flagged_predictions(
+        session=session, since=since, tasks=tasks, limit=limit, team_id=team_id
+    )
     shown = {(c.prediction.message_id, c.prediction.task) for c in flagged}
     unsure = least_sure_predictions(
         session=session,
@@ -281,6 +301,7 @@ def review_queue(
         tasks=tasks,
         limit=limit + len(flagged),
         scan_limit=scan_limit,
+        team_id=team_id,
     )
     rest = [c for c in unsure if (c.prediction.message_id, c.prediction.task) not in shown]
     return (flagged + rest)[:limit]

@@ -82,6 +82,7 @@ class AnnotationRecord:
     predicted_model_version: str | None
     idempotency_key: str | None
     created_at: datetime
+    team_id: str | None = None  # the workspace of a moderator's label; None: seed/import
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage._convert import to_record
-from storage.annotations import HUMAN_SOURCES
+from storage.annotations import HUMAN_SOURCES, visible_to
 from storage.enums import SkipKind, utcnow
 from storage.models import (
     Annotation,
@@ -70,7 +70,9 @@ def _margin(scores: dict[str, Any]) -> float:
     return ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)
 
 
-def _eligible(task: str, since: datetime, user_id: str | None) -> list[Any]:
+def _eligible(
+    task: str, since: datetime, user_id: str | None, team_id: str | None = None
+) -> list[Any]:
     """WHERE clauses over (Prediction, Message) for a task's candidates (see the module)."""
     latest = (
         select(func.max(Prediction.id))
@@ -99,6 +101,8 @@ def _eligible(task: str, since: datetime, user_id: str | None) -> list[Any]:
         ~labelled,
         Message.id.not_in(passed_by_two),
     ]
+    if team_id is not None:
+        clauses.append(Message.team_id == team_id)
     if user_id is not None:
         clauses.append(
             Message.id.not_in(
@@ -117,6 +121,7 @@ def queue_candidates(
     since: datetime,
     user_id: str | None = None,
     pool_size: int | None = None,
+    team_id: str | None = None,
 ) -> list[QueueCandidate]:
     """A task's review-queue candidates for a moderator: flagged ones, then the least sure.
 
@@ -131,11 +136,12 @@ def queue_candidates(
         since: Only messages received at or after this time (the age limit).
         user_id: The moderator asking: messages they passed on are left out (None: nobody).
         pool_size: How many unflagged candidates at most (None: all).
+        team_id: Only this workspace's messages (every workspace's when None).
 
     Returns:
         Flagged candidates first, then the rest least sure first.
     """
-    clauses = _eligible(task, since, user_id)
+    clauses = _eligible(task, since, user_id, team_id)
     scored = session.execute(
         select(Prediction.id, Prediction.scores)
         .join(Message, Message.id == Prediction.message_id)
@@ -247,28 +253,40 @@ def skips_for(*, session: Session, task: str, message_id: int) -> list[SkipRecor
     return [to_record(SkipRecord, row) for row in rows]
 
 
-def labels_since(*, session: Session, annotator: str, since: datetime) -> int:
-    """How many labels (moderator, admin or appeal annotations) someone gave since a time."""
-    count = session.scalar(
-        select(func.count(Annotation.id)).where(
-            Annotation.annotator == annotator,
-            Annotation.created_at >= since,
-            Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
-        )
+def labels_since(
+    *, session: Session, annotator: str, since: datetime, team_id: str | None = None
+) -> int:
+    """How many labels (moderator, admin or appeal annotations) someone gave since a time
+    (in one workspace when ``team_id`` is given)."""
+    query = select(func.count(Annotation.id)).where(
+        Annotation.annotator == annotator,
+        Annotation.created_at >= since,
+        Annotation.source.in_([source.value for source in HUMAN_SOURCES]),
     )
-    return int(count or 0)
+    if team_id is not None:
+        query = query.where(visible_to(team_id))
+    return int(session.scalar(query) or 0)
 
 
-def digest_sent_at(*, session: Session, user_id: str) -> datetime | None:
-    """When the moderator was last sent the digest (None: never)."""
-    row = session.get(ReviewDigest, user_id, populate_existing=True)
+def digest_sent_at(
+    *, session: Session, user_id: str, team_id: str | None = None
+) -> datetime | None:
+    """When the moderator was last sent the workspace's digest (None: never)."""
+    row = session.get(ReviewDigest, (user_id, team_id or ""), populate_existing=True)
     return None if row is None else row.sent_at
 
 
 def claim_digest(
-    *, session: Session, user_id: str, every: timedelta, items: int, now: datetime | None = None
+    *,
+    session: Session,
+    user_id: str,
+    every: timedelta,
+    items: int,
+    now: datetime | None = None,
+    team_id: str | None = None,
 ) -> tuple[bool, datetime | None]:
-    """Take this period's digest for a moderator: at most one per ``every``, across processes.
+    """Take this period's digest for a moderator: at most one per ``every``, across processes
+    (per workspace: a moderator of two workspaces gets each one's digest).
 
     Commit before sending; a failed send gives the claim back (:func:`release_digest`).
 
@@ -277,16 +295,17 @@ def claim_digest(
         than ``every`` ago (or another process just took it).
     """
     now = now or utcnow()
+    team = team_id or ""
     row = session.scalars(
         select(ReviewDigest)
-        .where(ReviewDigest.user_id == user_id)
+        .where(ReviewDigest.user_id == user_id, ReviewDigest.team_id == team)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
     if row is None:
         try:
             with session.begin_nested():
-                session.add(ReviewDigest(user_id=user_id, sent_at=now, items=items))
+                session.add(ReviewDigest(user_id=user_id, team_id=team, sent_at=now, items=items))
         except IntegrityError:  # another process claimed the first digest a moment ago
             return False, None
         return True, None
@@ -299,9 +318,11 @@ def claim_digest(
     return True, previous
 
 
-def release_digest(*, session: Session, user_id: str, previous: datetime | None) -> None:
+def release_digest(
+    *, session: Session, user_id: str, previous: datetime | None, team_id: str | None = None
+) -> None:
     """Give a claimed digest back after a failed send (the next run tries again)."""
-    row = session.get(ReviewDigest, user_id, populate_existing=True)
+    row = session.get(ReviewDigest, (user_id, team_id or ""), populate_existing=True)
     if row is None:
         return
     if previous is None:

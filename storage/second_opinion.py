@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from storage._convert import to_record
+from storage.annotations import visible_to
 from storage.enums import SecondOpinionStatus, utcnow
 from storage.errors import NotFoundError
 from storage.models import Annotation, Prediction, SecondOpinion
@@ -62,6 +63,7 @@ class SecondOpinionView:
         predicted_label: What the model said (None if the prediction is gone).
         predicted_scores: Its probabilities per label.
         model_version: The model version that said it.
+        team_id: The workspace of the first label (the request's; None: none recorded).
     """
 
     request: SecondOpinionRecord
@@ -72,6 +74,7 @@ class SecondOpinionView:
     predicted_label: str | None
     predicted_scores: dict[str, float] | None
     model_version: str | None
+    team_id: str | None = None
 
     @property
     def predicted_probability(self) -> float | None:
@@ -126,9 +129,15 @@ def get_request(*, session: Session, request_id: int) -> SecondOpinionView:
 
 
 def wanted(
-    *, session: Session, tasks: Sequence[str], excluding: str, limit: int = 10
+    *,
+    session: Session,
+    tasks: Sequence[str],
+    excluding: str,
+    limit: int = 10,
+    team_id: str | None = None,
 ) -> list[SecondOpinionView]:
-    """Open requests of the given tasks that ``excluding`` did not label first, oldest first."""
+    """Open requests of the given tasks that ``excluding`` did not label first, oldest first
+    (of one workspace's corrections when ``team_id`` is given)."""
     query = (
         _view_query()
         .where(
@@ -139,14 +148,23 @@ def wanted(
         .order_by(SecondOpinion.created_at, SecondOpinion.id)
         .limit(limit)
     )
+    if team_id is not None:
+        query = query.where(visible_to(team_id, _First))
     return _views(session, query)
 
 
 def disputes(
-    *, session: Session, task: str | None = None, limit: int | None = None
+    *,
+    session: Session,
+    task: str | None = None,
+    limit: int | None = None,
+    team_id: str | None = None,
 ) -> list[SecondOpinionView]:
-    """Disputed requests (waiting for an admin), oldest first, of one task or all."""
+    """Disputed requests (waiting for an admin), oldest first, of one task or all, of one
+    workspace's corrections or every workspace's (``team_id`` None)."""
     query = _view_query().where(SecondOpinion.status == SecondOpinionStatus.DISPUTED)
+    if team_id is not None:
+        query = query.where(visible_to(team_id, _First))
     if task is not None:
         query = query.where(SecondOpinion.task == task)
     query = query.order_by(SecondOpinion.created_at, SecondOpinion.id)
@@ -247,6 +265,7 @@ def _view_query() -> Select[Any]:
             Prediction.label,
             Prediction.scores,
             Prediction.model_version,
+            _First.team_id,
         )
         .join(_First, _First.id == SecondOpinion.annotation_id)
         .outerjoin(_Second, _Second.id == SecondOpinion.second_annotation_id)
@@ -266,8 +285,9 @@ def _views(session: Session, query: Select[Any]) -> list[SecondOpinionView]:
             predicted_label=predicted,
             predicted_scores=dict(scores) if scores is not None else None,
             model_version=version,
+            team_id=team,
         )
-        for row, text, first, second, decided, predicted, scores, version in session.execute(
+        for row, text, first, second, decided, predicted, scores, version, team in session.execute(
             query.execution_options(populate_existing=True)
         )
     ]

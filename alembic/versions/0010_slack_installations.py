@@ -8,12 +8,9 @@ Alembic stays the only schema path; ``storage.workspaces`` registers the same de
 on the models' metadata. ``workspace_uninstalls`` records when a workspace uninstalled the
 app, so its data can be purged after the retention.
 
-Written with ``down_revision = "0009"`` beside the other parts of issue 20; the merge
-re-chains the revisions of that issue one after another.
-
 Revision ID: 0010
 Revises: 0009
-Create Date: 2026-12-12 09:00:00
+Create Date: 2026-12-04 12:00:00
 """
 
 from __future__ import annotations

@@ -45,6 +45,22 @@ def task_spec(settings: Settings, name: str) -> TaskSpec:
     return specs[name]
 
 
+def team_option(value: str | None) -> str | None:
+    """A ``--team`` option's Slack workspace id (None when not given).
+
+    Raises:
+        CommandError: Not a workspace id.
+    """
+    if value is None:
+        return None
+    from bot.services.workspace_roles import RoleError, check_team
+
+    try:
+        return check_team(value)
+    except RoleError as exc:
+        raise CommandError(f"--team: {exc}") from exc
+
+
 def encoder_dir(settings: Settings) -> Path:
     return settings.encoders_dir / settings.encoder
 

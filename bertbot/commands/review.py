@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from bertbot.commands import CommandError, add_command, label_quality, review_disputes
-from bertbot.commands.common import ProgressBar, open_database, say, task_spec
+from bertbot.commands.common import ProgressBar, open_database, say, task_spec, team_option
 from bertbot.settings import Settings
 
 STRATEGIES = ("active", "uncertainty", "random")
@@ -51,6 +51,7 @@ def review_digest(settings: Settings, database: Any) -> Any:
 
     It only counts the queue, so it needs no model.
     """
+    from bertbot.services import roles as workspace_roles
     from bot.app import make_client
     from bot.services.review_digest import ReviewDigest
 
@@ -63,6 +64,7 @@ def review_digest(settings: Settings, database: Any) -> Any:
         client,
         review_service(settings, database, _OneModel("", None)),
         settings.moderators,
+        roles=workspace_roles(settings, database),
     )
 
 
@@ -97,6 +99,7 @@ def _next(args: argparse.Namespace, settings: Settings) -> int:
             strategy=args.strategy,
             seed=args.seed,
             progress=progress,
+            team_id=team_option(args.team),
         )
     except BotError as exc:
         raise CommandError(str(exc)) from exc
@@ -149,6 +152,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     command.add_argument("--seed", type=int, default=0, help="the random strategy's seed")
     command.add_argument("--user", help="a moderator's Slack user id: leave out what they skipped")
+    command.add_argument(
+        "--team", metavar="T", help="only this workspace's messages (default: every workspace's)"
+    )
     command.add_argument(
         "--json",
         action="store_true",

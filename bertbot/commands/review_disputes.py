@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING
 
 from bertbot.commands import CommandError, add_command
-from bertbot.commands.common import open_database
+from bertbot.commands.common import open_database, team_option
 from bertbot.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,14 +23,11 @@ _TEXT_CHARS = 60
 
 
 def _service(settings: Settings) -> SecondOpinionService:
-    from bot.services.roles import Roles
+    from bertbot.services import roles
     from bot.services.second_opinion import SecondOpinionService
 
-    return SecondOpinionService(
-        open_database(settings),
-        settings.task_specs,
-        Roles.of(admins=settings.admins, moderators=settings.moderators),
-    )
+    database = open_database(settings)
+    return SecondOpinionService(database, settings.task_specs, roles(settings, database))
 
 
 def _line(item: DisputeItem) -> str:
@@ -48,7 +45,7 @@ def _disputes(args: argparse.Namespace, settings: Settings) -> int:
     from bot.services.errors import BotError
 
     try:
-        items = _service(settings).disputes(args.task)
+        items = _service(settings).disputes(args.task, team_option(args.team))
     except BotError as exc:
         raise CommandError(str(exc)) from exc
     if args.json:
@@ -68,12 +65,18 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         outcome = _service(settings).decide(
-            user_id=args.by, request_id=args.dispute_id, label=args.label
+            user_id=args.by,
+            request_id=args.dispute_id,
+            label=args.label,
+            team_id=team_option(args.team),
         )
     except NotAllowedError as exc:
-        raise CommandError(
-            f"{exc} --by {args.by!r} is not one of BERTBOT_ADMINS; name an admin's Slack user id"
-        ) from exc
+        where = (
+            f"an admin of {args.team} (`bertbot roles list --team {args.team}`)"
+            if args.team
+            else "one of BERTBOT_ADMINS (or give --team T for a workspace's stored admins)"
+        )
+        raise CommandError(f"{exc} --by {args.by!r} is not {where}") from exc
     except BotError as exc:
         raise CommandError(str(exc)) from exc
     if args.json:
@@ -99,6 +102,9 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "(`bertbot review decide`, or the Disputes section of an admin's App Home).",
     )
     disputes.add_argument("--task", required=True, help="spam, sentiment, or a configured task")
+    disputes.add_argument(
+        "--team", metavar="T", help="only this workspace's disputes (default: every workspace's)"
+    )
     disputes.add_argument("--json", action="store_true", help="print JSON")
     decide = add_command(
         actions,
@@ -112,5 +118,10 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     decide.add_argument("label", metavar="LABEL", help="one of the task's labels")
     decide.add_argument(
         "--by", required=True, metavar="NAME", help="the deciding admin's Slack user id"
+    )
+    decide.add_argument(
+        "--team",
+        metavar="T",
+        help="the dispute's workspace: --by must be its admin (default: BERTBOT_ADMINS)",
     )
     decide.add_argument("--json", action="store_true", help="print JSON")

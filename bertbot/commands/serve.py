@@ -126,6 +126,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bertbot.queue import RetrainQueue
     from bertbot.scheduler import next_retrain_at
     from bertbot.services import alert_policy, policy_defaults, retrain_options, review_options
+    from bertbot.services import roles as workspace_roles
     from bertbot.workspaces import multi_workspace, workspace_service
     from bot.app import BotConfig, create_app, make_client
     from bot.observability import BotMetrics, MetricsServer
@@ -134,7 +135,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.services.appeals import AppealPolicy
     from bot.services.inbox import InboxSweeper
     from bot.services.retraining import RetrainService
-    from bot.services.roles import Roles
     from bot.services.status import StatusService
     from bot.services.user_groups import SlackUserGroups
     from bot.slack_clients import SingleTokenClients, SlackClients
@@ -192,11 +192,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     metrics = BotMetrics()
     client = make_client(token, base_url=settings.slack.api_url)
     clients: SlackClients = multi.clients if multi is not None else SingleTokenClients(client)
+    roles = workspace_roles(settings, database)
     services = BotServices(
         database,
         models,
         settings.task_specs,
-        Roles.of(admins=settings.admins, moderators=settings.moderators),
+        roles,
         alerts=alert_policy(settings),
         policy_defaults=policy_defaults(settings),
         appeals=AppealPolicy(per_day=settings.appeals.per_day),
@@ -220,7 +221,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         database,
         models,
         settings.task_specs,
-        Roles.of(admins=settings.admins, moderators=settings.moderators),
+        roles,
         next_retrain=lambda now: next_retrain_at(settings, now),
         batcher=services.batcher,
         open_appeals=services.appeals.open_items,
@@ -334,7 +335,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 drift_notifier=notifier,
                 models=models.get,
                 # Moderators' digests count this process's queue (no model call).
-                review_digest=ReviewDigest(database, clients, services.review, settings.moderators),
+                review_digest=ReviewDigest(
+                    database, clients, services.review, settings.moderators, roles=roles
+                ),
                 enqueue=retrain_queue.enqueue if retrain_queue is not None else None,
             )
             scheduler.start()

@@ -36,6 +36,7 @@ from bot.services.predictor import ModelSource, Predictor
 from bot.services.review_queue import ReviewOptions, ReviewQueueService
 from bot.services.roles import Roles
 from bot.services.second_opinion import SecondOpinionPolicy, SecondOpinionService
+from bot.services.workspace_roles import RoleService
 from bot.services.workspaces import WorkspaceService
 from storage.db import Database
 from trainer.batching import Batcher, BatchPolicy
@@ -62,6 +63,7 @@ class BotServices:
         explanations: "Why?" on alerts, ``/classify`` answers and review items.
         inbox: Event deliveries stored before their ack, handled after.
         review: The active review queue (App Home, the digest, ``bertbot review next``).
+        workspace_roles: Roles per workspace (``/bertbot roles``).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class BotServices:
         self.inbox = Inbox(database, inbox)
         self.review = ReviewQueueService(database, models, tasks, roles, review)
         self.workspaces = workspaces or WorkspaceService(database)
+        self.workspace_roles = RoleService(database, roles)
 
     def close(self) -> None:
         """Stop the batcher's workers (queued texts are still predicted first)."""

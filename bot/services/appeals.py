@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.services.errors import BotError, NotAllowedError, UnavailableError
-from bot.services.predictor import Predictor
+from bot.services.predictor import Predictor, check_workspace
 from bot.services.roles import Roles
 from storage import alerts as outbox
 from storage import appeals, audit, messages
@@ -155,22 +155,30 @@ class AppealService:
             )
             return self._item(session, appeal)
 
-    def open_items(self, limit: int = 10) -> list[AppealItem]:
-        """Open appeals, oldest first (they lead the moderators' review queue)."""
+    def open_items(self, team_id: str | None = None, limit: int = 10) -> list[AppealItem]:
+        """A workspace's open appeals, oldest first (they lead its moderators' review
+        queue); every workspace's when ``team_id`` is None."""
         with self._database.begin() as session:
             return [
                 self._item(session, appeal)
-                for appeal in appeals.open_appeals(session=session, limit=limit)
+                for appeal in appeals.open_appeals(session=session, limit=limit, team_id=team_id)
             ]
 
-    def decide(self, *, user_id: str, appeal_id: int, label: str) -> AppealDecision:
+    def decide(
+        self, *, user_id: str, appeal_id: int, label: str, team_id: str | None = None
+    ) -> AppealDecision:
         """A moderator's decision: the label is stored (source ``appeal``) and the appeal closed.
+
+        Args:
+            team_id: The workspace of the click: the user's roles there decide, and an
+                appeal about another workspace's message is refused.
 
         Raises:
             NotAllowedError: The user is neither a moderator nor an admin.
             BotError: The appeal is gone or decided already, or the label is unknown.
         """
-        if not self.roles.can_label(user_id):
+        role = self.roles.role_of(user_id, team_id)  # before the unit of work (see Roles)
+        if role == "member":
             raise NotAllowedError("Only moderators and admins decide appeals. Nothing was stored.")
         with self._unit_of_work("The decision could not be stored") as session:
             try:
@@ -178,6 +186,11 @@ class AppealService:
             except NotFoundError as exc:
                 raise BotError("That appeal is no longer stored.") from exc
             item = self._item(session, appeal)
+            check_workspace(
+                session,
+                messages.get_prediction(session=session, prediction_id=item.prediction_id),
+                team_id,
+            )
             if label not in item.task.labels:
                 raise BotError(f"{label!r} is not a {item.task.name} label.")
             upheld = label != item.label
@@ -211,7 +224,7 @@ class AppealService:
                     "upheld": upheld,
                     "annotation_id": annotation.id,
                     "author": item.author_id,
-                    "role": self.roles.role_of(user_id),
+                    "role": role,
                 },
             )
         return AppealDecision(item, label, upheld, annotation)

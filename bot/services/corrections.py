@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.services.errors import BotError, NotAllowedError, UnavailableError
-from bot.services.predictor import Predictor, load_prediction
+from bot.services.predictor import Predictor, check_workspace, load_prediction
 from bot.services.roles import Roles
 from bot.services.second_opinion import SecondOpinionPolicy, route_correction
 from storage import audit
@@ -69,11 +69,14 @@ class CorrectionService:
         self.roles = roles
         self._second_opinion = second_opinion or SecondOpinionPolicy()
 
-    def can_label(self, user_id: str | None) -> bool:
-        """Whether the user may label (moderators and admins); listeners show controls by it."""
-        return self.roles.can_label(user_id)
+    def can_label(self, user_id: str | None, team_id: str | None = None) -> bool:
+        """Whether the user may label (moderators and admins of the workspace); listeners
+        show controls by it."""
+        return self.roles.can_label(user_id, team_id)
 
-    def correct(self, *, user_id: str, prediction_id: int, label: str) -> Correction:
+    def correct(
+        self, *, user_id: str, prediction_id: int, label: str, team_id: str | None = None
+    ) -> Correction:
         """Store a moderator's label for a prediction, once per change of mind.
 
         The same user giving the same label again stores nothing (``created=False``); a
@@ -84,6 +87,9 @@ class CorrectionService:
             user_id: The Slack user who clicked.
             prediction_id: The prediction the label corrects (or confirms).
             label: The label given.
+            team_id: The workspace the click came from: the user's roles there decide, the
+                label is stored as that workspace's, and another workspace's message is
+                refused. None: the message's workspace and the environment's roles.
 
         Returns:
             The correction.
@@ -93,7 +99,9 @@ class CorrectionService:
             UnavailableError: The database cannot be reached (nothing was stored).
             BotError: The prediction is gone, its task is inactive, or the label is unknown.
         """
-        if not self.roles.can_label(user_id):
+        # Read before the unit of work: stored roles are read in a unit of work of their own.
+        role = self.roles.role_of(user_id, team_id)
+        if role == "member":
             raise NotAllowedError(
                 "Only moderators and admins can label messages. Nothing was stored."
             )
@@ -104,6 +112,7 @@ class CorrectionService:
                 raise BotError(
                     "That prediction is no longer stored, so it cannot be labelled."
                 ) from exc
+            check_workspace(session, prediction, team_id)
             spec = self._predictor.task(prediction.task)
             if spec is None:
                 raise BotError(f"The {prediction.task} task is no longer active.")
@@ -122,6 +131,7 @@ class CorrectionService:
                 message_id=prediction.message_id,
                 prediction_id=prediction.id,
                 idempotency_key=f"slack:{prediction.id}:{user_id}:{turn}:{label}",
+                team_id=team_id,
             )
             if created:
                 audit.record_audit(
@@ -136,10 +146,11 @@ class CorrectionService:
                         "model_version": prediction.model_version,
                         "annotation_id": annotation.id,
                         "message_id": prediction.message_id,
-                        "role": self.roles.role_of(user_id),
+                        "role": role,
+                        "team": annotation.team_id,
                     },
                 )
-                if not self.roles.is_admin(user_id):  # an admin's label is not second-guessed
+                if role != "admin":  # an admin's label is not second-guessed
                     route_correction(
                         session=session,
                         annotation=annotation,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from bot.services.errors import BotError, NotAllowedError, UnavailableError
-from bot.services.predictor import Predictor, load_prediction
+from bot.services.predictor import Predictor, check_workspace, load_prediction
 from bot.services.roles import Roles
 from storage.db import Database
 from storage.errors import NotFoundError, StorageError
@@ -57,7 +57,12 @@ class ExplainedPrediction:
 
 
 def may_explain(
-    roles: Roles, user_id: str | None, *, channel_message: bool, requested_by: str | None
+    roles: Roles,
+    user_id: str | None,
+    *,
+    channel_message: bool,
+    requested_by: str | None,
+    team_id: str | None = None,
 ) -> bool:
     """Whether a user may see why a prediction was made (see the module's docstring).
 
@@ -66,8 +71,9 @@ def may_explain(
         user_id: Who clicked.
         channel_message: The prediction is of a channel message (not a ``/classify`` text).
         requested_by: The user the bot showed the ``/classify`` answer to, if any.
+        team_id: The workspace of the click (its roles decide).
     """
-    if roles.can_label(user_id):
+    if roles.can_label(user_id, team_id):
         return True
     return not channel_message and user_id is not None and requested_by == user_id
 
@@ -93,7 +99,12 @@ class ExplanationService:
         self.options = options
 
     def explain(
-        self, *, user_id: str, prediction_id: int, requested_by: str | None = None
+        self,
+        *,
+        user_id: str,
+        prediction_id: int,
+        requested_by: str | None = None,
+        team_id: str | None = None,
     ) -> ExplainedPrediction:
         """Explain a stored prediction for a user allowed to see it.
 
@@ -101,6 +112,8 @@ class ExplanationService:
             user_id: The Slack user who clicked "Why?".
             prediction_id: The stored prediction.
             requested_by: The user a ``/classify`` answer was shown to (from its button).
+            team_id: The workspace of the click: the user's roles there decide, and another
+                workspace's message is refused.
 
         Returns:
             The explanation and what it explains.
@@ -111,11 +124,18 @@ class ExplanationService:
             BotError: The prediction is gone, or its task has no model that can explain.
         """
         # Refused before anything is read when even a /classify text would be refused.
-        if not may_explain(self._roles, user_id, channel_message=False, requested_by=requested_by):
+        if not may_explain(
+            self._roles,
+            user_id,
+            channel_message=False,
+            requested_by=requested_by,
+            team_id=team_id,
+        ):
             raise NotAllowedError("Only moderators and admins can ask why for this prediction.")
         try:
             with self._database.begin() as session:
                 prediction, text = load_prediction(session, prediction_id)
+                check_workspace(session, prediction, team_id)
         except NotFoundError as exc:
             raise BotError(
                 "That prediction is no longer stored, so it cannot be explained."
@@ -126,7 +146,11 @@ class ExplanationService:
             ) from exc
         channel_message = prediction.message_id is not None
         if not may_explain(
-            self._roles, user_id, channel_message=channel_message, requested_by=requested_by
+            self._roles,
+            user_id,
+            channel_message=channel_message,
+            requested_by=requested_by,
+            team_id=team_id,
         ):
             raise NotAllowedError(
                 "Only moderators and admins can ask why for a channel message's prediction."
@@ -152,7 +176,7 @@ class ExplanationService:
             "explained prediction %s (%s) for %s",
             prediction_id,
             spec.name,
-            self._roles.role_of(user_id),
+            self._roles.role_of(user_id, team_id),
         )
         return ExplainedPrediction(
             spec, text, prediction.label, prediction.model_version, explanation

@@ -204,16 +204,28 @@ class LabelQualityService:
             )
         return flag.id
 
-    def overview(self, user_id: str | None) -> tuple[TaskQuality, ...]:
-        """Held-out counts and flagged annotators per task; empty for anyone but admins."""
-        if not self._roles.is_admin(user_id):
+    def overview(self, user_id: str | None, team_id: str | None = None) -> tuple[TaskQuality, ...]:
+        """Held-out counts and flagged annotators per task; empty for anyone but admins.
+
+        Args:
+            user_id: Who asks (the workspace's admins only).
+            team_id: Count only what concerns this workspace: held-out texts its people
+                labelled, suspects among its corrections, flagged annotators who label
+                there (None: everything).
+        """
+        if not self._roles.is_admin(user_id, team_id):
             return ()
         result = []
         with self._database.begin() as session:
             for name in self._tasks:
-                held = label_store_held(session, name)
-                suspects = quality_store.list_suspects(session=session, task=name)
+                held = label_store_held(session, name, team_id)
+                suspects = quality_store.list_suspects(session=session, task=name, team_id=team_id)
                 flags = quality_store.list_flags(session=session, task=name)
+                if team_id is not None:
+                    ours = quality_store.team_annotators(
+                        session=session, task=name, team_id=team_id
+                    )
+                    flags = [flag for flag in flags if flag.annotator in ours]
                 check = quality_store.latest_check(session=session, task=name)
                 result.append(
                     TaskQuality(
@@ -264,11 +276,16 @@ class LabelQualityService:
         return _item(quality_store.SuspectWithText(decided, found.text))
 
 
-def label_store_held(session: Any, task: str) -> int:
-    """How many texts of the task the next retrain holds out."""
+def label_store_held(session: Any, task: str, team_id: str | None = None) -> int:
+    """How many texts of the task the next retrain holds out (of those a workspace's people
+    labelled, when ``team_id`` is given)."""
     from trainer.label_check import held_out
 
-    return len(held_out(session, task))
+    held = held_out(session, task)
+    if team_id is None:
+        return len(held)
+    ours = quality_store.team_text_hashes(session=session, task=task, team_id=team_id)
+    return len(held.keys() & ours)
 
 
 def _round(value: float | None) -> float | None:

@@ -225,6 +225,7 @@ class PolicyService:
         threshold: float | None = None,
         action: PolicyAction | str | None = None,
         exempt: Sequence[str] | None = None,
+        team_id: str | None = None,
     ) -> EffectivePolicy:
         """Change a channel's policy for a task; what is not given stays as it was.
 
@@ -236,6 +237,7 @@ class PolicyService:
             threshold: The alert threshold, in (0, 1].
             action: ``log``, ``alert``, ``react``, ``notify`` or ``remove``.
             exempt: Replaces the exempt user and user group ids.
+            team_id: The workspace the admin acts in (its roles decide).
 
         Returns:
             What now applies.
@@ -244,7 +246,8 @@ class PolicyService:
             NotAllowedError: The actor is not an admin.
             PolicyError: An unknown task or channel, a bad threshold, action or id.
         """
-        self._check_actor(actor)
+        self._check_actor(actor, team_id)
+        role = self._role(actor, team_id)  # before the unit of work (see Roles)
         channel_id = _check_channel(channel_id)
         self._check_task(task)
         if threshold is not None:
@@ -273,20 +276,23 @@ class PolicyService:
                 details={
                     "before": _stored_dict(old),
                     "after": _stored_dict(stored),
-                    "role": self._role(actor),
+                    "role": role,
                 },
             )
         self._forget(channel_id)
         return effective
 
-    def clear(self, *, actor: str, channel_id: str, task: str) -> EffectivePolicy:
+    def clear(
+        self, *, actor: str, channel_id: str, task: str, team_id: str | None = None
+    ) -> EffectivePolicy:
         """Drop a channel's policy for a task: the workspace default applies again.
 
         Raises:
             NotAllowedError: The actor is not an admin.
             PolicyError: An unknown task or a bad channel id.
         """
-        self._check_actor(actor)
+        self._check_actor(actor, team_id)
+        role = self._role(actor, team_id)  # before the unit of work (see Roles)
         channel_id = _check_channel(channel_id)
         self._check_task(task)
         with self._database.begin() as session:
@@ -297,14 +303,18 @@ class PolicyService:
                     actor=actor,
                     action="policy.clear",
                     subject=policy_subject(channel_id, task),
-                    details={"before": _stored_dict(removed), "role": self._role(actor)},
+                    details={
+                        "before": _stored_dict(removed),
+                        "role": role,
+                    },
                 )
         self._forget(channel_id)
         return self._effective(channel_id, task, None)
 
-    def can_set(self, user_id: str | None) -> bool:
-        """Only admins change policies (and the operator running ``bertbot policy``)."""
-        return user_id == CLI_ACTOR or self.roles.is_admin(user_id)
+    def can_set(self, user_id: str | None, team_id: str | None = None) -> bool:
+        """Only admins (of the workspace asking) change policies, and the operator running
+        ``bertbot policy``."""
+        return user_id == CLI_ACTOR or self.roles.is_admin(user_id, team_id)
 
     # Helpers -----------------------------------------------------------------------------
 
@@ -329,16 +339,16 @@ class PolicyService:
             updated_by=stored.updated_by if stored else None,
         )
 
-    def _check_actor(self, actor: str) -> None:
-        if not self.can_set(actor):
+    def _check_actor(self, actor: str, team_id: str | None) -> None:
+        if not self.can_set(actor, team_id):
             raise NotAllowedError("Only admins can change the moderation policy. Nothing changed.")
 
     def _check_task(self, task: str) -> None:
         if task not in self._tasks:
             raise PolicyError(f"unknown task {task!r}; active: {', '.join(self._tasks)}")
 
-    def _role(self, actor: str) -> str:
-        return "operator" if actor == CLI_ACTOR else self.roles.role_of(actor)
+    def _role(self, actor: str, team_id: str | None = None) -> str:
+        return "operator" if actor == CLI_ACTOR else self.roles.role_of(actor, team_id)
 
 
 def policy_subject(channel_id: str, task: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from bot.services.errors import BotError
 from bot.services.observer import NullObserver, PredictionObserver
 from storage import messages
 from storage.db import after_commit
@@ -148,6 +149,23 @@ def load_prediction(session: Any, prediction_id: int) -> tuple[PredictionRecord,
     if text is None:  # pragma: no cover - storage requires a text or a message
         raise NotFoundError(f"prediction {prediction_id} has no text")
     return prediction, text
+
+
+OTHER_WORKSPACE = "That message is not in this workspace."
+
+
+def check_workspace(session: Any, prediction: PredictionRecord, team_id: str | None) -> None:
+    """Refuse acting from one workspace on another's channel message (a forged or stale
+    button). A free text's prediction (``/classify``) and a request naming no workspace pass.
+
+    Raises:
+        BotError: The prediction's message is in another workspace.
+    """
+    if team_id is None or prediction.message_id is None:
+        return
+    message = messages.get_message(session=session, message_id=prediction.message_id)
+    if message.team_id != team_id:
+        raise BotError(OTHER_WORKSPACE)
 
 
 def store_prediction(

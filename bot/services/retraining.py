@@ -136,6 +136,7 @@ class RetrainService:
         user_id: str,
         reporter_for: Callable[[JobInfo], JobReporter],
         acknowledge: Callable[[RequestOutcome], None] | None = None,
+        team_id: str | None = None,
     ) -> RequestOutcome:
         """Queue a retrain per requested task that is not already queued or running.
 
@@ -145,7 +146,8 @@ class RetrainService:
 
         Args:
             request: The tasks and ``force``.
-            user_id: The Slack user asking; must be an admin.
+            user_id: The Slack user asking; must be an admin (of ``team_id``).
+            team_id: The workspace asking (its roles decide; the model trained is shared).
             reporter_for: Builds where each job reports (a Slack card).
             acknowledge: Told what was queued before the jobs start.
 
@@ -156,7 +158,7 @@ class RetrainService:
             NotAllowedError: The user is not an admin; nothing was read or queued.
             BotError: The bot is shutting down.
         """
-        if not self.roles.is_admin(user_id):
+        if not self.roles.is_admin(user_id, team_id):
             raise NotAllowedError("Only admins can retrain models. Nothing was started.")
         busy: list[Busy] = []
         plans: list[RetrainPlan] = []
@@ -259,7 +261,7 @@ class RetrainService:
 
     # The card's buttons --------------------------------------------------------------
 
-    def move(self, request: MoveRequest, *, user_id: str) -> AliasMove:
+    def move(self, request: MoveRequest, *, user_id: str, team_id: str | None = None) -> AliasMove:
         """Promote the card's candidate anyway, or roll back the promotion the card shows.
 
         The role is checked before anything is read; the move and its audit entry share
@@ -273,7 +275,7 @@ class RetrainService:
         """
         from trainer.promotion import PromotionError, manual_move
 
-        if not self.roles.is_admin(user_id):
+        if not self.roles.is_admin(user_id, team_id):
             raise NotAllowedError(
                 "Only admins can promote or roll back models. Nothing was changed."
             )

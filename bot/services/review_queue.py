@@ -202,6 +202,7 @@ class ReviewQueueService:
         strategy: Strategy | str = Strategy.ACTIVE,
         seed: int = 0,
         progress: Progress | None = None,
+        team_id: str | None = None,
     ) -> list[QueueItem]:
         """What the queue asks next for a task: drift-flagged items first, then by strategy.
 
@@ -212,6 +213,8 @@ class ReviewQueueService:
             strategy: ``active`` (default), ``uncertainty`` or ``random``.
             seed: The ``random`` strategy's seed.
             progress: Told how the embeddings are coming along.
+            team_id: The moderator's workspace: only its messages are asked about (None:
+                every workspace's, for the operator's ``bertbot review next``).
 
         Raises:
             BotError: An unknown task or strategy, or a limit below 1.
@@ -231,6 +234,7 @@ class ReviewQueueService:
                 since=self._clock() - self.options.max_age,
                 user_id=user_id,
                 pool_size=self.options.pool_size,
+                team_id=team_id,
             )
         candidates = [
             Candidate(c.message.id, c.message.text, c.prediction.scores, c.flagged) for c in found
@@ -259,8 +263,9 @@ class ReviewQueueService:
             for c in chosen
         ]
 
-    def waiting(self, task: str, *, user_id: str | None = None) -> int:
-        """How many items wait for a moderator (candidates, equal texts counted once).
+    def waiting(self, task: str, *, user_id: str | None = None, team_id: str | None = None) -> int:
+        """How many items wait for a moderator (candidates, equal texts counted once), in
+        one workspace (every workspace when ``team_id`` is None).
 
         Cheap: no model call. Near-duplicates by embedding are not collapsed here.
         """
@@ -271,35 +276,52 @@ class ReviewQueueService:
                 task=task,
                 since=self._clock() - self.options.max_age,
                 user_id=user_id,
+                team_id=team_id,
             )
         return len({normalise_text(c.message.text) for c in found})
 
-    def budget(self, user_id: str) -> Budget:
-        """The moderator's labels today (UTC, any task) against the daily budget."""
+    def budget(self, user_id: str, team_id: str | None = None) -> Budget:
+        """The moderator's labels today (UTC, any task) against the daily budget (counted in
+        one workspace when ``team_id`` is given: each workspace asks for its own)."""
         now = self._clock()
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         with self._database.begin() as session:
-            labelled = queue_store.labels_since(session=session, annotator=user_id, since=start)
+            labelled = queue_store.labels_since(
+                session=session, annotator=user_id, since=start, team_id=team_id
+            )
         return Budget(labelled, self.options.daily_budget)
 
     def skip(
-        self, *, task: str, message_id: int, user_id: str, kind: SkipKind | str
+        self,
+        *,
+        task: str,
+        message_id: int,
+        user_id: str,
+        kind: SkipKind | str,
+        team_id: str | None = None,
     ) -> queue_store.SkipRecord:
         """Record a moderator's "Skip" or "Not sure": the item leaves their queue, and
         everyone's once a second moderator passes on it.
 
+        Args:
+            team_id: The workspace of the click: the user's roles there decide, and only
+                its messages can be passed on.
+
         Raises:
-            BotError: The user may not label, or the task or message is unknown.
+            BotError: The user may not label, or the task or message is unknown (or of
+                another workspace).
         """
-        if not self._roles.can_label(user_id):
+        if not self._roles.can_label(user_id, team_id):
             raise NotAllowedError(NOT_ALLOWED)
         self._spec(task)
         kind = SkipKind(kind)
         with self._database.begin() as session:
             try:
-                messages.get_message(session=session, message_id=message_id)
+                message = messages.get_message(session=session, message_id=message_id)
             except NotFoundError as exc:
                 raise BotError("That message is no longer stored.") from exc
+            if team_id is not None and message.team_id != team_id:
+                raise BotError("That message is not in this workspace.")
             record = queue_store.record_skip(
                 session=session, task=task, message_id=message_id, user_id=user_id, kind=kind
             )

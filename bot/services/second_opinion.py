@@ -171,19 +171,25 @@ class SecondOpinionService:
         self.roles = roles
         self._shown = shown
 
-    def board(self, user_id: str) -> OpinionBoard:
-        """What ``user_id`` may act on: open requests they did not label first (moderators)
-        and disputes (admins), oldest first."""
-        moderator, admin = self.roles.is_moderator(user_id), self.roles.is_admin(user_id)
+    def board(self, user_id: str, team_id: str | None = None) -> OpinionBoard:
+        """What ``user_id`` may act on in a workspace: its open requests they did not label
+        first (moderators) and its disputes (admins), oldest first. ``team_id`` None: every
+        workspace's, with the environment's roles."""
+        moderator = self.roles.is_moderator(user_id, team_id)
+        admin = self.roles.is_admin(user_id, team_id)
         if not (moderator or admin):
             return OpinionBoard()
         with self._database.begin() as session:
             wanted = []
             if moderator:
                 wanted = opinions.wanted(
-                    session=session, tasks=list(self._tasks), excluding=user_id, limit=self._shown
+                    session=session,
+                    tasks=list(self._tasks),
+                    excluding=user_id,
+                    limit=self._shown,
+                    team_id=team_id,
                 )
-            disputed = opinions.disputes(session=session) if admin else []
+            disputed = opinions.disputes(session=session, team_id=team_id) if admin else []
         return OpinionBoard(
             tuple(self._opinion_item(view) for view in wanted),
             tuple(self._dispute_item(v) for v in disputed if v.request.task in self._tasks)[
@@ -191,17 +197,23 @@ class SecondOpinionService:
             ],
         )
 
-    def disputes(self, task: str) -> list[DisputeItem]:
-        """Every dispute of an active task, oldest first (``bertbot review disputes``).
+    def disputes(self, task: str, team_id: str | None = None) -> list[DisputeItem]:
+        """Every dispute of an active task, oldest first (``bertbot review disputes``), of
+        one workspace when ``team_id`` is given.
 
         Raises:
             BotError: The task is not active.
         """
         self._spec(task)
         with self._database.begin() as session:
-            return [self._dispute_item(v) for v in opinions.disputes(session=session, task=task)]
+            return [
+                self._dispute_item(v)
+                for v in opinions.disputes(session=session, task=task, team_id=team_id)
+            ]
 
-    def answer(self, *, user_id: str, request_id: int, label: str) -> OpinionOutcome:
+    def answer(
+        self, *, user_id: str, request_id: int, label: str, team_id: str | None = None
+    ) -> OpinionOutcome:
         """A second moderator's label: agreed (same label) or disputed (another).
 
         Stored as a correction annotation (who, when, the prediction) and audited. The same
@@ -211,10 +223,11 @@ class SecondOpinionService:
             NotAllowedError: The user is not a moderator, or gave the first label.
             BotError: The request is gone, answered already, or the label is unknown.
         """
-        if not self.roles.is_moderator(user_id):
+        if not self.roles.is_moderator(user_id, team_id):
             raise NotAllowedError("Only moderators give second opinions. Nothing was stored.")
+        role = self.roles.role_of(user_id, team_id)  # before the unit of work (see Roles)
         with self._unit_of_work("Your label could not be stored") as session:
-            view = self._view(session, request_id)
+            view = self._view(session, request_id, team_id=team_id)
             request = view.request
             if request.first_annotator == user_id:
                 raise NotAllowedError(
@@ -236,6 +249,7 @@ class SecondOpinionService:
                 message_id=request.message_id,
                 prediction_id=request.prediction_id,
                 idempotency_key=f"opinion:{request_id}:answer",
+                team_id=view.team_id,
             )
             answered = opinions.answer(
                 session=session,
@@ -249,10 +263,14 @@ class SecondOpinionService:
                 if view.request.second_annotator == user_id:
                     return self._repeat(view, label, view.second_label, "answered")
                 raise BotError("Another moderator answered this one already. Thank you!")
-            self._audit(session, user_id, ANSWER_ACTION, view, label, annotation, answered.status)
+            self._audit(
+                session, user_id, ANSWER_ACTION, view, label, annotation, answered.status, role
+            )
         return _outcome(spec, view.first_label, answered, label, decision=False, created=True)
 
-    def decide(self, *, user_id: str, request_id: int, label: str) -> OpinionOutcome:
+    def decide(
+        self, *, user_id: str, request_id: int, label: str, team_id: str | None = None
+    ) -> OpinionOutcome:
         """An admin's decision on a dispute: a label of source ``admin`` (so the effective
         label), the dispute closed and the text no longer held out. Audited; the same
         decision again returns the stored one (``created`` False).
@@ -261,10 +279,11 @@ class SecondOpinionService:
             NotAllowedError: The user is not an admin.
             BotError: No such dispute, decided already, or the label is unknown.
         """
-        if not self.roles.is_admin(user_id):
+        if not self.roles.is_admin(user_id, team_id):
             raise NotAllowedError("Only admins decide disputes. Nothing was stored.")
+        role = "admin"
         with self._unit_of_work("The decision could not be stored") as session:
-            view = self._view(session, request_id, what="dispute")
+            view = self._view(session, request_id, what="dispute", team_id=team_id)
             request = view.request
             spec = self._spec(request.task)
             _check_label(spec, label)
@@ -283,6 +302,7 @@ class SecondOpinionService:
                 message_id=request.message_id,
                 prediction_id=request.prediction_id,
                 idempotency_key=f"opinion:{request_id}:decision",
+                team_id=view.team_id,
             )
             decided = opinions.decide(
                 session=session,
@@ -295,7 +315,9 @@ class SecondOpinionService:
                 if view.request.decided_by == user_id:
                     return self._repeat(view, label, view.decided_label, "decided")
                 raise BotError(f"Second opinion {request_id} is decided already.")
-            self._audit(session, user_id, DECIDE_ACTION, view, label, annotation, decided.status)
+            self._audit(
+                session, user_id, DECIDE_ACTION, view, label, annotation, decided.status, role
+            )
         return _outcome(spec, view.first_label, decided, label, decision=True, created=True)
 
     # Helpers -------------------------------------------------------------------------
@@ -307,11 +329,17 @@ class SecondOpinionService:
         return spec
 
     @staticmethod
-    def _view(session: Any, request_id: int, what: str = "request") -> opinions.SecondOpinionView:
+    def _view(
+        session: Any, request_id: int, what: str = "request", team_id: str | None = None
+    ) -> opinions.SecondOpinionView:
+        """The request; another workspace's is refused as if it did not exist."""
         try:
-            return opinions.get_request(session=session, request_id=request_id)
+            view = opinions.get_request(session=session, request_id=request_id)
         except NotFoundError as exc:
             raise BotError(f"There is no second opinion {what} {request_id}.") from exc
+        if team_id is not None and view.team_id is not None and view.team_id != team_id:
+            raise BotError(f"There is no second opinion {what} {request_id}.")
+        return view
 
     def _repeat(
         self, view: opinions.SecondOpinionView, label: str, given: str | None, done: str
@@ -334,6 +362,7 @@ class SecondOpinionService:
         label: str,
         annotation: AnnotationRecord,
         status: SecondOpinionStatus,
+        role: str,
     ) -> None:
         request = view.request
         audit.record_audit(
@@ -353,7 +382,7 @@ class SecondOpinionService:
                 "annotation_id": annotation.id,
                 "prediction_id": request.prediction_id,
                 "message_id": request.message_id,
-                "role": self.roles.role_of(user_id),
+                "role": role,
             },
         )
 

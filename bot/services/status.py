@@ -213,9 +213,9 @@ class StatusService:
         review_size: int = 10,
         runs_shown: int = 5,
         clock: Callable[[], datetime] = _utcnow,
-        open_appeals: Callable[[], Sequence[AppealItem]] | None = None,
+        open_appeals: Callable[[str | None], Sequence[AppealItem]] | None = None,
         review: ReviewQueueService | None = None,
-        second_opinions: Callable[[str], OpinionBoard] | None = None,
+        second_opinions: Callable[[str, str | None], OpinionBoard] | None = None,
     ) -> None:
         """Wire the service.
 
@@ -231,11 +231,11 @@ class StatusService:
             review_size: How many predictions the review queue shows.
             runs_shown: How many training runs the Home tab lists.
             clock: The current time (tests).
-            open_appeals: Authors' open appeals (``BotServices.appeals.open_items``); they
-                lead the review queue.
+            open_appeals: A workspace's open appeals (``BotServices.appeals.open_items``);
+                they lead the review queue.
             review: The active review queue (``BotServices.review``); without it the queue
                 is the recent least-sure predictions over ``review_window``.
-            second_opinions: A user's second opinions wanted and disputes
+            second_opinions: A user's second opinions wanted and disputes in a workspace
                 (``BotServices.second_opinions.board``).
         """
         if not tasks:
@@ -258,30 +258,42 @@ class StatusService:
 
     # /bertbot status -------------------------------------------------------------------
 
-    def status(self, user_id: str | None = None) -> StatusReport:
+    def status(self, user_id: str | None = None, team_id: str | None = None) -> StatusReport:
         """Each active task's production model, labels and new corrections; the next retrain.
+
+        Models are shared by every workspace; labels and corrections are counted as the
+        asking workspace sees them (the shared seed labels and its own corrections).
 
         Args:
             user_id: Who asks; admins also get the held-out labels and flagged annotators.
+            team_id: The workspace asking (None: every workspace, as with one workspace).
         """
         now = self._clock()
         with self._database.begin() as session:
-            tasks = tuple(self._task_status(session, spec) for spec in self._tasks.values())
+            tasks = tuple(
+                self._task_status(session, spec, team_id) for spec in self._tasks.values()
+            )
             inbox = inbox_store.stats(session=session)
         next_retrain = self._next_retrain(now) if self._next_retrain is not None else None
-        quality = LabelQualityService(self._database, self._tasks, self._roles).overview(user_id)
+        quality = LabelQualityService(self._database, self._tasks, self._roles).overview(
+            user_id, team_id
+        )
         return StatusReport(tasks, next_retrain, now, inbox, quality)
 
     # App Home --------------------------------------------------------------------------
 
-    def home(self, user_id: str) -> HomeOverview:
+    def home(self, user_id: str, team_id: str | None = None) -> HomeOverview:
         """One user's Home tab: status, recent runs, and (moderators/admins) the review queue.
+
+        Training runs are shared (one model per task); the queue, appeals, second opinions
+        and disputes are the workspace's own, and the user's roles there decide.
 
         Args:
             user_id: The Slack user who opened the tab.
+            team_id: Their workspace (None: every workspace, as with one workspace).
         """
-        can_label = self._roles.can_label(user_id)
-        report = self.status(user_id)
+        can_label = self._roles.can_label(user_id, team_id)
+        report = self.status(user_id, team_id)
         with self._database.begin() as session:
             runs = tuple(
                 _run_summary(item)
@@ -290,20 +302,20 @@ class StatusService:
         queue: tuple[ReviewItem, ...] = ()
         budget = None
         if can_label and self._review is not None:
-            queue = self._active_queue(user_id)
-            budget = self._review.budget(user_id)
+            queue = self._active_queue(user_id, team_id)
+            budget = self._review.budget(user_id, team_id)
         elif can_label:
-            queue = self._recent_queue(report.generated_at)
-        appeals = tuple(self._open_appeals()) if can_label and self._open_appeals else ()
-        board = self._second_opinions(user_id) if self._second_opinions else OpinionBoard()
+            queue = self._recent_queue(report.generated_at, team_id)
+        appeals = tuple(self._open_appeals(team_id)) if can_label and self._open_appeals else ()
+        board = self._second_opinions(user_id, team_id) if self._second_opinions else OpinionBoard()
         return HomeOverview(report, runs, queue, can_label, appeals, budget, board)
 
-    def _active_queue(self, user_id: str) -> tuple[ReviewItem, ...]:
+    def _active_queue(self, user_id: str, team_id: str | None) -> tuple[ReviewItem, ...]:
         """Each task's active queue for the user, drift-flagged items first, then the tasks'
         items taken in turn (each task's best first)."""
         assert self._review is not None
         per_task = [
-            self._review.next(name, user_id=user_id, limit=self._review_size)
+            self._review.next(name, user_id=user_id, limit=self._review_size, team_id=team_id)
             for name in self._tasks
         ]
         flagged = [item for items in per_task for item in items if item.flagged]
@@ -326,7 +338,7 @@ class StatusService:
             for item in [*flagged, *turns][: self._review_size]
         )
 
-    def _recent_queue(self, now: datetime) -> tuple[ReviewItem, ...]:
+    def _recent_queue(self, now: datetime, team_id: str | None) -> tuple[ReviewItem, ...]:
         with self._database.begin() as session:
             return tuple(
                 ReviewItem(
@@ -345,6 +357,7 @@ class StatusService:
                     since=now - self._review_window,
                     tasks=list(self._tasks),
                     limit=self._review_size,
+                    team_id=team_id,
                 )
             )
 
@@ -385,12 +398,15 @@ class StatusService:
                 predictions.append(_task_prediction(spec, record))
         logger.debug("predictions of %s for %s (first seen: %s)", stored.id, user_id, first_seen)
         return MessagePredictions(
-            stored, tuple(predictions), first_seen, self._roles.can_label(user_id)
+            stored,
+            tuple(predictions),
+            first_seen,
+            self._roles.can_label(user_id, message.team_id or None),
         )
 
     # Internals -----------------------------------------------------------------------
 
-    def _task_status(self, session: Any, spec: TaskSpec) -> TaskStatus:
+    def _task_status(self, session: Any, spec: TaskSpec, team_id: str | None) -> TaskStatus:
         production = registry.get_alias(session=session, task=spec.name)
         model = since = None
         if production is not None:
@@ -407,10 +423,10 @@ class StatusService:
             )
             since = snapshot_time(production)
         corrections = label_store.count_corrections_since(
-            session=session, task=spec.name, since=since
+            session=session, task=spec.name, since=since, team_id=team_id
         )
         by_label: dict[str, list[tuple[str, int]]] = {label: [] for label in spec.labels}
-        for row in overview.label_source_counts(session=session, task=spec.name):
+        for row in overview.label_source_counts(session=session, task=spec.name, team_id=team_id):
             by_label.setdefault(row.label, []).append((str(row.source), row.count))
         labels = tuple(LabelCount(label, tuple(sources)) for label, sources in by_label.items())
         return TaskStatus(spec, model, labels, corrections, since)

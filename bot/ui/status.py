@@ -14,6 +14,7 @@ COMMAND = "/bertbot"
 SUBCOMMANDS = (
     ("status", "models, metrics, labels and the next retrain"),
     ("policy", "the moderation policy per channel and task (admins)"),
+    ("roles", "this workspace's moderators and admins: list, add or remove (admins)"),
     ("help", "this help"),
 )
 

@@ -23,6 +23,7 @@ WORKSPACE_TABLES = {  # 0010
     "slack_oauth_states",
     "workspace_uninstalls",
 }
+ROLE_TABLES = {"workspace_roles"}  # 0011
 TABLES = {
     "alerts",
     "aliases",
@@ -43,6 +44,7 @@ TABLES = {
     "training_runs",
     *LABEL_QUALITY_TABLES,
     *WORKSPACE_TABLES,
+    *ROLE_TABLES,
 }
 # Added by 0006 (channel policies and appeals).
 POLICY_TABLES = {"appeals", "channel_policies"}
@@ -114,6 +116,7 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
         - WORKSPACE_TABLES
+        - ROLE_TABLES
     )
     columns = {c["name"] for c in inspect(empty_database.engine).get_columns("alerts")}
     assert {"prediction_id", "channel", "claimed_until", "posted_at", "slack_ts"} <= columns
@@ -129,6 +132,7 @@ def test_the_alert_outbox_migration_keeps_existing_rows_both_ways(empty_database
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
         - WORKSPACE_TABLES
+        - ROLE_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
@@ -192,6 +196,7 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
         - WORKSPACE_TABLES
+        - ROLE_TABLES
     )
     with empty_database.engine.begin() as connection:
         connection.exec_driver_sql(
@@ -214,6 +219,55 @@ def test_the_drift_migration_adds_its_tables_and_keeps_messages_both_ways(
         - OPINION_TABLES
         - LABEL_QUALITY_TABLES
         - WORKSPACE_TABLES
+        - ROLE_TABLES
     )
     with empty_database.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM messages").scalar() == 1
+
+
+def test_the_workspace_roles_migration_backfills_teams_and_keys_digests_both_ways(
+    empty_database: Database,
+) -> None:
+    schema.upgrade(empty_database, "0009")
+    with empty_database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO messages (id, team_id, channel_id, ts, text, received_at) "
+            "VALUES (1, 'T1', 'C1', '1.1', 'hello', '2026-01-01 00:00:00')"
+        )
+        for id_, message in ((1, "1"), (2, "NULL")):
+            connection.exec_driver_sql(
+                "INSERT INTO annotations (id, task, message_id, text, text_hash, label, "
+                f"annotator, source, created_at) VALUES ({id_}, 'spam', {message}, 'hello', "
+                "'h', 'spam', 'U1', 'correction', '2026-01-02 00:00:00')"
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO review_digests (user_id, sent_at, items) "
+            "VALUES ('U1', '2026-01-02 00:00:00', 3)"
+        )
+    schema.upgrade(empty_database, "0011")
+    with empty_database.engine.begin() as connection:
+        teams = connection.exec_driver_sql("SELECT id, team_id FROM annotations ORDER BY id").all()
+        assert [tuple(row) for row in teams] == [(1, "T1"), (2, None)]
+        assert connection.exec_driver_sql("SELECT team_id FROM review_digests").scalar() == ""
+        connection.exec_driver_sql(  # the same moderator's digest of another workspace
+            "INSERT INTO review_digests (user_id, team_id, sent_at, items) "
+            "VALUES ('U1', 'T2', '2026-01-03 00:00:00', 1)"
+        )
+        with pytest.raises(IntegrityError):  # one row per team, user and role
+            with connection.begin_nested():
+                for _ in range(2):
+                    connection.exec_driver_sql(
+                        "INSERT INTO workspace_roles (team_id, user_id, role, granted_by, "
+                        "granted_at) VALUES ('T1', 'U1', 'admin', 'cli', '2026-01-03 00:00:00')"
+                    )
+        with pytest.raises(IntegrityError):  # only moderator and admin
+            with connection.begin_nested():
+                connection.exec_driver_sql(
+                    "INSERT INTO workspace_roles (team_id, user_id, role, granted_by, "
+                    "granted_at) VALUES ('T1', 'U1', 'owner', 'cli', '2026-01-03 00:00:00')"
+                )
+    schema.downgrade(empty_database, "0009")
+    assert "workspace_roles" not in _tables(empty_database)
+    with empty_database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM review_digests").scalar() == 1
+        assert connection.exec_driver_sql("SELECT count(*) FROM annotations").scalar() == 2

@@ -15,6 +15,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.listeners.team import team_of
 from bot.services.retraining import CONTEXT_KEY, RetrainService
 from bot.services.roles import Roles
 from bot.ui import retrain as retrain_ui
@@ -36,7 +37,7 @@ def register(app: App, roles: Roles) -> None:
     ) -> None:
         ack()
         user_id = (body.get("user") or {}).get("id")
-        if not roles.is_admin(user_id):
+        if not roles.is_admin(user_id, team_of(body)):
             logger.info("refused %s from %s: not an admin", action.get("action_id"), user_id)
             respond(
                 text=retrain_ui.NOT_ADMIN_MOVE, response_type="ephemeral", replace_original=False

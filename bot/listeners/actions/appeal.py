@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
 from bot.listeners.events.home import publish_home
+from bot.listeners.team import team_of
 from bot.services.appeal_posting import answer_author
 from bot.services.appeals import AppealService
 from bot.services.errors import BotError
@@ -72,19 +73,28 @@ def register(app: App, appeals: AppealService, status: StatusService | None = No
             return
         in_home = (body.get("container") or {}).get("type") == "view"
         try:
-            decision = appeals.decide(user_id=user_id, appeal_id=appeal_id, label=label)
+            decision = appeals.decide(
+                user_id=user_id, appeal_id=appeal_id, label=label, team_id=team_of(body)
+            )
         except BotError as exc:
             logger.info("decision on appeal %s by %s refused: %s", appeal_id, user_id, exc)
             notice = f":warning: {blocks.escape(str(exc))}"
             if in_home and status is not None:
-                publish_home(client, status, user_id, logger, notice=notice)
+                publish_home(client, status, user_id, logger, team_id=team_of(body), notice=notice)
             else:
                 _say(respond, notice, logger)
             return
         decision = answer_author(client, decision, logger)
         text = appeal_ui.decided_text(decision, user_id)
         if in_home and status is not None:
-            publish_home(client, status, user_id, logger, notice=f":white_check_mark: {text}")
+            publish_home(
+                client,
+                status,
+                user_id,
+                logger,
+                team_id=team_of(body),
+                notice=f":white_check_mark: {text}",
+            )
             return
         channel = (body.get("channel") or {}).get("id")
         ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get(

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 
 from bot.listeners.actions.label import correct_click, parse_click
 from bot.listeners.events.home import publish_home
+from bot.listeners.team import team_of
 from bot.services.corrections import CorrectionService
 from bot.services.errors import BotError
 from bot.services.review_queue import ReviewQueueService
@@ -69,7 +70,7 @@ def register(
                 notice = ":white_check_mark: " + blocks.labelled_text(correction, click.user_id)
             else:
                 notice = ":information_source: " + blocks.repeated_text(correction)
-        publish_home(client, status, click.user_id, logger, notice=notice)
+        publish_home(client, status, click.user_id, logger, team_id=team_of(body), notice=notice)
 
     if review is None:
         return
@@ -92,7 +93,13 @@ def register(
             return
         task, message_id = target
         try:
-            review.skip(task=task, message_id=message_id, user_id=str(user_id), kind=kind)
+            review.skip(
+                task=task,
+                message_id=message_id,
+                user_id=str(user_id),
+                kind=kind,
+                team_id=team_of(body),
+            )
         except BotError as exc:
             notice = f":warning: {blocks.escape(str(exc))}"
         else:
@@ -100,4 +107,4 @@ def register(
                 f":fast_forward: {_PASSED[kind]}: that message left your {blocks.escape(task)} "
                 "queue (it leaves everyone's once a second moderator passes on it)."
             )
-        publish_home(client, status, str(user_id), logger, notice=notice)
+        publish_home(client, status, str(user_id), logger, team_id=team_of(body), notice=notice)

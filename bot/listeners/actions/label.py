@@ -18,6 +18,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.listeners.team import team_of
 from bot.services.corrections import Correction, CorrectionService
 from bot.services.errors import BotError, NotAllowedError
 from bot.ui import blocks
@@ -38,6 +39,7 @@ class LabelClick:
     message_ts: str | None
     ephemeral: bool
     message_blocks: list[dict[str, Any]] | None
+    team_id: str | None = None
 
 
 def parse_click(body: Mapping[str, Any], action: Mapping[str, Any]) -> LabelClick | None:
@@ -60,6 +62,7 @@ def parse_click(body: Mapping[str, Any], action: Mapping[str, Any]) -> LabelClic
         message_ts=container.get("message_ts") or message.get("ts"),
         ephemeral=bool(container.get("is_ephemeral")),
         message_blocks=message.get("blocks"),
+        team_id=team_of(body),
     )
 
 
@@ -73,7 +76,10 @@ def correct_click(
     """
     try:
         return corrections.correct(
-            user_id=click.user_id, prediction_id=click.prediction_id, label=click.label
+            user_id=click.user_id,
+            prediction_id=click.prediction_id,
+            label=click.label,
+            team_id=click.team_id,
         )
     except NotAllowedError:
         logger.info(

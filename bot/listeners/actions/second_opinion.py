@@ -18,6 +18,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.listeners.events.home import publish_home
+from bot.listeners.team import team_of
 from bot.services.errors import BotError, NotAllowedError
 from bot.services.second_opinion import OpinionOutcome, SecondOpinionService
 from bot.services.status import StatusService
@@ -56,7 +57,9 @@ def register(app: App, opinions: SecondOpinionService, status: StatusService) ->
             return
         request_id, label = parsed
         try:
-            outcome = store(user_id=str(user_id), request_id=request_id, label=label)
+            outcome = store(
+                user_id=str(user_id), request_id=request_id, label=label, team_id=team_of(body)
+            )
         except NotAllowedError as exc:
             logger.info("refused a %s from %s on request %s", what, user_id, request_id)
             notice = f":warning: {blocks.escape(str(exc))}"
@@ -66,7 +69,7 @@ def register(app: App, opinions: SecondOpinionService, status: StatusService) ->
         else:
             icon = ":white_check_mark:" if outcome.created else ":information_source:"
             notice = f"{icon} {ui.outcome_text(outcome)}"
-        publish_home(client, status, str(user_id), logger, notice=notice)
+        publish_home(client, status, str(user_id), logger, team_id=team_of(body), notice=notice)
 
     @app.action(OPINION_ACTIONS)
     def opinion_clicked(

@@ -17,6 +17,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.listeners.events.home import publish_home
+from bot.listeners.team import team_of
 from bot.services.errors import BotError, NotAllowedError
 from bot.services.explanations import ExplanationService
 from bot.services.status import StatusService
@@ -50,7 +51,10 @@ def register(
         answer: list[dict[str, Any]] | None = None
         try:
             explained = explanations.explain(
-                user_id=str(user_id), prediction_id=prediction_id, requested_by=requested_by
+                user_id=str(user_id),
+                prediction_id=prediction_id,
+                requested_by=requested_by,
+                team_id=team_of(body),
             )
         except BotError as exc:
             if isinstance(exc, NotAllowedError):
@@ -62,6 +66,14 @@ def register(
             if status is None:  # pragma: no cover - the Home tab exists only with a status
                 return
             notice = None if answer else f":warning: {blocks.escape(text)}"
-            publish_home(client, status, str(user_id), logger, notice=notice, answer=answer)
+            publish_home(
+                client,
+                status,
+                str(user_id),
+                logger,
+                team_id=team_of(body),
+                notice=notice,
+                answer=answer,
+            )
             return
         respond(text=text, blocks=answer, response_type="ephemeral", replace_original=False)

@@ -14,4 +14,4 @@ def register(app: App, services: BotServices, *, status: StatusService | None = 
     classify.register(app, services.classification, services.corrections)
     retrain.register(app, services.roles)
     if status is not None:
-        status_command.register(app, status, services.policies)
+        status_command.register(app, status, services.policies, services.workspace_roles)

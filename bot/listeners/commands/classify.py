@@ -36,7 +36,9 @@ def register(
         answer = respond(
             text=blocks.classify_text(outcome),
             blocks=blocks.classify_blocks(
-                outcome, can_label=corrections.can_label(user_id), requested_by=user_id
+                outcome,
+                can_label=corrections.can_label(user_id, command.get("team_id")),
+                requested_by=user_id,
             ),
             response_type="ephemeral",
         )

@@ -26,13 +26,14 @@ def open_policy_modal(
     user_id: str | None,
     trigger_id: str,
     logger: logging.Logger,
+    team_id: str | None = None,
 ) -> str | None:
     """Open the policy modal for an admin.
 
     Returns:
         A message for the user instead (not an admin, or Slack refused), else None.
     """
-    if not policies.can_set(user_id):
+    if not policies.can_set(user_id, team_id):
         return policy_ui.NOT_ADMIN
     try:
         channels = channels_bot_is_in(client)

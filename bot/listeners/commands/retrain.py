@@ -35,7 +35,8 @@ def register(app: App, roles: Roles) -> None:
         logger: logging.Logger,
     ) -> None:
         user_id = command["user_id"]
-        if not roles.is_admin(user_id):
+        team_id = command.get("team_id")
+        if not roles.is_admin(user_id, team_id):
             logger.info("refused /retrain from %s: not an admin", user_id)
             ack(text=retrain_ui.NOT_ADMIN_RETRAIN, response_type="ephemeral")
             return
@@ -72,7 +73,13 @@ def register(app: App, roles: Roles) -> None:
             respond(text=retrain_ui.request_text(outcome), response_type="ephemeral")
 
         try:
-            retraining.request(request, user_id=user_id, reporter_for=card_for, acknowledge=answer)
+            retraining.request(
+                request,
+                user_id=user_id,
+                reporter_for=card_for,
+                acknowledge=answer,
+                team_id=team_id,
+            )
         except NotAllowedError as exc:
             respond(text=str(exc), response_type="ephemeral")
         except BotError as exc:

@@ -1,5 +1,6 @@
 """``/bertbot status`` (and ``help``): models, metrics, labels and the next retrain, privately;
-``/bertbot policy``: the moderation policy modal (admins)."""
+``/bertbot policy``: the moderation policy modal (admins); ``/bertbot roles``: the
+workspace's roles (its admins). Every subcommand is for the workspace the command came from."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.listeners.commands.policy import open_policy_modal
+from bot.listeners.commands.roles import roles_answer
 from bot.services.policy import PolicyService
 from bot.services.status import StatusService
+from bot.services.workspace_roles import RoleService
 from bot.ui import status as views
 
 COMMAND = views.COMMAND
 
 
-def register(app: App, status: StatusService, policies: PolicyService | None = None) -> None:
+def register(
+    app: App,
+    status: StatusService,
+    policies: PolicyService | None = None,
+    roles: RoleService | None = None,
+) -> None:
     @app.command(COMMAND)
     def bertbot_command(
         ack: Ack,
@@ -28,6 +36,14 @@ def register(app: App, status: StatusService, policies: PolicyService | None = N
     ) -> None:
         words = (command.get("text") or "").split()
         subcommand = words[0].lower() if words else "help"
+        team_id = command.get("team_id")
+        if subcommand == "roles" and roles is not None:
+            ack()
+            text = roles_answer(
+                roles, words[1:], user_id=command.get("user_id"), team_id=team_id, logger=logger
+            )
+            respond(text=text, response_type="ephemeral")
+            return
         if subcommand == "policy" and policies is not None:
             ack()
             refusal = open_policy_modal(
@@ -36,6 +52,7 @@ def register(app: App, status: StatusService, policies: PolicyService | None = N
                 user_id=command.get("user_id"),
                 trigger_id=str(command.get("trigger_id") or ""),
                 logger=logger,
+                team_id=team_id,
             )
             if refusal:
                 respond(text=refusal, response_type="ephemeral")
@@ -49,7 +66,7 @@ def register(app: App, status: StatusService, policies: PolicyService | None = N
             )
             return
         ack()
-        report = status.status(command.get("user_id"))
+        report = status.status(command.get("user_id"), team_id)
         answer = respond(
             text=views.status_text(report),
             blocks=views.status_blocks(report),

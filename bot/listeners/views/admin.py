@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
+from bot.listeners.team import team_of
 from bot.services.errors import BotError, NotAllowedError
 from bot.services.retraining import CONTEXT_KEY, RetrainService
 from bot.services.roles import Roles
@@ -41,7 +42,8 @@ def register(app: App, roles: Roles) -> None:
             return
         request, card = parsed
         retraining: RetrainService | None = context.get(CONTEXT_KEY)
-        if user_id is None or not roles.is_admin(user_id) or retraining is None:
+        team_id = team_of(body)
+        if user_id is None or not roles.is_admin(user_id, team_id) or retraining is None:
             logger.info("refused a %s submission from %s", request.action, user_id)
             refusal = retrain_ui.NOT_ADMIN_MOVE if retraining else retrain_ui.NOT_ENABLED
             ack(response_action="errors", errors={retrain_ui.REASON_BLOCK: refusal})
@@ -54,7 +56,7 @@ def register(app: App, roles: Roles) -> None:
             return
         ack()
         try:
-            move = retraining.move(request, user_id=user_id)
+            move = retraining.move(request, user_id=user_id, team_id=team_id)
         except BotError as exc:
             level = logging.INFO if isinstance(exc, NotAllowedError) else logging.WARNING
             logger.log(

@@ -18,6 +18,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.listeners.team import team_of
 from bot.services.corrections import CorrectionService
 from bot.services.errors import BotError
 from bot.ui import blocks, label_modal
@@ -80,7 +81,8 @@ def register(app: App, corrections: CorrectionService) -> None:
         logger: logging.Logger,
     ) -> None:
         submission = parse_submission(body, view)
-        if not corrections.can_label(submission.user_id):
+        team_id = team_of(body)
+        if not corrections.can_label(submission.user_id, team_id):
             logger.info("refused a label modal submission from %s", submission.user_id)
             ack(
                 response_action="errors",
@@ -96,7 +98,10 @@ def register(app: App, corrections: CorrectionService) -> None:
         for prediction_id, label in submission.choices:
             try:
                 correction = corrections.correct(
-                    user_id=submission.user_id, prediction_id=prediction_id, label=label
+                    user_id=submission.user_id,
+                    prediction_id=prediction_id,
+                    label=label,
+                    team_id=team_id,
                 )
             except BotError as exc:
                 logger.warning("modal label on prediction %s failed: %s", prediction_id, exc)

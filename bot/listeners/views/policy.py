@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.listeners.commands.policy import policy_view
+from bot.listeners.team import team_of
 from bot.services.errors import BotError, NotAllowedError
 from bot.services.policy import PolicyService
 from bot.ui import policy as policy_ui
@@ -21,13 +22,16 @@ def register(app: App, policies: PolicyService) -> None:
         ack: Ack, body: dict[str, Any], view: dict[str, Any], logger: logging.Logger
     ) -> None:
         user_id = str((body.get("user") or {}).get("id") or "")
+        team_id = team_of(body)
         form = policy_ui.parse_policy_form(view)
         if isinstance(form, dict):
             ack(response_action="errors", errors=form)
             return
         try:
             if form.clear:
-                result = policies.clear(actor=user_id, channel_id=form.channel_id, task=form.task)
+                result = policies.clear(
+                    actor=user_id, channel_id=form.channel_id, task=form.task, team_id=team_id
+                )
             else:
                 result = policies.set(
                     actor=user_id,
@@ -37,6 +41,7 @@ def register(app: App, policies: PolicyService) -> None:
                     threshold=form.threshold,
                     action=form.action,
                     exempt=form.exempt,
+                    team_id=team_id,
                 )
         except NotAllowedError as exc:
             logger.info("policy change by %s refused: %s", user_id, exc)
