@@ -182,7 +182,12 @@ def _check(
     given = given[keep]
     embeddings = np.asarray(model.embed([e.text for e in sample]), dtype=np.float64)
     verdict = find_label_issues(
-        embeddings, given, len(spec.labels), folds=options.folds, seed=options.seed
+        embeddings,
+        given,
+        len(spec.labels),
+        folds=options.folds,
+        seed=options.seed,
+        groups=[e.annotator if e.source in CHECKED else None for e in sample],
     )
     per_annotator: dict[str, dict[str, int]] = {}
     new: list[quality_store.NewSuspect] = []

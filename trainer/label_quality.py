@@ -3,11 +3,13 @@
 **Suspects (confident learning).** Each example of the check (a seeded sample of seed/import
 labels plus every human label) gets out-of-fold class probabilities from a logistic
 regression on the production model's frozen pooled embeddings (k stratified folds: no
-example is scored by a model that saw it). Per class ``j`` the threshold ``t_j`` is the mean
-out-of-fold probability of ``j`` over the examples labelled ``j`` (the model's typical
-confidence in that class). A checked label ``i`` is a *suspect* when the model is not
-confident in it (``p_i < t_i``) but confident in another class (some ``j != i`` with
-``p_j >= t_j``; the suggested label is the likeliest such ``j``): the off-diagonal of
+example is scored by a model that saw it). A human label is scored by a model fitted without
+*any* of its annotator's labels (leave-one-annotator-out), so a moderator who labels
+systematically wrong cannot teach the judge their own pattern. Per class ``j`` the threshold
+``t_j`` is the mean out-of-fold probability of ``j`` over the examples labelled ``j`` (the
+model's typical confidence in that class). A checked label ``i`` is a *suspect* when the
+model is not confident in it (``p_i < t_i``) but confident in another class (some ``j != i``
+with ``p_j >= t_j``; the suggested label is the likeliest such ``j``): the off-diagonal of
 cleanlab's confident joint. Only moderators' corrections and appeal decisions are judged;
 seed rows and admins' labels inform the model but are never suspects.
 
@@ -53,7 +55,13 @@ class ConfidentLearning:
 
 
 def out_of_fold_probabilities(
-    embeddings: np.ndarray, given: np.ndarray, classes: int, *, folds: int, seed: int
+    embeddings: np.ndarray,
+    given: np.ndarray,
+    classes: int,
+    *,
+    folds: int,
+    seed: int,
+    groups: Sequence[str | None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Class probabilities of each row from a logistic regression fitted on the other folds.
 
@@ -63,6 +71,10 @@ def out_of_fold_probabilities(
         classes: Number of classes (absent ones get probability 0).
         folds: Wanted folds (fewer when the smallest class is smaller).
         seed: Seeds the fold assignment.
+        groups: Per row, its annotator (None: a seed/import row). A grouped row is then
+            scored by a model fitted without any row of its group, so an annotator's own
+            labels never vouch for each other (a systematic swap is judged by everyone
+            else's labels). Ungrouped rows keep their k-fold probabilities.
 
     Returns:
         The [n, classes] probabilities and the folds used.
@@ -84,6 +96,15 @@ def out_of_fold_probabilities(
         model.fit(embeddings[train], given[train])
         fitted = model.classes_
         out[np.ix_(test, fitted)] = model.predict_proba(embeddings[test])
+    for group in sorted({g for g in groups or () if g is not None}):
+        mine = np.array([g == group for g in groups or ()])
+        rest = ~mine
+        if len(np.unique(given[rest])) < 2:
+            continue  # nothing else to judge them by: their k-fold probabilities stand
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
+        model.fit(embeddings[rest], given[rest])
+        out[mine] = 0.0
+        out[np.ix_(np.flatnonzero(mine), model.classes_)] = model.predict_proba(embeddings[mine])
     return out, k
 
 
@@ -111,11 +132,18 @@ def confident_learning(probabilities: np.ndarray, given: np.ndarray) -> tuple[np
 
 
 def find_label_issues(
-    embeddings: np.ndarray, given: np.ndarray, classes: int, *, folds: int, seed: int
+    embeddings: np.ndarray,
+    given: np.ndarray,
+    classes: int,
+    *,
+    folds: int,
+    seed: int,
+    groups: Sequence[str | None] | None = None,
 ) -> ConfidentLearning:
-    """Out-of-fold probabilities and the confident-learning verdict for every row."""
+    """Out-of-fold probabilities and the confident-learning verdict for every row (``groups``:
+    see :func:`out_of_fold_probabilities`)."""
     probabilities, used = out_of_fold_probabilities(
-        embeddings, given, classes, folds=folds, seed=seed
+        embeddings, given, classes, folds=folds, seed=seed, groups=groups
     )
     thresholds, issue, suggested = confident_learning(probabilities, given)
     return ConfidentLearning(probabilities, thresholds, issue, suggested, used)

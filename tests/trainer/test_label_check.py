@@ -280,3 +280,29 @@ def test_flag_rule_and_kappa() -> None:
     assert cohen_kappa([]) is None
     assert cohen_kappa([("x", "x"), ("y", "y")]) == 1.0
     assert cohen_kappa([("x", "y"), ("y", "x")]) == -1.0
+
+
+def test_an_annotator_is_judged_by_a_model_that_never_saw_their_labels() -> None:
+    """A rogue who labels one region of the space systematically wrong teaches plain k-fold
+    their pattern (the other folds hold their other labels); leave-one-annotator-out does not."""
+    from trainer.label_quality import find_label_issues
+
+    rng = np.random.default_rng(0)
+    seed_x = rng.normal(0.0, 1.0, size=(300, 4))
+    seed_y = (seed_x[:, 0] > 0).astype(int)  # class 1 right of zero
+    rogue_x = rng.normal(0.0, 0.3, size=(60, 4)) + np.array([3.0, 6.0, 0.0, 0.0])
+    rogue_y = np.zeros(60, dtype=int)  # far right (truly class 1), labelled 0 by the rogue
+    x = np.vstack([seed_x, rogue_x])
+    y = np.concatenate([seed_y, rogue_y])
+    groups = [None] * 300 + ["rogue"] * 60
+
+    plain = find_label_issues(x, y, 2, folds=5, seed=0)
+    judged = find_label_issues(x, y, 2, folds=5, seed=0, groups=groups)
+    rogue = slice(300, 360)
+    # Under k-fold the rogue's own labels vouch for each other in their lonely region...
+    assert plain.probabilities[rogue, 0].mean() > 0.5
+    # ...left out as a whole, they are judged by everyone else's labels: class 1 there.
+    assert judged.probabilities[rogue, 1].mean() > 0.9
+    assert judged.issue[rogue].mean() > 0.9 > plain.issue[rogue].mean()
+    # Seed rows keep their k-fold probabilities.
+    np.testing.assert_allclose(judged.probabilities[:300], plain.probabilities[:300])
