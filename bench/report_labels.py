@@ -26,14 +26,10 @@ def _f1(value: Any) -> str:
 
 
 def _held(row: dict[str, Any]) -> str:
-    check = row.get("label_check") or {}
+    """Held out of the retrain: the count and why (the run summary's ``held_out``)."""
     held = row.get("held_out") or {}
-    parts = []
-    if isinstance(check, dict) and "suspects" in check:
-        parts.append(f"{check['suspects']} suspects")
-    if isinstance(held, dict):
-        parts += [f"{v} {k.replace('_', ' ')}" for k, v in sorted(held.items()) if v]
-    return "; ".join(parts)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted((held.get("reasons") or {}).items()))
+    return f"{held.get('n', 0)} ({reasons})" if reasons else str(held.get("n", 0))
 
 
 def active_learning(lines: list[str], notes: Notes) -> None:
