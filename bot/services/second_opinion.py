@@ -28,6 +28,7 @@ from storage.db import Database
 from storage.enums import AnnotationSource, SecondOpinionStatus
 from storage.errors import DuplicateError, NotFoundError, StorageError
 from storage.records import AnnotationRecord, PredictionRecord
+from storage.second_opinion import SecondOpinionView
 from trainer.tasks import TaskSpec
 
 ANSWER_ACTION = "second_opinion.answer"
@@ -239,17 +240,8 @@ class SecondOpinionService:
                 return self._repeat(view, label, view.second_label, "answered")
             if request.status is not SecondOpinionStatus.OPEN:
                 raise BotError("Another moderator answered this one already. Thank you!")
-            annotation, _ = add_annotation(
-                session=session,
-                task=spec.name,
-                text=view.text,
-                label=label,
-                annotator=user_id,
-                source=AnnotationSource.CORRECTION,
-                message_id=request.message_id,
-                prediction_id=request.prediction_id,
-                idempotency_key=f"opinion:{request_id}:answer",
-                team_id=view.team_id,
+            annotation = _store_label(
+                session, view, label, user_id, AnnotationSource.CORRECTION, "answer"
             )
             answered = opinions.answer(
                 session=session,
@@ -292,17 +284,8 @@ class SecondOpinionService:
             if request.status is not SecondOpinionStatus.DISPUTED:
                 done = "decided already" if request.decided_by else "not disputed"
                 raise BotError(f"Second opinion {request_id} is {done}.")
-            annotation, _ = add_annotation(
-                session=session,
-                task=spec.name,
-                text=view.text,
-                label=label,
-                annotator=user_id,
-                source=AnnotationSource.ADMIN,
-                message_id=request.message_id,
-                prediction_id=request.prediction_id,
-                idempotency_key=f"opinion:{request_id}:decision",
-                team_id=view.team_id,
+            annotation = _store_label(
+                session, view, label, user_id, AnnotationSource.ADMIN, "decision"
             )
             decided = opinions.decide(
                 session=session,
@@ -468,3 +451,29 @@ def _check_label(spec: TaskSpec, label: str) -> None:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat()
+
+
+def _store_label(
+    session: Any,
+    view: SecondOpinionView,
+    label: str,
+    user_id: str,
+    source: AnnotationSource,
+    step: str,
+) -> AnnotationRecord:
+    """The second moderator's answer or the admin's decision, as an annotation of the
+    request's text and prediction (idempotent per request and step)."""
+    request = view.request
+    annotation, _ = add_annotation(
+        session=session,
+        task=request.task,
+        text=view.text,
+        label=label,
+        annotator=user_id,
+        source=source,
+        message_id=request.message_id,
+        prediction_id=request.prediction_id,
+        idempotency_key=f"opinion:{request.id}:{step}",
+        team_id=view.team_id,
+    )
+    return annotation
