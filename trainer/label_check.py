@@ -187,7 +187,7 @@ def _check(
         len(spec.labels),
         folds=options.folds,
         seed=options.seed,
-        groups=[e.annotator if e.source in CHECKED else None for e in sample],
+        groups=_annotator_groups(sample),
     )
     per_annotator: dict[str, dict[str, int]] = {}
     new: list[quality_store.NewSuspect] = []
@@ -388,3 +388,11 @@ def mark_batch_if_chance(
     if decision.snapshot is not None:
         decision.snapshot["marked_suspect"] = {"n": marked, "reason": CHANCE_REASON}
     return marked
+
+
+def _annotator_groups(sample: Sequence[LabelledExample]) -> list[str | None] | None:
+    """Each checked label's annotator, so each is judged without their own labels; None (plain
+    k-fold) when one annotator gave them all: judged by the seed labels alone, a lone
+    moderator teaching a new domain would look wrong wholesale."""
+    groups = [e.annotator if e.source in CHECKED else None for e in sample]
+    return groups if len({g for g in groups if g is not None}) >= 2 else None

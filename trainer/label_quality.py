@@ -4,8 +4,9 @@
 labels plus every human label) gets out-of-fold class probabilities from a logistic
 regression on the production model's frozen pooled embeddings (k stratified folds: no
 example is scored by a model that saw it). A human label is scored by a model fitted without
-*any* of its annotator's labels (leave-one-annotator-out), so a moderator who labels
-systematically wrong cannot teach the judge their own pattern. Per class ``j`` the threshold
+*any* of its annotator's labels (leave-one-annotator-out) when two or more annotators are
+checked, so a moderator who labels systematically wrong cannot teach the judge their own
+pattern. Per class ``j`` the threshold
 ``t_j`` is the mean out-of-fold probability of ``j`` over the examples labelled ``j`` (the
 model's typical confidence in that class). A checked label ``i`` is a *suspect* when the
 model is not confident in it (``p_i < t_i``) but confident in another class (some ``j != i``
