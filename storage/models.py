@@ -592,28 +592,6 @@ class AnnotatorFlag(Base):
     cleared_at: Mapped[datetime | None]
 
 
-class WorkspaceRole(Base):
-    """A role held by a Slack user in one workspace (team), granted by an admin or the CLI.
-
-    While a workspace has at least one row here, its roles come from this table alone;
-    without any, the environment's ``BERTBOT_ADMINS``/``BERTBOT_MODERATORS`` apply (see
-    :class:`bot.services.roles.Roles`). Removing a role deletes its row (audited).
-    """
-
-    __tablename__ = "workspace_roles"
-    __table_args__ = (
-        UniqueConstraint("team_id", "user_id", "role"),
-        CheckConstraint("role IN ('moderator', 'admin')", name="known_role"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(32))
-    user_id: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(16))
-    granted_by: Mapped[str] = mapped_column(String(64))
-    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-# The workspace tables (slack_sdk's OAuth stores and uninstall records) live in their own
+# The workspace tables (slack_sdk's OAuth stores, uninstall records, roles) live in their own
 # module; importing it registers them on Base.metadata beside the tables above.
 from storage import workspaces as _workspaces  # noqa: E402, F401

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from storage._convert import to_record
 from storage.enums import utcnow
-from storage.models import Message, WorkspaceRole
+from storage.models import Message
+from storage.workspaces import WorkspaceRole
 
 ROLES = ("moderator", "admin")
 

@@ -18,7 +18,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import String, delete, func, select
+from sqlalchemy import CheckConstraint, Integer, String, UniqueConstraint, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storage._convert import to_record
@@ -181,3 +181,25 @@ def count_workspace_messages(*, session: Session, team_id: str) -> int:
     """How many messages of a workspace are stored."""
     query = select(func.count()).select_from(Message).where(Message.team_id == team_id)
     return int(session.scalar(query) or 0)
+
+
+class WorkspaceRole(Base):
+    """A role held by a Slack user in one workspace (team), granted by an admin or the CLI.
+
+    While a workspace has at least one row here, its roles come from this table alone;
+    without any, the environment's ``BERTBOT_ADMINS``/``BERTBOT_MODERATORS`` apply (see
+    :class:`bot.services.roles.Roles`). Removing a role deletes its row (audited).
+    """
+
+    __tablename__ = "workspace_roles"
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id", "role"),
+        CheckConstraint("role IN ('moderator', 'admin')", name="known_role"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
